@@ -1,0 +1,135 @@
+"""The image record (UHostImageSet) and the parser of one DescribeImage page.
+
+The API may leave any field out or empty; the model is tolerant of that but strict about shape, so a
+response of the wrong shape fails as :class:`ResponseFormatError` instead of surfacing half-parsed data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._errors import ResponseFormatError
+
+__all__ = ["Image", "ImagePrice", "Page", "parse_page"]
+
+ARM64_FEATURE = "Aarch64_Type"
+
+
+class ImagePrice(BaseModel):
+    """One entry of ``PriceSet`` (only present when prices were asked for)."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    charge_type: str = Field("", alias="ChargeType")
+    price: float | None = Field(None, alias="Price")
+    original_price: float | None = Field(None, alias="OriginalPrice")
+
+
+class Image(BaseModel):
+    """One UHost image as DescribeImage describes it, with snake_case names."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    image_id: str = Field(alias="ImageId", description="The image ID, e.g. uimage-f1chxn.")
+    image_name: str = Field("", alias="ImageName", description="The image name, as the API spells it.")
+    zone: str = Field("", alias="Zone", description="The zone the image belongs to.")
+    os_type: str = Field("", alias="OsType", description="Linux or Windows.")
+    os_name: str = Field("", alias="OsName", description="The operating system name, e.g. CentOS 7.9 64位.")
+    image_type: str = Field("", alias="ImageType", description="Base, Business or Custom.")
+    features: tuple[str, ...] = Field((), alias="Features", description="Image features, e.g. CloudInit.")
+    func_type: str = Field("", alias="FuncType", description="gpu, app or uhost.")
+    integrated_software: str = Field("", alias="IntegratedSoftware", description="Integrated software.")
+    vendor: str = Field("", alias="Vendor", description="Vendor of a business image.")
+    links: str = Field("", alias="Links", description="Link to the vendor's page.")
+    state: str = Field("", alias="State", description="Available, Making, Unavailable or Copying.")
+    image_description: str = Field("", alias="ImageDescription", description="Free-text description.")
+    create_time: int = Field(0, alias="CreateTime", description="Creation time, unix seconds.")
+    image_size: int = Field(0, alias="ImageSize", description="Image size in GB.")
+    minimal_cpu: str = Field("", alias="MinimalCPU", description="Minimal CPU platform.")
+    maintain_eol: str = Field("", alias="MaintainEol", description="End of maintenance, YYYY/MM/DD.")
+    data_snapshot_ids: tuple[str, ...] = Field((), alias="DataSnapshotIds", description="Data snapshots.")
+    supported_gpu_types: tuple[str, ...] = Field(
+        (), alias="SupportedGPUTypes", description="GPU types the image supports."
+    )
+    scene_categories: tuple[str, ...] = Field((), alias="SceneCategories", description="Scene categories.")
+    primary_software: str = Field("", alias="PrimarySoftware", description="Primary software.")
+    tag: str = Field("", alias="Tag", description="Business group.")
+    price_set: tuple[ImagePrice, ...] = Field((), alias="PriceSet", description="Prices, when requested.")
+
+    @field_validator(
+        "image_name", "zone", "os_type", "os_name", "image_type", "func_type", "integrated_software",
+        "vendor", "links", "state", "image_description", "minimal_cpu", "maintain_eol",
+        "primary_software", "tag",
+        mode="before",
+    )
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @field_validator(
+        "features", "data_snapshot_ids", "supported_gpu_types", "scene_categories", "price_set",
+        mode="before",
+    )
+    @classmethod
+    def _none_is_empty_list(cls, value: Any) -> Any:
+        return () if value is None else value
+
+    @field_validator("create_time", "image_size", mode="before")
+    @classmethod
+    def _none_is_zero(cls, value: Any) -> Any:
+        return 0 if value is None or value == "" else value
+
+    @property
+    def architecture(self) -> str:
+        """``aarch64`` when the image carries the ``Aarch64_Type`` feature, else ``x86_64``."""
+        return "aarch64" if ARM64_FEATURE in self.features else "x86_64"
+
+    def to_api(self) -> dict[str, Any]:
+        """The record in the API's own PascalCase spelling."""
+        return self.model_dump(by_alias=True, mode="json")
+
+
+@dataclass(frozen=True)
+class Page:
+    total_count: int
+    images: tuple[Image, ...]
+
+
+def parse_page(body: Any, *, action: str = "DescribeImage", request_id: str = "") -> Page:
+    """Parse the payload of a successful DescribeImage answer (RetCode already checked)."""
+
+    def bad(what: str) -> ResponseFormatError:
+        return ResponseFormatError(
+            f"UCloud API {action} answered with {what} (request id {request_id or 'unknown'}).",
+            action=action,
+            request_id=request_id,
+        )
+
+    if not isinstance(body, Mapping):
+        raise bad("a body that is not a JSON object")
+    total = body.get("TotalCount", 0)
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise bad(f"a TotalCount that is not a non-negative integer: {total!r:.60}")
+    raw_images = body.get("ImageSet")
+    if raw_images is None:
+        raw_images = []
+    if not isinstance(raw_images, list):
+        raise bad(f"an ImageSet that is not a list but {type(raw_images).__name__}")
+    images = []
+    for index, raw in enumerate(raw_images):
+        if not isinstance(raw, Mapping):
+            raise bad(f"ImageSet[{index}] that is not an object")
+        try:
+            image = Image.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise bad(f"ImageSet[{index}].{where} of the wrong shape ({first['msg']})") from None
+        if not image.image_id:
+            raise bad(f"ImageSet[{index}] without an ImageId")
+        images.append(image)
+    return Page(total_count=total, images=tuple(images))

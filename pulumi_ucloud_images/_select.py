@@ -1,0 +1,86 @@
+"""Selection: apply the client-side filters, order newest first, and refuse zero or ambiguous matches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._errors import AmbiguousImageError, NoImageFoundError
+from ._image import Image
+from ._query import ImageQuery
+
+__all__ = ["LookupResult", "newest_first", "select"]
+
+_SHOWN_CANDIDATES = 10
+
+
+class LookupResult(BaseModel):
+    """The chosen image and every match, newest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_id: str = Field(description="The one image ID the query resolved to.")
+    images: tuple[Image, ...] = Field(description="Every matching image, newest first.")
+    ids: tuple[str, ...] = Field(description="The IDs of every matching image, newest first.")
+    total_count: int = Field(description="How many images matched.")
+    region: str = Field(description="The region that was searched.")
+    query: ImageQuery = Field(description="The query, as validated.")
+
+    @property
+    def image(self) -> Image:
+        return next(image for image in self.images if image.image_id == self.image_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "imageId": self.image_id,
+            "ids": list(self.ids),
+            "totalCount": self.total_count,
+            "region": self.region,
+            "image": self.image.to_api(),
+            "images": [image.to_api() for image in self.images],
+        }
+
+
+def _created(image: Image) -> str:
+    if not image.create_time:
+        return "unknown"
+    return datetime.fromtimestamp(image.create_time, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def newest_first(images: Iterable[Image]) -> list[Image]:
+    """Newest ``CreateTime`` first; equal times ordered by ImageId so the order is deterministic."""
+    return sorted(images, key=lambda image: (-image.create_time, image.image_id))
+
+
+def filter_images(images: Iterable[Image], query: ImageQuery) -> list[Image]:
+    return newest_first(image for image in images if query.matches(image))
+
+
+def select(images: Iterable[Image], query: ImageQuery, region: str) -> LookupResult:
+    """Apply the strict rules of the design: zero matches and unresolved ambiguity are errors."""
+    matches = filter_images(images, query)
+    if not matches:
+        raise NoImageFoundError(f"No image in region {region} matches {query.criteria()}.")
+    if len(matches) > 1 and not query.most_recent:
+        shown = "; ".join(
+            f"{image.image_id} {image.image_name.strip()!r} created {_created(image)}"
+            for image in matches[:_SHOWN_CANDIDATES]
+        )
+        more = len(matches) - _SHOWN_CANDIDATES
+        raise AmbiguousImageError(
+            f"{len(matches)} images in region {region} match {query.criteria()}: {shown}"
+            f"{f'; and {more} more' if more > 0 else ''}. "
+            "Set most_recent to take the newest, or tighten the filters.",
+            image_ids=[image.image_id for image in matches],
+        )
+    return LookupResult(
+        image_id=matches[0].image_id,
+        images=tuple(matches),
+        ids=tuple(image.image_id for image in matches),
+        total_count=len(matches),
+        region=region,
+        query=query,
+    )

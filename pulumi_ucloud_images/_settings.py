@@ -1,0 +1,216 @@
+"""Settings: where the region, keys, project and endpoint come from.
+
+First found wins, per setting:
+
+1. explicit arguments;
+2. Pulumi stack config ``ucloud:*`` (only inside a Pulumi program: read only when ``pulumi`` is already
+   imported, so the command line never pays for importing it);
+3. environment variables ``UCLOUD_*``;
+4. the UCloud CLI's ``~/.ucloud/config.json`` and ``credential.json``, for the named profile, else the
+   one marked active.
+
+The private key is held as a :class:`pydantic.SecretStr` and a :class:`Settings` refuses to be pickled,
+so it cannot leak into a repr, a log line, an error or a dynamic provider's pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ._errors import CredentialsError, InvalidQueryError
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "Settings", "resolve_settings"]
+
+DEFAULT_BASE_URL = "https://api.ucloud.cn"
+DEFAULT_TIMEOUT = 30.0
+
+# setting -> (Pulumi config key, environment variable, profile-file key)
+_SOURCES: dict[str, tuple[str, str, str]] = {
+    "public_key": ("ucloud:publicKey", "UCLOUD_PUBLIC_KEY", "public_key"),
+    "private_key": ("ucloud:privateKey", "UCLOUD_PRIVATE_KEY", "private_key"),
+    "region": ("ucloud:region", "UCLOUD_REGION", "region"),
+    "project_id": ("ucloud:projectId", "UCLOUD_PROJECT_ID", "project_id"),
+    "base_url": ("ucloud:baseUrl", "UCLOUD_API_BASE_URL", "base_url"),
+    "timeout": ("ucloud:timeout", "UCLOUD_TIMEOUT_SECOND", "timeout_sec"),
+    "profile": ("ucloud:profile", "UCLOUD_PROFILE", "profile"),
+}
+_CREDENTIAL_KEYS = ("public_key", "private_key")
+
+
+class Settings(BaseModel):
+    """Resolved settings for one client. ``private_key`` is a secret and never shown."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    public_key: str = Field(repr=False)
+    private_key: SecretStr = Field(repr=False)
+    region: str | None = None
+    project_id: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    timeout: float = Field(DEFAULT_TIMEOUT, gt=0)
+    profile: str | None = None
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("Settings hold a private key and are never pickled; resolve them where they are used.")
+
+    def __getstate__(self) -> NoReturn:
+        self.__reduce__()
+
+    def __copy__(self) -> Settings:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Settings:
+        return self
+
+    @property
+    def cache_key(self) -> tuple[str, str, str]:
+        """Identifies the account and endpoint without the secret."""
+        return (self.base_url.rstrip("/"), self.public_key, self.project_id or "")
+
+
+def pulumi_config_reader() -> Callable[[str], str | None]:
+    """Read ``ucloud:*`` from the running Pulumi program's stack config, or nothing outside a program."""
+    if "pulumi" not in sys.modules:
+        return lambda key: None
+    import pulumi.runtime
+
+    def read(key: str) -> str | None:
+        value = pulumi.runtime.get_config(key)
+        return value if value not in (None, "") else None
+
+    return read
+
+
+def _read_profile_file(path: Path, named: bool, what: str) -> list[dict[str, Any]]:
+    if not path.exists():
+        if named:
+            raise CredentialsError(f"The UCloud {what} file {path} named in the settings does not exist.")
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"The UCloud {what} file {path} is not readable JSON: {exc}.") from None
+    if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
+        raise CredentialsError(f"The UCloud {what} file {path} must hold a JSON array of profile objects.")
+    return data
+
+
+def resolve_settings(
+    *,
+    public_key: str | None = None,
+    private_key: str | None = None,
+    region: str | None = None,
+    project_id: str | None = None,
+    base_url: str | None = None,
+    timeout: float | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+    config: Callable[[str], str | None] | None = None,
+    home: Path | None = None,
+    require_region: bool = True,
+) -> Settings:
+    """Resolve every setting from the sources, in order; fail with one sentence naming where it looked.
+
+    ``env``, ``config`` and ``home`` exist for tests and for the provider plugin (which passes its own
+    provider config as ``config``); by default they are the process environment, the Pulumi stack
+    config and the user's home directory.
+    """
+    env = os.environ if env is None else env
+    config = pulumi_config_reader() if config is None else config
+    home = Path.home() if home is None else home
+    explicit: dict[str, Any] = {
+        "public_key": public_key,
+        "private_key": private_key,
+        "region": region,
+        "project_id": project_id,
+        "base_url": base_url,
+        "timeout": timeout,
+        "profile": profile,
+    }
+
+    def early(name: str) -> Any:
+        """The value from the first three sources."""
+        config_key, env_key, _ = _SOURCES[name]
+        for value in (explicit[name], config(config_key), env.get(env_key)):
+            if value not in (None, ""):
+                return value
+        return None
+
+    config_path = Path(env.get("UCLOUD_SHARED_CONFIG_FILE") or home / ".ucloud" / "config.json")
+    credential_path = Path(env.get("UCLOUD_SHARED_CREDENTIAL_FILE") or home / ".ucloud" / "credential.json")
+    profiles = _read_profile_file(config_path, "UCLOUD_SHARED_CONFIG_FILE" in env, "config")
+    credentials = _read_profile_file(credential_path, "UCLOUD_SHARED_CREDENTIAL_FILE" in env, "credential")
+
+    profile_name = early("profile")
+    if profile_name is None:
+        active = [entry for entry in profiles if entry.get("active") is True]
+        profile_name = str(active[0].get("profile")) if active else None
+    elif profiles or credentials:
+        known = {str(entry.get("profile")) for entry in [*profiles, *credentials]}
+        if profile_name not in known:
+            raise CredentialsError(
+                f"The UCloud profile {profile_name!r} is in neither {config_path} nor {credential_path}; "
+                f"the profiles there are {', '.join(sorted(known)) or 'none'}."
+            )
+
+    def from_files(name: str) -> Any:
+        if profile_name is None:
+            return None
+        file_key = _SOURCES[name][2]
+        entries = credentials if name in _CREDENTIAL_KEYS else profiles
+        for entry in entries:
+            if str(entry.get("profile")) == profile_name and entry.get(file_key) not in (None, ""):
+                return entry[file_key]
+        return None
+
+    def looked(name: str) -> str:
+        config_key, env_key, _ = _SOURCES[name]
+        where = credential_path if name in _CREDENTIAL_KEYS else config_path
+        profile_part = f"profile {profile_name!r} in {where}" if profile_name else f"an active profile in {config_path}"
+        return (
+            f"the {name} argument, Pulumi config {config_key}, the environment variable {env_key} "
+            f"and {profile_part}"
+        )
+
+    values: dict[str, Any] = {}
+    for name in ("public_key", "private_key", "region", "project_id", "base_url", "timeout"):
+        value = early(name)
+        values[name] = from_files(name) if value is None else value
+
+    for name in _CREDENTIAL_KEYS:
+        if values[name] is None:
+            label = name.replace("_", " ")
+            raise CredentialsError(f"No UCloud {label} was found; looked at {looked(name)}.", setting=name)
+    if require_region and values["region"] is None:
+        raise InvalidQueryError(f"No UCloud region was given; looked at {looked('region')}.", field="region")
+
+    timeout_value = values["timeout"]
+    try:
+        timeout_seconds = DEFAULT_TIMEOUT if timeout_value is None else float(timeout_value)
+        if not timeout_seconds > 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidQueryError(
+            f"Invalid timeout {timeout_value!r}: must be a positive number of seconds.", field="timeout"
+        ) from None
+    base = str(values["base_url"] or DEFAULT_BASE_URL)
+    if not base.startswith(("http://", "https://")):
+        raise InvalidQueryError(
+            f"Invalid base_url {base!r}: must be an http:// or https:// URL.", field="base_url"
+        )
+    return Settings(
+        public_key=str(values["public_key"]),
+        private_key=SecretStr(str(values["private_key"])),
+        region=None if values["region"] is None else str(values["region"]),
+        project_id=None if values["project_id"] is None else str(values["project_id"]),
+        base_url=base,
+        timeout=timeout_seconds,
+        profile=profile_name,
+    )

@@ -1,0 +1,1 @@
+"""pytest fixtures for offline tests against the bundled DescribeImage emulator."""
