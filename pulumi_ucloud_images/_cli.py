@@ -10,24 +10,36 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
+import os
 import sys
+import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from pydantic import ValidationError
 
-from ._version import __version__
 from ._errors import InvalidQueryError, UCloudImagesError
 from ._image import Image
+from ._lookup import fetch_listing, lookup_images
 from ._query import ImageQuery, invalid_query_error
+from ._select import filter_images, no_match_error
+from ._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Settings, resolve_settings
+from ._version import __version__
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_USAGE, EXIT_NO_MATCH, EXIT_AMBIGUOUS, EXIT_API = 0, 2, 3, 4, 5
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT / SIGPIPE, as a shell reports them
 _SETTING_FLAGS = ("profile", "base_url", "public_key", "private_key", "timeout")
+# With --emulator the endpoint and keys are the emulator's, so these flags would be silently ignored.
+_NOT_WITH_EMULATOR = ("profile", "base_url", "public_key", "private_key")
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,30 +51,54 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _number(kind: type[float] | type[int], low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type for a number in [low, high], so a bad value is a usage error, not a traceback."""
+    span = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number {span}") from None
+        if not (low <= value and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {span}")
+        return value
+
+    return parse
+
+
 def _flag_names() -> dict[str, str]:
     return {name: str((field.json_schema_extra or {})["cli"]) for name, field in ImageQuery.model_fields.items()}  # type: ignore[index]
 
 
 def _add_query_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`ImageQuery` field, spelled and described by the model."""
     group = parser.add_argument_group("filters")
     for name, field in ImageQuery.model_fields.items():
         extra: dict[str, Any] = field.json_schema_extra or {}  # type: ignore[assignment]
         flag = str(extra["cli"])
+        metavar = flag.lstrip("-").upper().replace("-", "_")
         if extra.get("flag"):
             group.add_argument(flag, dest=name, action="store_true", default=None, help=field.description)
         elif extra.get("repeatable"):
             group.add_argument(
-                flag, dest=name, action="append", default=None, metavar="VALUE", help=f"{field.description} Repeatable."
+                flag, dest=name, action="append", default=None, metavar=metavar, help=f"{field.description} Repeatable."
             )
         else:
-            group.add_argument(flag, dest=name, default=None, metavar="VALUE", help=field.description)
-    settings = parser.add_argument_group("settings (default: UCLOUD_* environment, then ~/.ucloud profile files)")
-    settings.add_argument("--profile", help="Profile of the UCloud CLI's ~/.ucloud files.")
-    settings.add_argument("--base-url", help="API endpoint (default https://api.ucloud.cn).")
-    settings.add_argument("--public-key", help="API public key.")
-    settings.add_argument("--private-key", help="API private key (prefer UCLOUD_PRIVATE_KEY).")
-    settings.add_argument("--timeout", type=float, metavar="SECONDS", help="Per-request timeout (default 30).")
-    settings.add_argument(
+            group.add_argument(flag, dest=name, default=None, metavar=metavar, help=field.description)
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the keys, region and endpoint come from (also used by ``ucloud-images lock``)."""
+    group = parser.add_argument_group("settings (default: UCLOUD_* environment, then ~/.ucloud profile files)")
+    group.add_argument("--profile", help="Profile of the UCloud CLI's ~/.ucloud files.")
+    group.add_argument("--base-url", metavar="URL", help=f"API endpoint (default {DEFAULT_BASE_URL}).")
+    group.add_argument("--public-key", metavar="KEY", help="API public key.")
+    group.add_argument("--private-key", metavar="KEY", help="API private key (prefer UCLOUD_PRIVATE_KEY).")
+    group.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help=f"Per-request timeout (default {DEFAULT_TIMEOUT:g})."
+    )
+    group.add_argument(
         "--emulator",
         action="store_true",
         help="Run against the bundled DescribeImage emulator, started in-process with its demo keys (offline).",
@@ -76,29 +112,43 @@ def _build_parser() -> argparse.ArgumentParser:
 
     find = commands.add_parser("find", help="Print the one image ID that matches (exit 3 none, 4 several).")
     _add_query_flags(find)
+    _add_settings_flags(find)
     find.add_argument("--output", choices=("id", "json"), default="id", help="id (default) or json.")
+    find.set_defaults(handler=_cmd_find)
 
-    listing = commands.add_parser("list", help="List every matching image, newest first.")
+    listing = commands.add_parser("list", help="List every matching image, newest first (exit 3 if none).")
     _add_query_flags(listing)
+    _add_settings_flags(listing)
     listing.add_argument("--output", choices=("table", "json"), default="table", help="table (default) or json.")
+    listing.set_defaults(handler=_cmd_list)
 
     emulator = commands.add_parser("emulator", help="Serve the local DescribeImage emulator until interrupted.")
     emulator.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
-    emulator.add_argument("--port", type=int, default=8642, help="Port (default 8642; 0 picks a free one).")
-    emulator.add_argument("--catalog", help="JSON file of images (API spelling) instead of the bundled catalogue.")
-    emulator.add_argument("--public-key", help="Accepted public key (default: the documented demo key).")
-    emulator.add_argument("--private-key", help="Its private key (default: the documented demo key).")
-    emulator.add_argument("--latency-ms", type=float, default=0.0, help="Delay added to every answer.")
-    emulator.add_argument("--max-limit", type=int, default=1000, help="Cap applied to Limit (default 1000).")
-    emulator.add_argument("--fault-rate", type=float, default=0.0, help="Share of requests answered with a fault.")
+    emulator.add_argument(
+        "--port", type=_number(int, 0, 65535), default=8642, help="Port (default 8642; 0 picks a free one)."
+    )
+    emulator.add_argument("--catalog", metavar="PATH", help="JSON file of images (API spelling) to serve instead.")
+    emulator.add_argument("--public-key", metavar="KEY", help="Accepted public key (default: the demo key).")
+    emulator.add_argument("--private-key", metavar="KEY", help="Its private key (default: the demo key).")
+    emulator.add_argument(
+        "--latency-ms", type=_number(float, 0), default=0.0, metavar="MS", help="Delay added to every answer."
+    )
+    emulator.add_argument(
+        "--max-limit", type=_number(int, 1), default=1000, metavar="N", help="Cap applied to Limit (default 1000)."
+    )
+    emulator.add_argument(
+        "--fault-rate", type=_number(float, 0, 1), default=0.0, metavar="RATE",
+        help="Share of requests (0 to 1) answered with a transient fault (153, 150, HTTP 503, dropped connection).",
+    )
+    emulator.set_defaults(handler=_cmd_emulator)
 
     _register_extra_commands(commands)
     return parser
 
 
 def _register_extra_commands(commands: Any) -> None:
-    """Commands that live in their own modules register here (kept lazy: imported only when present)."""
-    with contextlib.suppress(ImportError):
+    """Commands that live in their own modules register here, when those modules are installed."""
+    if importlib.util.find_spec(f"{__package__}._lock") is not None:
         from ._lock import register_cli
 
         register_cli(commands)
@@ -114,38 +164,47 @@ def _query_from(args: argparse.Namespace) -> ImageQuery:
 
 @contextlib.contextmanager
 def _settings_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Keyword settings for the lookup; with ``--emulator``, an in-process emulator and its demo keys."""
+    """Keyword arguments for :func:`resolve_settings` from the flags.
+
+    With ``--emulator``: an in-process emulator, its demo keys and region, and nothing from the user's
+    environment or profile files (a real project or endpoint there must not leak into an offline run).
+    """
     given = {name: getattr(args, name) for name in _SETTING_FLAGS if getattr(args, name, None) is not None}
-    if not args.emulator:
+    if not getattr(args, "emulator", False):
         yield given
         return
+    clashing = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_EMULATOR if name in given]
+    if clashing:
+        raise InvalidQueryError(
+            f"The --emulator switch brings its own endpoint and keys, so {' and '.join(clashing)} cannot be used "
+            "with it."
+        )
     from ._catalog import DEMO_REGION
     from ._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
-    with Emulator() as emulator:
+    with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="ucloud-images-") as empty_home:
         yield {
+            **given,
             "public_key": DEMO_PUBLIC_KEY,
             "private_key": DEMO_PRIVATE_KEY,
             "base_url": emulator.base_url,
             "region": DEMO_REGION,
-            **{k: v for k, v in given.items() if k in ("timeout",)},
+            "env": {},
+            "config": lambda key: None,
+            "home": Path(empty_home),
         }
 
 
-def _resolve(args: argparse.Namespace, query: ImageQuery, settings_args: dict[str, Any]) -> Any:
-    from ._settings import resolve_settings
-
+def _resolve(query: ImageQuery, settings_args: dict[str, Any]) -> Settings:
+    """The query's region and project win over the settings' own."""
     region = query.region or settings_args.pop("region", None)
-    return resolve_settings(region=region, project_id=query.project_id, **settings_args)
+    return resolve_settings(**{**settings_args, "region": region, "project_id": query.project_id})
 
 
 def _cmd_find(args: argparse.Namespace, out: TextIO) -> int:
-    from ._lookup import lookup_images
-
     query = _query_from(args)
     with _settings_args(args) as settings_args:
-        settings = _resolve(args, query, settings_args)
-        result = lookup_images(query, settings=settings)
+        result = lookup_images(query, settings=_resolve(query, settings_args))
     if args.output == "json":
         json.dump(result.to_json(), out, ensure_ascii=False, indent=2)
         out.write("\n")
@@ -163,6 +222,7 @@ def _pad(text: str, width: int) -> str:
 
 
 def _table(images: Sequence[Image]) -> str:
+    """Aligned columns (CJK characters count double); names with stray spaces are quoted to show them."""
     header = ("IMAGE ID", "NAME", "TYPE", "OS", "ARCH", "STATE", "ZONE", "CREATED (UTC)", "FEATURES")
 
     def created(image: Image) -> str:
@@ -173,7 +233,7 @@ def _table(images: Sequence[Image]) -> str:
     rows = [header] + [
         (
             image.image_id,
-            repr(image.image_name) if image.image_name != image.image_name.strip() else image.image_name,
+            repr(image.image_name) if image.image_name != image.image_name.strip() else image.image_name or "-",
             image.image_type or "-",
             image.os_type or "-",
             image.architecture,
@@ -190,21 +250,17 @@ def _table(images: Sequence[Image]) -> str:
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    from ._lookup import find_images
-
     query = _query_from(args)
     with _settings_args(args) as settings_args:
-        settings = _resolve(args, query, settings_args)
-        images = find_images(query, settings=settings)
+        listing = fetch_listing(query, settings=_resolve(query, settings_args))
+    images = filter_images(listing.images, listing.query)
     if args.output == "json":
         json.dump([image.to_api() for image in images], out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif images:
         out.write(_table(images))
     if not images:
-        region = query.region or settings.region
-        sys.stderr.write(f"No image in region {region} matches {query.criteria()}.\n")
-        return EXIT_NO_MATCH
+        raise no_match_error(listing.images, listing.query, listing.region)
     return EXIT_OK
 
 
@@ -214,35 +270,40 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     if (args.public_key is None) != (args.private_key is None):
         raise InvalidQueryError("Give --public-key and --private-key together, or neither for the demo pair.")
     keys = {args.public_key: args.private_key} if args.public_key else None
-    serve_forever(
-        host=args.host,
-        port=args.port,
-        catalog_path=args.catalog,
-        keys=keys,
-        latency_ms=args.latency_ms,
-        max_limit=args.max_limit,
-        fault_rate=args.fault_rate,
-        out=out,
-    )
+    try:
+        serve_forever(
+            host=args.host,
+            port=args.port,
+            catalog_path=args.catalog,
+            keys=keys,
+            latency_ms=args.latency_ms,
+            max_limit=args.max_limit,
+            fault_rate=args.fault_rate,
+            out=out,
+        )
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UCloudImagesError(f"The emulator cannot serve on {args.host}:{args.port}: {reason}.") from None
     return EXIT_OK
-
-
-_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
-    "find": _cmd_find,
-    "list": _cmd_list,
-    "emulator": _cmd_emulator,
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ucloud-images``; returns the exit code (the console script exits with it)."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None) or _COMMANDS[args.command]
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help and --version (code 0 or None), usage errors (2)
+        return EXIT_OK if exit_.code is None else exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
     try:
         return int(handler(args, sys.stdout))
     except UCloudImagesError as exc:
+        sys.stdout.flush()
         sys.stderr.write(f"ucloud-images: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`... | head -1`): stop quietly, as other command-line tools do.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

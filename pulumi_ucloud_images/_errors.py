@@ -24,6 +24,17 @@ class UCloudImagesError(Exception):
 
     exit_code: int = 5
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take keyword-only details; rebuild from the message and attributes, not from __init__.
+        return (_rebuild, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type[UCloudImagesError], message: str, state: dict[str, object]) -> UCloudImagesError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidQueryError(UCloudImagesError, ValueError):
     """Bad input, found before any network call. ``field`` names the offending input."""
@@ -66,6 +77,24 @@ class ResponseFormatError(TransportError):
     """The API answered something that is not a DescribeImage envelope (not JSON, no RetCode, bad shape)."""
 
 
+# What a user should check for the RetCodes a lookup can meet (ucloud-api-facts.md, section 3).
+_HINTS = {
+    110: "try again",
+    130: "try again later",
+    150: "try again later",
+    153: "try again later, or send fewer requests",
+    160: "check that the base URL is the UCloud API",
+    161: "check that the base URL is the UCloud API",
+    170: "check that the base URL is the UCloud API",
+    171: "check that the private key belongs to the public key",
+    172: "check the public and private keys",
+    230: "check the region and the filters",
+    292: "check the project ID",
+    293: "check the zone and the account's permission to use it",
+    299: "check the key's permissions and the project ID",
+}
+
+
 class APIError(UCloudImagesError):
     """The API answered with RetCode != 0."""
 
@@ -76,18 +105,11 @@ class APIError(UCloudImagesError):
         self.api_message = message
         self.action = action
         self.request_id = request_id
+        hint = _HINTS.get(ret_code)
         super().__init__(
-            f"UCloud API {action} failed with RetCode {ret_code}: {message or '(no message)'} "
-            f"(request id {request_id or 'unknown'})."
+            f"UCloud API {action} failed with RetCode {ret_code}: {message.strip().rstrip('.') or '(no message)'} "
+            f"(request id {request_id or 'unknown'}){f'; {hint}' if hint else ''}."
         )
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_api_error, (self.ret_code, self.api_message, self.action, self.request_id))
-
-
-def _rebuild_api_error(ret_code: int, message: str, action: str, request_id: str) -> APIError:
-    return APIError(ret_code, message, action=action, request_id=request_id)
-
 
 class NoImageFoundError(UCloudImagesError, LookupError):
     """No image matched every criterion."""

@@ -24,9 +24,9 @@ class ImagePrice(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
 
-    charge_type: str = Field("", alias="ChargeType")
-    price: float | None = Field(None, alias="Price")
-    original_price: float | None = Field(None, alias="OriginalPrice")
+    charge_type: str = Field(default="", alias="ChargeType")
+    price: float | None = Field(default=None, alias="Price")
+    original_price: float | None = Field(default=None, alias="OriginalPrice")
 
 
 class Image(BaseModel):
@@ -35,30 +35,30 @@ class Image(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
 
     image_id: str = Field(alias="ImageId", description="The image ID, e.g. uimage-f1chxn.")
-    image_name: str = Field("", alias="ImageName", description="The image name, as the API spells it.")
-    zone: str = Field("", alias="Zone", description="The zone the image belongs to.")
-    os_type: str = Field("", alias="OsType", description="Linux or Windows.")
-    os_name: str = Field("", alias="OsName", description="The operating system name, e.g. CentOS 7.9 64位.")
-    image_type: str = Field("", alias="ImageType", description="Base, Business or Custom.")
-    features: tuple[str, ...] = Field((), alias="Features", description="Image features, e.g. CloudInit.")
-    func_type: str = Field("", alias="FuncType", description="gpu, app or uhost.")
-    integrated_software: str = Field("", alias="IntegratedSoftware", description="Integrated software.")
-    vendor: str = Field("", alias="Vendor", description="Vendor of a business image.")
-    links: str = Field("", alias="Links", description="Link to the vendor's page.")
-    state: str = Field("", alias="State", description="Available, Making, Unavailable or Copying.")
-    image_description: str = Field("", alias="ImageDescription", description="Free-text description.")
-    create_time: int = Field(0, alias="CreateTime", description="Creation time, unix seconds.")
-    image_size: int = Field(0, alias="ImageSize", description="Image size in GB.")
-    minimal_cpu: str = Field("", alias="MinimalCPU", description="Minimal CPU platform.")
-    maintain_eol: str = Field("", alias="MaintainEol", description="End of maintenance, YYYY/MM/DD.")
-    data_snapshot_ids: tuple[str, ...] = Field((), alias="DataSnapshotIds", description="Data snapshots.")
+    image_name: str = Field(default="", alias="ImageName", description="The image name, as the API spells it.")
+    zone: str = Field(default="", alias="Zone", description="The zone the image belongs to.")
+    os_type: str = Field(default="", alias="OsType", description="Linux or Windows.")
+    os_name: str = Field(default="", alias="OsName", description="The operating system name, e.g. CentOS 7.9 64位.")
+    image_type: str = Field(default="", alias="ImageType", description="Base, Business or Custom.")
+    features: tuple[str, ...] = Field(default=(), alias="Features", description="Image features, e.g. CloudInit.")
+    func_type: str = Field(default="", alias="FuncType", description="gpu, app or uhost.")
+    integrated_software: str = Field(default="", alias="IntegratedSoftware", description="Integrated software.")
+    vendor: str = Field(default="", alias="Vendor", description="Vendor of a business image.")
+    links: str = Field(default="", alias="Links", description="Link to the vendor's page.")
+    state: str = Field(default="", alias="State", description="Available, Making, Unavailable or Copying.")
+    image_description: str = Field(default="", alias="ImageDescription", description="Free-text description.")
+    create_time: int = Field(default=0, alias="CreateTime", description="Creation time, unix seconds.")
+    image_size: int = Field(default=0, alias="ImageSize", description="Image size in GB.")
+    minimal_cpu: str = Field(default="", alias="MinimalCPU", description="Minimal CPU platform.")
+    maintain_eol: str = Field(default="", alias="MaintainEol", description="End of maintenance, YYYY/MM/DD.")
+    data_snapshot_ids: tuple[str, ...] = Field(default=(), alias="DataSnapshotIds", description="Data snapshots.")
     supported_gpu_types: tuple[str, ...] = Field(
-        (), alias="SupportedGPUTypes", description="GPU types the image supports."
+        default=(), alias="SupportedGPUTypes", description="GPU types the image supports."
     )
-    scene_categories: tuple[str, ...] = Field((), alias="SceneCategories", description="Scene categories.")
-    primary_software: str = Field("", alias="PrimarySoftware", description="Primary software.")
-    tag: str = Field("", alias="Tag", description="Business group.")
-    price_set: tuple[ImagePrice, ...] = Field((), alias="PriceSet", description="Prices, when requested.")
+    scene_categories: tuple[str, ...] = Field(default=(), alias="SceneCategories", description="Scene categories.")
+    primary_software: str = Field(default="", alias="PrimarySoftware", description="Primary software.")
+    tag: str = Field(default="", alias="Tag", description="Business group.")
+    price_set: tuple[ImagePrice, ...] = Field(default=(), alias="PriceSet", description="Prices, when requested.")
 
     @field_validator(
         "image_name", "zone", "os_type", "os_name", "image_type", "func_type", "integrated_software",
@@ -93,6 +93,26 @@ class Image(BaseModel):
         return self.model_dump(by_alias=True, mode="json")
 
 
+# What a field of the wrong type should have been, in JSON's words.
+_EXPECTED = {
+    "tuple_type": "is not an array",
+    "list_type": "is not an array",
+    "string_type": "is not a string",
+    "int_type": "is not an integer",
+    "int_parsing": "is not an integer",
+    "int_from_float": "is not a whole number",
+    "float_type": "is not a number",
+    "float_parsing": "is not a number",
+    "model_type": "is not an object",
+}
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages about a response's shape."""
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", dict: "an object"}
+    return "null" if value is None else names.get(type(value), "an array" if isinstance(value, list) else "a value")
+
+
 @dataclass(frozen=True)
 class Page:
     total_count: int
@@ -111,25 +131,32 @@ def parse_page(body: Any, *, action: str = "DescribeImage", request_id: str = ""
 
     if not isinstance(body, Mapping):
         raise bad("a body that is not a JSON object")
-    total = body.get("TotalCount", 0)
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise bad(f"a TotalCount that is not a non-negative integer: {total!r:.60}")
     raw_images = body.get("ImageSet")
     if raw_images is None:
         raw_images = []
     if not isinstance(raw_images, list):
-        raise bad(f"an ImageSet that is not a list but {type(raw_images).__name__}")
+        raise bad(f"an ImageSet that is not a list but {_json_type(raw_images)}")
+    if "TotalCount" not in body and raw_images:
+        raise bad("an ImageSet but no TotalCount")
+    total = body.get("TotalCount", 0)
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise bad(f"a TotalCount that is not a non-negative integer: {total!r:.60}")
+    if len(raw_images) > total:
+        raise bad(f"{len(raw_images)} images in ImageSet but a TotalCount of {total}")
     images = []
     for index, raw in enumerate(raw_images):
         if not isinstance(raw, Mapping):
-            raise bad(f"ImageSet[{index}] that is not an object")
+            raise bad(f"an ImageSet[{index}] that is not an object but {_json_type(raw)}")
         try:
             image = Image.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            raise bad(f"ImageSet[{index}].{where} of the wrong shape ({first['msg']})") from None
+            if first["type"] == "missing":
+                raise bad(f"an ImageSet[{index}] without {where}") from None
+            expected = _EXPECTED.get(first["type"], first["msg"].lower())
+            raise bad(f"an ImageSet[{index}].{where} that {expected}: {first['input']!r:.60}") from None
         if not image.image_id:
-            raise bad(f"ImageSet[{index}] without an ImageId")
+            raise bad(f"an ImageSet[{index}] with an empty ImageId")
         images.append(image)
     return Page(total_count=total, images=tuple(images))

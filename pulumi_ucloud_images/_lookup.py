@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._client import Client, shared_client
 from ._errors import InvalidQueryError
@@ -12,32 +12,51 @@ from ._query import ImageQuery, parse_query
 from ._select import LookupResult, filter_images, select
 from ._settings import Settings, resolve_settings
 
-__all__ = ["find_images", "lookup_images"]
+__all__ = ["Listing", "fetch_listing", "find_images", "lookup_images"]
 
-_SETTING_NAMES = ("public_key", "private_key", "profile", "base_url", "timeout")
+# Keyword arguments that are settings, not filters.
+SETTING_NAMES = ("public_key", "private_key", "profile", "base_url", "timeout")
 
 
-def _prepare(
-    query: ImageQuery | Mapping[str, Any] | None,
-    settings: Settings | None,
-    client: Client | None,
-    kwargs: dict[str, Any],
-) -> tuple[ImageQuery, Client, str, tuple[Image, ...]]:
-    setting_args = {name: kwargs.pop(name) for name in _SETTING_NAMES if name in kwargs}
+class Listing(NamedTuple):
+    """What DescribeImage listed for a query's server-side filters, before the client-side ones."""
+
+    query: ImageQuery
+    region: str
+    images: tuple[Image, ...]
+
+
+def fetch_listing(
+    query: ImageQuery | Mapping[str, Any] | None = None,
+    /,
+    *,
+    settings: Settings | None = None,
+    client: Client | None = None,
+    **filters: Any,
+) -> Listing:
+    """Validate the query, resolve the settings, and read every image its server-side filters list.
+
+    Takes the same arguments as :func:`lookup_images`. Every input is checked before the first request.
+    """
+    setting_args = {name: filters.pop(name) for name in SETTING_NAMES if name in filters}
     if isinstance(query, ImageQuery):
-        query = parse_query(query.to_args(), **kwargs) if kwargs else query
+        query = parse_query(query.to_args(), **filters) if filters else query
     else:
-        query = parse_query(query or {}, **kwargs)
+        query = parse_query(query or {}, **filters)
+    given = ["settings"] * (settings is not None) + list(setting_args)
     if client is not None:
+        if given:
+            raise TypeError(f"Pass a client or {', '.join(given)}, not both: a client brings its own settings.")
         settings = client.settings
     elif settings is None:
         settings = resolve_settings(region=query.region, project_id=query.project_id, **setting_args)
+    elif setting_args:
+        raise TypeError(f"Pass settings or {', '.join(setting_args)}, not both: settings are already resolved.")
     region = query.region or settings.region
     if region is None:
         raise InvalidQueryError("No UCloud region was given: pass region, or settings that have one.", field="region")
     client = client or shared_client(settings)
-    images = client.describe_images(query.server_params(region, settings.project_id))
-    return query, client, region, images
+    return Listing(query, region, client.describe_images(query.server_params(region, settings.project_id)))
 
 
 def lookup_images(
@@ -55,8 +74,8 @@ def lookup_images(
     settings. Raises :class:`NoImageFoundError` / :class:`AmbiguousImageError` on zero or several matches
     (unless ``most_recent``), :class:`InvalidQueryError` before any request on bad input.
     """
-    parsed, _, region, images = _prepare(query, settings, client, dict(filters))
-    return select(images, parsed, region)
+    listing = fetch_listing(query, settings=settings, client=client, **filters)
+    return select(listing.images, listing.query, listing.region)
 
 
 def find_images(
@@ -68,5 +87,5 @@ def find_images(
     **filters: Any,
 ) -> list[Image]:
     """Every image that matches, newest first; no strictness (an empty list is a valid answer)."""
-    parsed, _, _, images = _prepare(query, settings, client, dict(filters))
-    return filter_images(images, parsed)
+    listing = fetch_listing(query, settings=settings, client=client, **filters)
+    return filter_images(listing.images, listing.query)

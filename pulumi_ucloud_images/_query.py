@@ -7,11 +7,12 @@ become ``Base``; invalid input fails here, before any network call, as one sente
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._errors import InvalidQueryError
 from ._image import ARM64_FEATURE, Image
@@ -24,6 +25,7 @@ __all__ = [
     "OS_TYPES",
     "STATES",
     "ImageQuery",
+    "invalid_query_error",
     "parse_query",
 ]
 
@@ -53,40 +55,53 @@ def _allowed(values: Iterable[str]) -> str:
     return ", ".join(values)
 
 
-def _one_of(allowed: tuple[str, ...]) -> BeforeValidator:
-    lookup = {value.lower(): value for value in allowed}
+def _quote(value: Any) -> str:
+    """Strings in single quotes, unescaped, so a regex reads as typed and stray spaces show; else repr."""
+    return f"'{value}'" if isinstance(value, str) else repr(value)
 
-    def normalise(value: Any) -> Any:
-        if not isinstance(value, str):
-            return value  # the str type check reports it
+
+class _NotAllowed(ValueError):
+    """A value outside an enumeration; carries the offending item so the message can quote it."""
+
+    def __init__(self, value: Any, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"must be one of {_allowed(allowed)}")
+        self.value = value
+
+
+def _canonical(value: Any, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, str):
         key = value.strip().lower()
-        canonical = lookup.get(key) or lookup.get(_ALIASES.get(key, "").lower())
-        if canonical is None:
-            raise ValueError(f"must be one of {_allowed(allowed)}")
-        return canonical
+        key = _ALIASES.get(key, key).lower()
+        for candidate in allowed:
+            if candidate.lower() == key:
+                return candidate
+    raise _NotAllowed(value, allowed)
 
-    return BeforeValidator(normalise)
+
+def _one_of(allowed: tuple[str, ...]) -> BeforeValidator:
+    """Any case in, the API's spelling out; ``None`` stays unset."""
+    return BeforeValidator(lambda value: value if value is None else _canonical(value, allowed))
 
 
 def _list_of(allowed: tuple[str, ...]) -> BeforeValidator:
-    one = _one_of(allowed).func
+    """A list (or one bare value) of enumeration members, normalised, duplicates dropped, order kept."""
 
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            return value
-        out: list[Any] = []
-        for item in value:
-            try:
-                canonical = one(item)  # type: ignore[call-arg]
-            except ValueError:
-                raise ValueError(f"{item!r} is not allowed; each must be one of {_allowed(allowed)}") from None
-            if canonical not in out:
-                out.append(canonical)
-        return out
+            return value  # the tuple type check reports it
+        return tuple(dict.fromkeys(_canonical(item, allowed) for item in value))
 
     return BeforeValidator(normalise)
+
+
+def _has_features(image: Image, wanted: tuple[str, ...]) -> bool:
+    """Every wanted feature is present, reading the image's own spelling as leniently as the query's."""
+    if not wanted:
+        return True
+    present = {_ALIASES.get(feature.lower(), feature).lower() for feature in image.features}
+    return all(feature.lower() in present for feature in wanted)
 
 
 def _cli(option: str, **extra: Any) -> dict[str, Any]:
@@ -99,92 +114,104 @@ class ImageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     region: str | None = Field(
-        None,
+        default=None,
         description="Region to search, e.g. cn-bj2. Defaults to the configured region.",
         json_schema_extra=_cli("--region"),
     )
     zone: str | None = Field(
-        None, description="Only images of this zone, e.g. cn-bj2-02 (server-side).", json_schema_extra=_cli("--zone")
+        default=None,
+        description="Only images of this zone, e.g. cn-bj2-02 (server-side).",
+        json_schema_extra=_cli("--zone"),
     )
     project_id: str | None = Field(
-        None,
+        default=None,
         description="Project to search. Defaults to the configured project.",
         json_schema_extra=_cli("--project-id"),
     )
     image_type: Annotated[str | None, _one_of(IMAGE_TYPES)] = Field(
-        None,
+        default=None,
         description="Base, Business or Custom, any case (server-side).",
         json_schema_extra=_cli("--image-type", enum=list(IMAGE_TYPES)),
     )
     os_type: Annotated[str | None, _one_of(OS_TYPES)] = Field(
-        None,
+        default=None,
         description="Linux or Windows, any case (server-side).",
         json_schema_extra=_cli("--os-type", enum=list(OS_TYPES)),
     )
     func_type: Annotated[str | None, _one_of(FUNC_TYPES)] = Field(
-        None,
+        default=None,
         description="gpu, app or uhost, any case (server-side).",
         json_schema_extra=_cli("--func-type", enum=list(FUNC_TYPES)),
     )
     image_id: str | None = Field(
-        None, description="Exactly this image ID (server-side).", json_schema_extra=_cli("--image-id")
+        default=None,
+        description="Exactly this image ID (server-side).",
+        json_schema_extra=_cli("--image-id"),
     )
     ids: tuple[str, ...] = Field(
-        (),
+        default=(),
         description="Only images among these IDs (server-side).",
         json_schema_extra=_cli("--id", repeatable=True),
     )
     name_regex: str | None = Field(
-        None,
+        default=None,
         description="Python regular expression searched (unanchored) in the image name.",
         json_schema_extra=_cli("--name-regex"),
     )
     os_name_regex: str | None = Field(
-        None,
+        default=None,
         description="Python regular expression searched (unanchored) in the OS name.",
         json_schema_extra=_cli("--os-name-regex"),
     )
     features: Annotated[tuple[str, ...], _list_of(FEATURES)] = Field(
-        (),
+        default=(),
         description="Features the image must all have, e.g. CloudInit, IPv6 (NetEnhnced is read as NetEnhanced).",
         json_schema_extra=_cli("--feature", repeatable=True, enum=list(FEATURES)),
     )
     architecture: Annotated[str | None, _one_of(ARCHITECTURES)] = Field(
-        None,
+        default=None,
         description="x86_64 or aarch64 (aarch64 images carry the Aarch64_Type feature).",
         json_schema_extra=_cli("--architecture", enum=list(ARCHITECTURES)),
     )
     states: Annotated[tuple[str, ...], _list_of(STATES)] = Field(
-        ("Available",),
+        default=("Available",),
         min_length=1,
         description="Image states to accept: Available, Making, Unavailable, Copying. Default: Available only.",
         json_schema_extra=_cli("--state", repeatable=True, enum=list(STATES)),
     )
     most_recent: bool = Field(
-        False,
+        default=False,
         description="When several images match, take the newest instead of failing.",
         json_schema_extra=_cli("--most-recent", flag=True),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_unset(cls, data: Any) -> Any:
+        """``None`` means "not given" for every field, as in Pulumi-style keyword arguments."""
+        if isinstance(data, Mapping):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
     @field_validator("name_regex", "os_name_regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
+        if value:
             try:
                 re.compile(value)
             except re.error as exc:
-                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
-        return value
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value or None  # not stripped: real names carry leading spaces that a regex may match
 
     @field_validator("region", "zone", "project_id", "image_id")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return (value or "").strip() or None
 
-    @field_validator("name_regex", "os_name_regex", mode="after")
+    @field_validator("ids", mode="before")
     @classmethod
-    def _empty_regex_is_unset(cls, value: str | None) -> str | None:
-        return value or None  # not stripped: real names carry leading spaces that a regex may match
+    def _one_id_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("ids")
     @classmethod
@@ -221,12 +248,15 @@ class ImageQuery(BaseModel):
             and (not self.ids or image.image_id in self.ids)
             and (self.name_regex is None or re.search(self.name_regex, image.image_name) is not None)
             and (self.os_name_regex is None or re.search(self.os_name_regex, image.os_name) is not None)
-            and all(feature in image.features for feature in self.features)
+            and _has_features(image, self.features)
             and (self.architecture is None or image.architecture == self.architecture)
         )
 
     def criteria(self) -> str:
-        """Every criterion in use, for error messages: ``os_type=Linux, name_regex='^Ubuntu'``."""
+        """Every criterion in use, for error messages: ``os_type='Linux', name_regex='^Ubuntu 22\\.04'``.
+
+        Strings are quoted (so stray spaces show) but not escaped: a regex reads as the user wrote it.
+        """
         parts = []
         for name, value in self.model_dump(exclude={"region"}).items():
             if value in (None, (), [], False):
@@ -235,7 +265,7 @@ class ImageQuery(BaseModel):
                 value = ", ".join(value)
                 parts.append(f"{name}=[{value}]")
             else:
-                parts.append(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}")
+                parts.append(f"{name}={_quote(value)}")
         return ", ".join(parts) or "no filters"
 
     def to_args(self) -> dict[str, Any]:
@@ -260,19 +290,32 @@ def invalid_query_error(exc: ValidationError, *, naming: Mapping[str, str] | Non
 
     ``naming`` maps model field names to the caller's spelling (``--name-regex``, ``nameRegex``).
     """
+    naming = naming or {}
     error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else ""
-    shown = (naming or {}).get(field, field)
+    loc = error["loc"]
+    field = str(loc[0]) if loc else ""
+    shown = naming.get(field, field)
     value = error.get("input")
     if error["type"] == "extra_forbidden":
-        allowed = _allowed((naming or {}).get(name, name) for name in ImageQuery.model_fields)
-        return InvalidQueryError(f"Unknown filter {shown!r}; the filters are {allowed}.", field=field)
-    context = error.get("ctx") or {}
-    reason = str(context["error"]) if "error" in context else error["msg"].lower()
+        shown = field  # an unknown key is named as it was given, even when it is a field's other spelling
+        names = [naming.get(name, name) for name in ImageQuery.model_fields]
+        close = difflib.get_close_matches(shown, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return InvalidQueryError(f"Unknown filter {shown!r}{hint}; the filters are {_allowed(names)}.", field=field)
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, _NotAllowed):
+        value = cause.value
+    if len(loc) > 1:
+        shown = f"{shown} entry"
+    reason = str(cause) if cause is not None else _REASONS.get(error["type"], error["msg"].lower())
     if error["type"] == "too_short" and field == "states":
-        reason = f"must name at least one state of {_allowed(STATES)}"
-    if field in ("name_regex", "os_name_regex"):
-        return InvalidQueryError(f"Invalid {shown}: {reason}.", field=field)
-    if isinstance(value, (list, tuple)) and "is not allowed" in reason:
-        return InvalidQueryError(f"Invalid {shown}: {reason}.", field=field)
-    return InvalidQueryError(f"Invalid {shown} {value!r}: {reason}.", field=field)
+        return InvalidQueryError(f"Invalid {shown}: must name at least one of {_allowed(STATES)}.", field=field)
+    return InvalidQueryError(f"Invalid {shown} {_quote(value)}: {reason}.", field=field)
+
+
+_REASONS = {
+    "string_type": "must be a string",
+    "tuple_type": "must be a list of strings",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+}

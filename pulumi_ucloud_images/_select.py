@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,7 +13,7 @@ from ._errors import AmbiguousImageError, NoImageFoundError
 from ._image import Image
 from ._query import ImageQuery
 
-__all__ = ["LookupResult", "newest_first", "select"]
+__all__ = ["LookupResult", "ambiguous_error", "filter_images", "newest_first", "no_match_error", "select"]
 
 _SHOWN_CANDIDATES = 10
 
@@ -56,26 +57,53 @@ def newest_first(images: Iterable[Image]) -> list[Image]:
 
 
 def filter_images(images: Iterable[Image], query: ImageQuery) -> list[Image]:
+    """The images that pass every filter of ``query``, newest first."""
     return newest_first(image for image in images if query.matches(image))
+
+
+def no_match_error(listed: Sequence[Image], query: ImageQuery, region: str) -> NoImageFoundError:
+    """Zero matches: name the region and every criterion, and say where the images were lost."""
+    if not listed:
+        where = "DescribeImage listed no image for the server-side filters"
+    else:
+        where = f"DescribeImage listed {len(listed)} image{'s' if len(listed) != 1 else ''}, none passing every filter"
+        elsewhere = Counter(
+            image.state or "no state"
+            for image in listed
+            if image.state not in query.states and query.model_copy(update={"states": (image.state,)}).matches(image)
+        )
+        if elsewhere:
+            counts = [f"{count} {state}" for state, count in sorted(elsewhere.items())]
+            plural = sum(elsewhere.values()) > 1
+            where += (
+                f", though {' and '.join(counts)} image{'s' if plural else ''} would pass"
+                f" if states allowed {'them' if plural else 'it'}"
+            )
+    return NoImageFoundError(f"No image in region {region} matches {query.criteria()}: {where}.")
+
+
+def ambiguous_error(matches: Sequence[Image], query: ImageQuery, region: str) -> AmbiguousImageError:
+    """Several matches: list the first candidates, count the rest, and say how to decide."""
+    shown = "; ".join(
+        f"{image.image_id} {image.image_name!r} created {_created(image)}" for image in matches[:_SHOWN_CANDIDATES]
+    )
+    more = len(matches) - _SHOWN_CANDIDATES
+    return AmbiguousImageError(
+        f"{len(matches)} images in region {region} match {query.criteria()}: {shown}"
+        f"{f'; and {more} more' if more > 0 else ''}. "
+        "Set most_recent to take the newest, or tighten the filters.",
+        image_ids=[image.image_id for image in matches],
+    )
 
 
 def select(images: Iterable[Image], query: ImageQuery, region: str) -> LookupResult:
     """Apply the strict rules of the design: zero matches and unresolved ambiguity are errors."""
-    matches = filter_images(images, query)
+    listed = tuple(images)
+    matches = filter_images(listed, query)
     if not matches:
-        raise NoImageFoundError(f"No image in region {region} matches {query.criteria()}.")
+        raise no_match_error(listed, query, region)
     if len(matches) > 1 and not query.most_recent:
-        shown = "; ".join(
-            f"{image.image_id} {image.image_name.strip()!r} created {_created(image)}"
-            for image in matches[:_SHOWN_CANDIDATES]
-        )
-        more = len(matches) - _SHOWN_CANDIDATES
-        raise AmbiguousImageError(
-            f"{len(matches)} images in region {region} match {query.criteria()}: {shown}"
-            f"{f'; and {more} more' if more > 0 else ''}. "
-            "Set most_recent to take the newest, or tighten the filters.",
-            image_ids=[image.image_id for image in matches],
-        )
+        raise ambiguous_error(matches, query, region)
     return LookupResult(
         image_id=matches[0].image_id,
         images=tuple(matches),

@@ -16,11 +16,13 @@ so it cannot leak into a repr, a log line, an error or a dynamic provider's pick
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -54,7 +56,7 @@ class Settings(BaseModel):
     region: str | None = None
     project_id: str | None = None
     base_url: str = DEFAULT_BASE_URL
-    timeout: float = Field(DEFAULT_TIMEOUT, gt=0)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
     profile: str | None = None
 
     def __reduce__(self) -> NoReturn:
@@ -62,12 +64,6 @@ class Settings(BaseModel):
 
     def __getstate__(self) -> NoReturn:
         self.__reduce__()
-
-    def __copy__(self) -> Settings:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Settings:
-        return self
 
     @property
     def cache_key(self) -> tuple[str, str, str]:
@@ -88,18 +84,29 @@ def pulumi_config_reader() -> Callable[[str], str | None]:
     return read
 
 
-def _read_profile_file(path: Path, named: bool, what: str) -> list[dict[str, Any]]:
+def _read_profile_file(path: Path, named_by: str | None, what: str) -> list[dict[str, Any]]:
+    """The profiles in one of the UCloud CLI's files; a missing default file is simply empty."""
     if not path.exists():
-        if named:
-            raise CredentialsError(f"The UCloud {what} file {path} named in the settings does not exist.")
+        if named_by:
+            raise CredentialsError(f"The UCloud {what} file {path} named by {named_by} does not exist.")
         return []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CredentialsError(f"The UCloud {what} file {path} is not readable JSON: {exc}.") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise CredentialsError(f"The UCloud {what} file {path} cannot be read: {reason}.") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CredentialsError(f"The UCloud {what} file {path} is not valid JSON: {exc}.") from None
     if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         raise CredentialsError(f"The UCloud {what} file {path} must hold a JSON array of profile objects.")
     return data
+
+
+def _profile_path(env: Mapping[str, str], variable: str, default: Path) -> tuple[Path, str | None]:
+    named = env.get(variable)
+    return (Path(named).expanduser(), variable) if named else (default, None)
 
 
 def resolve_settings(
@@ -143,10 +150,12 @@ def resolve_settings(
                 return value
         return None
 
-    config_path = Path(env.get("UCLOUD_SHARED_CONFIG_FILE") or home / ".ucloud" / "config.json")
-    credential_path = Path(env.get("UCLOUD_SHARED_CREDENTIAL_FILE") or home / ".ucloud" / "credential.json")
-    profiles = _read_profile_file(config_path, "UCLOUD_SHARED_CONFIG_FILE" in env, "config")
-    credentials = _read_profile_file(credential_path, "UCLOUD_SHARED_CREDENTIAL_FILE" in env, "credential")
+    config_path, config_named_by = _profile_path(env, "UCLOUD_SHARED_CONFIG_FILE", home / ".ucloud" / "config.json")
+    credential_path, credential_named_by = _profile_path(
+        env, "UCLOUD_SHARED_CREDENTIAL_FILE", home / ".ucloud" / "credential.json"
+    )
+    profiles = _read_profile_file(config_path, config_named_by, "config")
+    credentials = _read_profile_file(credential_path, credential_named_by, "credential")
 
     profile_name = early("profile")
     if profile_name is None:
@@ -172,12 +181,14 @@ def resolve_settings(
 
     def looked(name: str) -> str:
         config_key, env_key, _ = _SOURCES[name]
-        where = credential_path if name in _CREDENTIAL_KEYS else config_path
-        profile_part = f"profile {profile_name!r} in {where}" if profile_name else f"an active profile in {config_path}"
-        return (
-            f"the {name} argument, Pulumi config {config_key}, the environment variable {env_key} "
-            f"and {profile_part}"
-        )
+        path = credential_path if name in _CREDENTIAL_KEYS else config_path
+        if profile_name is not None:
+            files = f"profile {profile_name!r} in {path}{'' if path.exists() else ' (no such file)'}"
+        elif config_path.exists():
+            files = f"the UCloud CLI's files (no profile is named, and none is marked active in {config_path})"
+        else:
+            files = f"the UCloud CLI's {config_path} (no such file)"
+        return f"the {name} argument, Pulumi config {config_key}, the environment variable {env_key} and {files}"
 
     values: dict[str, Any] = {}
     for name in ("public_key", "private_key", "region", "project_id", "base_url", "timeout"):
@@ -194,14 +205,19 @@ def resolve_settings(
     timeout_value = values["timeout"]
     try:
         timeout_seconds = DEFAULT_TIMEOUT if timeout_value is None else float(timeout_value)
-        if not timeout_seconds > 0:
-            raise ValueError
     except (TypeError, ValueError):
+        timeout_seconds = math.nan
+    if not 0 < timeout_seconds < math.inf:
         raise InvalidQueryError(
             f"Invalid timeout {timeout_value!r}: must be a positive number of seconds.", field="timeout"
-        ) from None
+        )
     base = str(values["base_url"] or DEFAULT_BASE_URL)
-    if not base.startswith(("http://", "https://")):
+    try:
+        parts = urlsplit(base)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
         raise InvalidQueryError(
             f"Invalid base_url {base!r}: must be an http:// or https:// URL.", field="base_url"
         )

@@ -1,1 +1,66 @@
-"""pytest fixtures for offline tests against the bundled DescribeImage emulator."""
+"""pytest fixtures for offline tests against the bundled DescribeImage emulator.
+
+Installing the package registers this module as the ``ucloud_images`` pytest plugin, so any test suite can
+ask for these fixtures without a conftest:
+
+``ucloud_emulator``
+    A running :class:`~pulumi_ucloud_images._emulator.Emulator` serving the bundled catalogue on
+    127.0.0.1, stopped after the test. It accepts the demo key pair (``DEMO_PUBLIC_KEY`` /
+    ``DEMO_PRIVATE_KEY``); use its ``inject()``, ``publish()``, ``latency_ms`` and ``requests`` to shape and
+    inspect what your code sees.
+
+``ucloud_emulator_env``
+    The same emulator, with ``UCLOUD_API_BASE_URL``, ``UCLOUD_PUBLIC_KEY``, ``UCLOUD_PRIVATE_KEY`` and
+    ``UCLOUD_REGION`` (``cn-bj2``) set for the test, and ``UCLOUD_PROJECT_ID`` cleared so a project from the
+    developer's shell cannot leak in. Code that reads its settings from the environment needs nothing else::
+
+        def test_web_host_uses_ubuntu(ucloud_emulator_env):
+            from pulumi_ucloud_images import lookup_images
+
+            result = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\\.04", most_recent=True)
+            assert result.image_id == "uimage-ub2205"
+
+The module imports without pytest installed; only the fixtures themselves need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ._catalog import DEMO_REGION
+from ._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+
+if TYPE_CHECKING:
+    import pytest
+
+__all__ = ["ucloud_emulator", "ucloud_emulator_env"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _fixture(function: _F) -> _F:
+    """``pytest.fixture`` when pytest is there; the plain function otherwise, so importing never fails."""
+    try:
+        import pytest
+    except ModuleNotFoundError:  # pragma: no cover - the plugin is only loaded by pytest
+        return function
+    return cast(_F, pytest.fixture(function))
+
+
+@_fixture
+def ucloud_emulator() -> Iterator[Emulator]:
+    """A started emulator with the bundled catalogue and the demo keys; stopped after the test."""
+    with Emulator() as emulator:
+        yield emulator
+
+
+@_fixture
+def ucloud_emulator_env(ucloud_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """The emulator, with the ``UCLOUD_*`` environment pointing at it for the duration of the test."""
+    monkeypatch.setenv("UCLOUD_API_BASE_URL", ucloud_emulator.base_url)
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
+    monkeypatch.setenv("UCLOUD_REGION", DEMO_REGION)
+    monkeypatch.delenv("UCLOUD_PROJECT_ID", raising=False)
+    yield ucloud_emulator

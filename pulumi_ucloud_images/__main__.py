@@ -1,0 +1,6 @@
+"""``python -m pulumi_ucloud_images`` starts the provider plugin: Pulumi's Python plugin host runs a package
+installed from source this way (``pulumi package add <path>``). The command-line tool is ``ucloud-images``."""
+
+from ._provider import main
+
+main()

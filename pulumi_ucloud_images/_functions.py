@@ -1,0 +1,417 @@
+"""``get_images`` and ``get_images_output``: the lookup shaped like a function of a generated Pulumi SDK.
+
+Where the answer comes from depends on the runtime around the call, decided per call by
+:func:`_mocks_are_set`: under ``pulumi.runtime.set_mocks`` the invoke machinery carries the call to the
+user's ``Mocks.call`` (token ``ucloud-images:index:getImages``) and no request is made; in a real Pulumi
+program and in plain Python the lookup runs here, in-process, through the memoised shared client, so no
+provider plugin is needed. Errors are the library's own, made to also be :class:`pulumi.RunError`, so Pulumi
+reports them as one sentence instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+import pulumi
+import pulumi.runtime
+from pulumi.runtime.proto.resource_pb2_grpc import ResourceMonitorStub
+from pulumi.runtime.settings import get_monitor
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._errors import ResponseFormatError, UCloudImagesError
+from ._image import Image, ImagePrice
+from ._lookup import lookup_images
+from ._query import ImageQuery, parse_query
+from ._schema import GET_IMAGES_TOKEN, QUERY_NAMING
+from ._select import LookupResult
+
+__all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
+
+_E = TypeVar("_E", bound=UCloudImagesError)
+_SETTING_ARGS = ("public_key", "private_key", "profile", "base_url")
+
+
+@pulumi.output_type
+class GetImagesResult:
+    """What :func:`get_images` returns: the chosen image, every match newest first, and the query as validated."""
+
+    def __init__(
+        self,
+        *,
+        image_id: str,
+        images: Sequence[Image],
+        ids: Sequence[str],
+        total_count: int,
+        region: str | None,
+        query: ImageQuery,
+    ) -> None:
+        self._image_id = image_id
+        self._images = list(images)
+        self._ids = list(ids)
+        self._total_count = total_count
+        self._region = region
+        self._query = query
+
+    @property
+    @pulumi.getter(name="imageId")
+    def image_id(self) -> str:
+        """The one image ID the query resolved to."""
+        return self._image_id
+
+    @property
+    @pulumi.getter
+    def images(self) -> list[Image]:
+        """Every matching image, newest first."""
+        return self._images
+
+    @property
+    @pulumi.getter
+    def ids(self) -> list[str]:
+        """The IDs of every matching image, newest first."""
+        return self._ids
+
+    @property
+    @pulumi.getter(name="totalCount")
+    def total_count(self) -> int:
+        """How many images matched."""
+        return self._total_count
+
+    @property
+    @pulumi.getter
+    def region(self) -> str | None:
+        """The region that was searched (from the arguments or the settings)."""
+        return self._region
+
+    @property
+    @pulumi.getter
+    def query(self) -> ImageQuery:
+        """The query, as validated: enum values in the API's spelling, defaults filled in."""
+        return self._query
+
+    def __repr__(self) -> str:
+        return (
+            f"GetImagesResult(image_id={self._image_id!r}, total_count={self._total_count}, "
+            f"region={self._region!r}, ids={self._ids!r})"
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "image_id": self._image_id,
+            "images": self._images,
+            "ids": self._ids,
+            "total_count": self._total_count,
+            "region": self._region,
+            "query": self._query,
+        }
+
+    @classmethod
+    def _of(cls, result: LookupResult) -> GetImagesResult:
+        return cls(
+            image_id=result.image_id,
+            images=result.images,
+            ids=result.ids,
+            total_count=result.total_count,
+            region=result.region,
+            query=result.query,
+        )
+
+
+class AwaitableGetImagesResult(GetImagesResult):
+    """A :class:`GetImagesResult` that can also be awaited, as the results of generated SDK functions can."""
+
+    def __await__(self) -> Generator[None, None, GetImagesResult]:
+        yield from ()
+        return GetImagesResult(**self._fields())
+
+
+# -- where the answer comes from --------------------------------------------------------------------------
+
+
+def _mocks_are_set() -> bool:
+    """True under ``pulumi.runtime.set_mocks``.
+
+    The SDK keeps the resource monitor in its runtime settings: ``None`` with no engine (plain Python), a
+    gRPC ``ResourceMonitorStub`` under a real engine (CLI or Automation API), and an in-process object (a
+    ``MockMonitor``) under ``set_mocks``. Only the last routes lookups through ``pulumi.runtime.invoke``, so
+    the user's ``Mocks.call`` answers and no request is made; the other two look up in this process.
+    """
+    monitor = get_monitor()
+    return monitor is not None and not isinstance(monitor, ResourceMonitorStub)
+
+
+_RUN_ERRORS: dict[type[UCloudImagesError], type[UCloudImagesError]] = {}
+
+
+def _as_run_error(exc: _E) -> _E:
+    """``exc``, re-classed as its own class that is also a :class:`pulumi.RunError` (same name and module).
+
+    Pulumi prints a ``RunError`` as its message alone, where any other exception gets a stack trace, and
+    ``except NoImageFoundError`` keeps working.
+    """
+    cls = type(exc)
+    if not isinstance(exc, pulumi.RunError):
+        reported = _RUN_ERRORS.get(cls)
+        if reported is None:
+            namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
+                         "__reduce__": _reduce_as_library_error}
+            reported = _RUN_ERRORS.setdefault(cls, type(cls.__name__, (cls, pulumi.RunError), namespace))
+        exc.__class__ = cast(type[_E], reported)
+    return exc
+
+
+def _reduce_as_library_error(self: UCloudImagesError) -> tuple[Any, ...]:
+    """Pickle as the library's own class: the re-classed one is not importable by its name."""
+    library_class = type(self).__mro__[1]
+
+    def swap(item: Any) -> Any:
+        return library_class if item is type(self) else item
+
+    rebuild, args, *state = cast(tuple[Any, ...], super(type(self), self).__reduce__())
+    return (swap(rebuild), tuple(swap(arg) for arg in args), *state)
+
+
+_T = TypeVar("_T")
+
+
+def _reported(work: Callable[[], _T]) -> _T:
+    try:
+        return work()
+    except UCloudImagesError as exc:
+        raise _as_run_error(exc.with_traceback(None)) from None
+
+
+def _query_of(values: Mapping[str, Any]) -> ImageQuery:
+    return parse_query({name: value for name, value in values.items() if value is not None})
+
+
+def _settings_args(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: values[name] for name in _SETTING_ARGS if values.get(name) is not None}
+
+
+def _invoke_args(query: ImageQuery) -> dict[str, Any]:
+    """The validated query in Pulumi's camelCase, as a provider (or a ``Mocks.call``) receives it."""
+    return {QUERY_NAMING[name]: value for name, value in query.to_args().items()}
+
+
+def _look_up(
+    query: ImageQuery,
+    settings_args: Mapping[str, Any],
+    lock: str | None,
+    lockfile: str | os.PathLike[str] | None,
+    verify: bool,
+) -> GetImagesResult:
+    if lock is None:
+        return GetImagesResult._of(lookup_images(query, **settings_args))
+    from ._lock import locked_lookup
+
+    return GetImagesResult._of(locked_lookup(lock, query, path=lockfile, verify=verify, settings_args=settings_args))
+
+
+# -- the invoke answer (mocks, or a provider) -------------------------------------------------------------
+
+
+def _field_names(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys in any of the three spellings (``image_id``, Pulumi's ``imageId``, the API's ``ImageId``) -> fields."""
+    names = {name.replace("_", ""): name for name in model.model_fields}
+    return {names.get(str(key).replace("_", "").lower(), str(key)): value for key, value in data.items()}
+
+
+def _image_of(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    image = _field_names(Image, value)
+    prices = image.get("price_set")
+    if isinstance(prices, list):
+        image["price_set"] = [_field_names(ImagePrice, p) if isinstance(p, Mapping) else p for p in prices]
+    return image
+
+
+class _Answer(BaseModel):
+    """The getImages answer in Pulumi's camelCase; ``imageId`` is required, the rest may be left out."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    image_id: str = Field(alias="imageId", min_length=1)
+    ids: list[str] | None = None
+    total_count: int | None = Field(None, alias="totalCount", ge=0)
+    images: list[Image] = Field(default_factory=list)
+    region: str | None = None
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _any_spelling(cls, value: Any) -> Any:
+        return [_image_of(item) for item in value] if isinstance(value, list) else value
+
+
+def _from_answer(answer: Any, query: ImageQuery) -> GetImagesResult:
+    try:
+        parsed = _Answer.model_validate(answer if answer is not None else {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the answer"
+        raise _as_run_error(
+            ResponseFormatError(
+                f"The answer to {GET_IMAGES_TOKEN} is unusable at {where}: {error['msg']}; it must carry imageId "
+                "and may carry ids, totalCount, images and region (a Mocks.call for this token must return them).",
+                action=GET_IMAGES_TOKEN,
+            )
+        ) from None
+    ids = parsed.ids if parsed.ids is not None else [image.image_id for image in parsed.images] or [parsed.image_id]
+    return GetImagesResult(
+        image_id=parsed.image_id,
+        images=parsed.images,
+        ids=ids,
+        total_count=len(ids) if parsed.total_count is None else parsed.total_count,
+        region=parsed.region or query.region,
+        query=query,
+    )
+
+
+# -- the functions ----------------------------------------------------------------------------------------
+
+
+def get_images(
+    *,
+    region: str | None = None,
+    zone: str | None = None,
+    project_id: str | None = None,
+    image_type: str | None = None,
+    os_type: str | None = None,
+    func_type: str | None = None,
+    image_id: str | None = None,
+    ids: Sequence[str] | None = None,
+    name_regex: str | None = None,
+    os_name_regex: str | None = None,
+    features: Sequence[str] | None = None,
+    architecture: str | None = None,
+    states: Sequence[str] | None = None,
+    most_recent: bool | None = None,
+    public_key: str | None = None,
+    private_key: str | None = None,
+    profile: str | None = None,
+    base_url: str | None = None,
+    lock: str | None = None,
+    lockfile: str | os.PathLike[str] | None = None,
+    verify: bool = False,
+    opts: pulumi.InvokeOptions | None = None,
+) -> AwaitableGetImagesResult:
+    """Find the one UCloud image that matches every filter, or raise."""
+    values = dict(locals())
+    opts = pulumi.InvokeOptions.merge(None, opts)
+    query = _reported(lambda: _query_of({name: values[name] for name in ImageQuery.model_fields}))
+    if _mocks_are_set():
+        answer = pulumi.runtime.invoke(GET_IMAGES_TOKEN, _invoke_args(query), opts=opts).value
+        result = _from_answer(answer, query)
+    else:
+        settings_args = _settings_args(values)
+        result = _reported(lambda: _look_up(query, settings_args, lock, lockfile, verify))
+    return AwaitableGetImagesResult(**result._fields())
+
+
+def get_images_output(
+    *,
+    region: pulumi.Input[str | None] = None,
+    zone: pulumi.Input[str | None] = None,
+    project_id: pulumi.Input[str | None] = None,
+    image_type: pulumi.Input[str | None] = None,
+    os_type: pulumi.Input[str | None] = None,
+    func_type: pulumi.Input[str | None] = None,
+    image_id: pulumi.Input[str | None] = None,
+    ids: pulumi.Input[Sequence[pulumi.Input[str]] | None] = None,
+    name_regex: pulumi.Input[str | None] = None,
+    os_name_regex: pulumi.Input[str | None] = None,
+    features: pulumi.Input[Sequence[pulumi.Input[str]] | None] = None,
+    architecture: pulumi.Input[str | None] = None,
+    states: pulumi.Input[Sequence[pulumi.Input[str]] | None] = None,
+    most_recent: pulumi.Input[bool | None] = None,
+    public_key: pulumi.Input[str | None] = None,
+    private_key: pulumi.Input[str | None] = None,
+    profile: pulumi.Input[str | None] = None,
+    base_url: pulumi.Input[str | None] = None,
+    lock: str | None = None,
+    lockfile: str | os.PathLike[str] | None = None,
+    verify: bool = False,
+    opts: pulumi.InvokeOptions | pulumi.InvokeOutputOptions | None = None,
+) -> pulumi.Output[GetImagesResult]:
+    """Like :func:`get_images`, with ``pulumi.Input`` arguments and an ``Output`` result.
+
+    An unknown input (during preview) gives an unknown result; a secret input makes the result secret.
+    """
+    values = dict(locals())
+    output_opts = pulumi.InvokeOutputOptions.merge(None, opts)
+    inputs = {name: values[name] for name in (*ImageQuery.model_fields, *_SETTING_ARGS)}
+    if all(_is_plain(value) for value in inputs.values()):
+        _reported(lambda: _query_of({name: inputs[name] for name in ImageQuery.model_fields}))  # fail at the call
+
+    if _mocks_are_set():
+
+        def invoke(resolved: dict[str, Any]) -> pulumi.Output[GetImagesResult]:
+            query = _reported(lambda: _query_of({name: resolved[name] for name in ImageQuery.model_fields}))
+            answer = pulumi.runtime.invoke_output(GET_IMAGES_TOKEN, _invoke_args(query), opts=output_opts)
+            return answer.apply(lambda value: _from_answer(value, query))
+
+        return pulumi.Output.from_input(inputs).apply(invoke)
+
+    def look_up(resolved: list[Any]) -> asyncio.Future[GetImagesResult]:
+        arguments: dict[str, Any] = resolved[0]
+
+        def work() -> GetImagesResult:
+            query = _query_of({name: arguments[name] for name in ImageQuery.model_fields})
+            return _look_up(query, _settings_args(arguments), lock, lockfile, verify)
+
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, _reported, work))
+
+    return pulumi.Output.all(pulumi.Output.from_input(inputs), _dependencies(output_opts)).apply(look_up)
+
+
+_SETTING_DOCS = {
+    "public_key": "UCloud API public key. Default: config ucloud:publicKey, UCLOUD_PUBLIC_KEY, profile files.",
+    "private_key": "UCloud API private key. Default: config ucloud:privateKey, UCLOUD_PRIVATE_KEY, profile files.",
+    "profile": "Profile of the UCloud CLI's ~/.ucloud files. Default: ucloud:profile, UCLOUD_PROFILE, the active one.",
+    "base_url": "API endpoint. Default: ucloud:baseUrl, UCLOUD_API_BASE_URL, the profile, https://api.ucloud.cn.",
+    "lock": "Read the image pinned for this selection from the lockfile instead of searching.",
+    "lockfile": "The lockfile for lock. Default: the nearest ucloud-images.lock.json upwards.",
+    "verify": "With lock, check with one API call that the pinned image still exists and is usable.",
+    "opts": "Invoke options; used under mocks, where the invoke machinery carries the call.",
+}
+
+
+def _document(function: Callable[..., Any]) -> None:
+    """Append one ``:param:`` line per argument, from the query model's field descriptions."""
+    lines = [f":param {name}: {field.description}" for name, field in ImageQuery.model_fields.items()]
+    lines += [f":param {name}: {text}" for name, text in _SETTING_DOCS.items()]
+    function.__doc__ = f"{function.__doc__}\n\n" + "\n".join(f"    {line}" for line in lines)
+
+
+_document(get_images)
+_document(get_images_output)
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    return not isinstance(value, pulumi.Output) and not asyncio.isfuture(value) and not asyncio.iscoroutine(value)
+
+
+def _dependencies(opts: pulumi.InvokeOutputOptions) -> pulumi.Output[list[Any]]:
+    """Known once every ``depends_on`` resource exists: its ID (custom resources) or URN (components).
+
+    During a preview a resource still to be created has an unknown ID, so the lookup result is unknown too,
+    as the SDK does for invokes on engines that cannot hold an invoke back.
+    """
+
+    def identities(resources: Any) -> pulumi.Output[list[Any]]:
+        listed = resources if isinstance(resources, (list, tuple)) else [resources]
+        return pulumi.Output.all(
+            *(r.id if isinstance(r, pulumi.CustomResource) else r.urn for r in listed if r is not None)
+        )
+
+    if opts.depends_on is None:
+        return pulumi.Output.from_input([])
+    return pulumi.Output.from_input(opts.depends_on).apply(identities)

@@ -1,0 +1,494 @@
+"""The Pulumi provider plugin ``pulumi-resource-ucloud-images``: getImages and PinnedImage for every language.
+
+The engine starts the plugin with its own address as the argument and reads the gRPC port from the first
+line of stdout. The plugin serves the schema that :mod:`._schema` renders (the text of ``schema.json``),
+checks and stores provider config, answers ``ucloud-images:index:getImages`` with the lookup of the Python
+API, and manages ``ucloud-images:index:PinnedImage`` with the logic of the Python dynamic resource.
+
+Settings resolve per call through the core's :func:`resolve_settings`, with the provider config where the
+Python API reads the ``ucloud:`` stack config: provider config, then the ``UCLOUD_*`` environment, then the
+UCloud CLI's profile files. Invalid input comes back as check failures naming the property in camelCase;
+lookup and API failures as one sentence. The private key is held as a :class:`~pydantic.SecretStr`, marked
+secret in the checked config (so Pulumi encrypts it in state), and appears in no answer, error or log line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import difflib
+import functools
+import re
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc  # type: ignore[import-untyped]
+from pulumi.dynamic import ConfigureRequest as DynamicConfigureRequest
+from pulumi.dynamic.config import Config
+from pulumi.provider.experimental import server
+from pulumi.provider.experimental.property_value import Computed, PropertyValue
+from pulumi.provider.experimental.provider import (
+    CheckFailure,
+    CheckRequest,
+    CheckResponse,
+    ConfigureRequest,
+    ConfigureResponse,
+    CreateRequest,
+    CreateResponse,
+    DeleteRequest,
+    DiffRequest,
+    DiffResponse,
+    GetSchemaRequest,
+    GetSchemaResponse,
+    InvokeRequest,
+    InvokeResponse,
+    PropertyDiff,
+    PropertyDiffKind,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    UpdateRequest,
+    UpdateResponse,
+)
+from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
+from pulumi.runtime.proto import provider_pb2_grpc
+from pulumi.runtime.rpc import UNKNOWN
+from pydantic import SecretStr, ValidationError
+
+from ._errors import InvalidQueryError, UCloudImagesError
+from ._lookup import lookup_images
+from ._pinned import OUTPUTS as PINNED_OUTPUTS
+from ._pinned import QUERY as PINNED_QUERY
+from ._pinned import PinnedImageProvider
+from ._query import ImageQuery, invalid_query_error
+from ._schema import CONFIG_KEYS, GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, QUERY_NAMING, camel, render
+from ._settings import _SOURCES, resolve_settings
+from ._version import __version__
+
+__all__ = ["UCloudImagesProvider", "main"]
+
+_PRIVATE_KEY = CONFIG_KEYS["private_key"]
+_BASE_URL = CONFIG_KEYS["base_url"]
+_SETTING_BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
+_PROPERTY_BY_FIELD = QUERY_NAMING
+_FIELD_BY_PROPERTY = {prop: name for name, prop in QUERY_NAMING.items()}
+# Keys the engine itself may add to a provider's inputs; they are not settings and pass through unchecked.
+_ENGINE_KEYS = frozenset({"version", "pluginDownloadURL", "pluginChecksums", "parameterization"})
+_CONFIG_PREFIX = f"{PACKAGE_NAME}:config:"
+_T = TypeVar("_T")
+
+
+class ProviderError(UCloudImagesError):
+    """A request the provider cannot serve (unknown function, unknown config value at invoke time)."""
+
+
+def _is_unknown(inner: Any) -> bool:
+    """Unknown during preview: the SDK unmarshals the engine's unknown sentinel as a plain string."""
+    return isinstance(inner, Computed) or inner == UNKNOWN
+
+
+def _plain(value: PropertyValue) -> Any:
+    """A property value as plain Python (lists, dicts, str, float, bool, None); unknowns become ``Computed``."""
+    inner = value.value
+    if _is_unknown(inner):
+        return Computed()
+    if isinstance(inner, (str, bool, float)) or inner is None:
+        return inner
+    if isinstance(inner, Mapping):
+        return {key: _plain(item) for key, item in inner.items()}
+    if isinstance(inner, (tuple, list)):
+        return [_plain(item) for item in inner]
+    return inner  # assets, archives, resource references: the model rejects them by type
+
+
+def _contains_unknown(value: Any) -> bool:
+    if isinstance(value, Computed):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_unknown(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_contains_unknown(item) for item in value)
+    return False
+
+
+def _integral(value: Any) -> Any:
+    """Pulumi numbers arrive as floats; whole ones become ints so the models see what the user wrote."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def _property(value: Any, *, secret: bool = False) -> PropertyValue:
+    """Plain JSON-like Python -> a property value; dict keys are camelCased, None entries left out."""
+    if isinstance(value, dict):
+        return PropertyValue(
+            {camel(key): _property(item, secret=secret) for key, item in value.items() if item is not None},
+            is_secret=secret,
+        )
+    if isinstance(value, (list, tuple)):
+        return PropertyValue([_property(item, secret=secret) for item in value], is_secret=secret)
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return PropertyValue(value, is_secret=secret)
+    if isinstance(value, (int, float)):
+        return PropertyValue(float(value), is_secret=secret)
+    raise TypeError(f"cannot send a {type(value).__name__} to the engine")
+
+
+def _wire(values: Mapping[str, Any], *, secret: bool) -> dict[str, PropertyValue]:
+    """A plain answer (snake_case keys) -> the properties the engine gets (camelCase, None left out)."""
+    answer = _property(dict(values), secret=secret).value
+    assert isinstance(answer, Mapping)
+    return dict(answer)
+
+
+def _has_secret(values: Mapping[str, PropertyValue]) -> bool:
+    return any(value.contains_secret() for value in values.values())
+
+
+def _snake(name: str) -> str:
+    """``latestImageId`` -> ``latest_image_id``: the inverse of :func:`camel` for the names used here."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _dynamic(props: Mapping[str, PropertyValue]) -> dict[str, Any]:
+    """Engine properties -> what the dynamic provider's logic takes: snake_case keys, unknowns as the sentinel."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Computed):
+            return UNKNOWN
+        if isinstance(value, dict):
+            return {_snake(key): convert(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [convert(item) for item in value]
+        return _integral(value)
+
+    return {_snake(key): convert(_plain(value)) for key, value in props.items()}
+
+
+def _unknown_outputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """A preview's answer: the inputs, with every output not known until the lookup runs."""
+    return {**props, **dict.fromkeys((*PINNED_OUTPUTS, PINNED_QUERY), UNKNOWN)}
+
+
+def _validation_failures(exc: ValidationError) -> list[CheckFailure]:
+    """One failure per problem, each rendered by the core in the schema's spelling."""
+    failures = []
+    for error in exc.errors():
+        single = ValidationError.from_exception_data(
+            exc.title,
+            [{"type": error["type"], "loc": error["loc"], "input": error["input"], "ctx": error.get("ctx", {})}],
+        )
+        rendered = invalid_query_error(single, naming=_PROPERTY_BY_FIELD)
+        failures.append(CheckFailure(_PROPERTY_BY_FIELD.get(rendered.field or "", rendered.field or ""), str(rendered)))
+    return failures
+
+
+def _unknown_argument(key: str, value: Any) -> CheckFailure:
+    single = ValidationError.from_exception_data(
+        ImageQuery.__name__, [{"type": "extra_forbidden", "loc": (key,), "input": value}]
+    )
+    return CheckFailure(key, str(invalid_query_error(single, naming=_PROPERTY_BY_FIELD)))
+
+
+def parse_arguments(args: Mapping[str, PropertyValue]) -> tuple[ImageQuery | None, list[CheckFailure]]:
+    """getImages arguments (camelCase) -> a validated query, or failures naming each bad property."""
+    data: dict[str, Any] = {}
+    failures: list[CheckFailure] = []
+    for key, value in args.items():
+        plain = _plain(value)
+        field = _FIELD_BY_PROPERTY.get(key)
+        if field is None:
+            failures.append(_unknown_argument(key, plain))
+        elif _contains_unknown(plain):
+            failures.append(CheckFailure(key, f"{key} is not known yet; getImages needs known arguments."))
+        elif plain is not None:
+            data[field] = _integral(plain)
+    try:
+        query = ImageQuery.model_validate(data)
+    except ValidationError as exc:
+        return None, failures + _validation_failures(exc)
+    return (None, failures) if failures else (query, [])
+
+
+def _config_problem(key: str, value: PropertyValue) -> str | None:
+    """One sentence on what is wrong with a provider setting, or None."""
+    if key not in _SETTING_BY_KEY:
+        close = difflib.get_close_matches(key, list(_SETTING_BY_KEY), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"Unknown provider setting {key!r}{hint}; the settings are {', '.join(_SETTING_BY_KEY)}."
+    inner = value.value
+    if inner is None or _is_unknown(inner):
+        return None
+    if not isinstance(inner, str):
+        return f"Invalid {key}: must be a string, not {value.type.value.lower()}."
+    if key == _BASE_URL and inner and not inner.startswith(("http://", "https://")):
+        return f"Invalid {key} {inner!r}: must be an http:// or https:// URL."
+    return None
+
+
+_SNAKE_FIELDS = re.compile(r"\b(" + "|".join(name for name in QUERY_NAMING if "_" in name) + r")\b")
+
+
+def _in_schema_spelling(message: str) -> str:
+    """The core names query fields in snake_case (``most_recent``); plugin users write ``mostRecent``."""
+    return _SNAKE_FIELDS.sub(lambda match: QUERY_NAMING[match.group(1)], message)
+
+
+def _looked_at_provider_config(message: str) -> str:
+    """Name this provider's settings where the core's message names the Python API's sources."""
+    for name, key in CONFIG_KEYS.items():
+        message = message.replace(
+            f"the {name} argument, Pulumi config {_SOURCES[name][0]}",
+            f"the provider setting {key} (Pulumi config {PACKAGE_NAME}:{key})",
+        )
+    return message
+
+
+def _plugin_spelling(message: str) -> str:
+    return _in_schema_spelling(_looked_at_provider_config(message))
+
+
+def _respelled(exc: UCloudImagesError) -> UCloudImagesError:
+    """The same error, its message naming this provider's settings and the schema's property names."""
+    exc.args = (_plugin_spelling(str(exc)),)
+    return exc
+
+
+class _ProviderConfig(Config):
+    """The provider's settings where a dynamic provider reads the stack config (``ucloud:publicKey``, ...)."""
+
+    def __init__(self, read: Callable[[str], str | None]) -> None:
+        super().__init__({}, PACKAGE_NAME)
+        self._read = read
+
+    def get(self, key: str) -> Any:
+        return self._read(key)
+
+
+class UCloudImagesProvider(Provider):
+    """Serves the schema, checks and stores provider config, answers getImages and manages PinnedImage."""
+
+    def __init__(self) -> None:
+        self._schema = render()
+        self._config: dict[str, str] = {}
+        self._private_key: SecretStr | None = None
+        self._unknown: set[str] = set()
+        self._pins: PinnedImageProvider | None = None
+
+    def __repr__(self) -> str:
+        return f"UCloudImagesProvider(settings={sorted({*self._config, *self._unknown})!r})"
+
+    # -- schema and config -------------------------------------------------------------------------------
+
+    async def get_schema(self, request: GetSchemaRequest) -> GetSchemaResponse:
+        return GetSchemaResponse(schema=self._schema)
+
+    async def check_config(self, request: CheckRequest) -> CheckResponse:
+        inputs: dict[str, PropertyValue] = {}
+        failures: list[CheckFailure] = []
+        for key, value in request.new_inputs.items():
+            problem = None if key in _ENGINE_KEYS or key.startswith("__") else _config_problem(key, value)
+            if problem is not None:
+                failures.append(CheckFailure(key, problem))
+            else:
+                inputs[key] = value.with_secret(True) if key == _PRIVATE_KEY else value
+        return CheckResponse(inputs=inputs, failures=failures)
+
+    async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
+        values: dict[str, PropertyValue] = dict(request.args)
+        if not values:  # engines that send only the flat variables map
+            values = {
+                key.removeprefix(_CONFIG_PREFIX): PropertyValue(text)
+                for key, text in request.variables.items()
+                if key.startswith(_CONFIG_PREFIX)
+            }
+        config: dict[str, str] = {}
+        unknown: set[str] = set()
+        private_key: SecretStr | None = None
+        for key, value in values.items():
+            if key not in _SETTING_BY_KEY:
+                continue  # engine keys; unknown settings were reported by CheckConfig
+            if _is_unknown(value.value):
+                unknown.add(key)
+            elif isinstance(value.value, str) and value.value:
+                if key == _PRIVATE_KEY:
+                    private_key = SecretStr(value.value)
+                else:
+                    config[key] = value.value
+        self._config, self._unknown, self._private_key = config, unknown, private_key
+        return ConfigureResponse(accept_secrets=True, supports_preview=True)
+
+    def _config_value(self, key: str) -> str | None:
+        """The ``config`` source of :func:`resolve_settings`: ``ucloud:publicKey`` (or ``publicKey``) -> value."""
+        if self._unknown:
+            names = ", ".join(sorted(self._unknown))
+            raise ProviderError(f"Provider settings not known yet: {names}; lookups need known settings.")
+        name = key.partition(":")[2] or key
+        if name == _PRIVATE_KEY:
+            return None if self._private_key is None else self._private_key.get_secret_value()
+        return self._config.get(name)
+
+    async def _run(self, call: Callable[[], _T]) -> _T:
+        """Run a blocking lookup off the event loop; its errors leave in the plugin's spelling."""
+        try:
+            return await asyncio.to_thread(call)
+        except UCloudImagesError as exc:
+            raise _respelled(exc) from None
+
+    # -- getImages -----------------------------------------------------------------------------------
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResponse:
+        if request.tok != GET_IMAGES_TOKEN:
+            raise ProviderError(f"Unknown function {request.tok!r}; this provider serves {GET_IMAGES_TOKEN}.")
+        query, failures = parse_arguments(request.args)
+        if query is None:
+            return InvokeResponse(failures=failures)
+        try:
+            settings = resolve_settings(region=query.region, project_id=query.project_id, config=self._config_value)
+        except InvalidQueryError as exc:
+            if exc.field not in _PROPERTY_BY_FIELD:
+                raise _respelled(exc) from None
+            return InvokeResponse(failures=[CheckFailure(_PROPERTY_BY_FIELD[exc.field], _plugin_spelling(str(exc)))])
+        except UCloudImagesError as exc:
+            raise _respelled(exc) from None
+        result = await self._run(functools.partial(lookup_images, query, settings=settings))
+        return InvokeResponse(return_value=_wire(result.model_dump(mode="json"), secret=_has_secret(request.args)))
+
+    # -- PinnedImage: the dynamic provider's logic, spoken in the schema's names ----------------------------
+
+    def _pinned(self, resource_type: str) -> PinnedImageProvider:
+        if resource_type != PINNED_IMAGE_TOKEN:
+            raise ProviderError(f"Unknown resource type {resource_type!r}; this provider has {PINNED_IMAGE_TOKEN}.")
+        if self._pins is None:
+            self._pins = PinnedImageProvider()
+            self._pins.configure(DynamicConfigureRequest(_ProviderConfig(self._config_value)))
+        return self._pins
+
+    async def check(self, request: CheckRequest) -> CheckResponse:
+        pins = self._pinned(request.type)
+        olds, news = _dynamic(request.old_inputs), _dynamic(request.new_inputs)
+        checked = await self._run(lambda: pins.check(olds, news))
+        failures = [CheckFailure(camel(f.property), _plugin_spelling(f.reason)) for f in checked.failures or []]
+        return CheckResponse(inputs=_wire(checked.inputs, secret=_has_secret(request.new_inputs)), failures=failures)
+
+    async def diff(self, request: DiffRequest) -> DiffResponse:
+        pins = self._pinned(request.type)
+        olds, news = _dynamic(request.old_state), _dynamic(request.new_inputs)
+        diffed = await self._run(lambda: pins.diff(request.resource_id, olds, news))
+        replaces = [camel(name) for name in diffed.replaces or []]
+        return DiffResponse(
+            changes=diffed.changes,
+            replaces=replaces,
+            diffs=replaces,
+            delete_before_replace=bool(diffed.delete_before_replace),
+            detailed_diff={  # the SDK always declares a detailed diff, so it must name every replacement
+                key: PropertyDiff(PropertyDiffKind.UPDATE_REPLACE, input_diff=key in request.new_inputs)
+                for key in replaces
+            },
+        )
+
+    async def create(self, request: CreateRequest) -> CreateResponse:
+        pins = self._pinned(request.type)
+        props, secret = _dynamic(request.properties), _has_secret(request.properties)
+        if request.preview:
+            return CreateResponse(resource_id="", properties=_wire(_unknown_outputs(props), secret=secret))
+        created = await self._run(lambda: pins.create(props))
+        return CreateResponse(resource_id=str(created.id), properties=_wire(created.outs or {}, secret=secret))
+
+    async def read(self, request: ReadRequest) -> ReadResponse:
+        pins = self._pinned(request.type)
+        props = _dynamic(request.properties)
+        found = await self._run(lambda: pins.read(request.resource_id, props))
+        return ReadResponse(
+            resource_id=str(found.id),
+            properties=_wire(found.outs or {}, secret=_has_secret(request.properties)),
+            inputs=request.inputs,
+        )
+
+    async def update(self, request: UpdateRequest) -> UpdateResponse:
+        pins = self._pinned(request.type)
+        olds, news, secret = _dynamic(request.olds), _dynamic(request.news), _has_secret(request.news)
+        if request.preview:
+            return UpdateResponse(properties=_wire(_unknown_outputs(news), secret=secret))
+        updated = await self._run(lambda: pins.update(request.resource_id, olds, news))
+        return UpdateResponse(properties=_wire(updated.outs or {}, secret=secret))
+
+    async def delete(self, request: DeleteRequest) -> None:
+        pins = self._pinned(request.type)
+        props = _dynamic(request.properties)
+        await self._run(lambda: pins.delete(request.resource_id, props))
+
+
+class _Servicer(server.ProviderServicer):
+    """The SDK's servicer, except that a lookup error reaches the user as its own sentence.
+
+    The SDK re-raises every exception as a new one carrying the traceback; a :class:`UCloudImagesError`
+    is an answer rather than a crash, so the call ends with its message alone.
+    """
+
+    async def Invoke(self, request: Any, context: Any) -> Any:
+        return await _answer(super().Invoke(request, context), context)
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        return await _answer(super().Check(request, context), context)
+
+    async def Diff(self, request: Any, context: Any) -> Any:
+        return await _answer(super().Diff(request, context), context)
+
+    async def Create(self, request: Any, context: Any) -> Any:
+        return await _answer(super().Create(request, context), context)
+
+    async def Read(self, request: Any, context: Any) -> Any:
+        return await _answer(super().Read(request, context), context)
+
+    async def Update(self, request: Any, context: Any) -> Any:
+        return await _answer(super().Update(request, context), context)
+
+    async def Delete(self, request: Any, context: Any) -> Any:
+        return await _answer(super().Delete(request, context), context)
+
+
+
+async def _answer(call: Awaitable[Any], context: Any) -> Any:
+    try:
+        return await call
+    except Exception as exc:
+        cause = exc if isinstance(exc, UCloudImagesError) else exc.__context__
+        if isinstance(cause, UCloudImagesError):
+            await context.abort(grpc.StatusCode.UNKNOWN, str(cause))
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script ``pulumi-resource-ucloud-images <engine-address>``: serve until the engine stops us.
+
+    As the SDK's ``server.main`` does: listen on a free loopback port and print it as the first line of
+    stdout, which is how the engine finds the plugin.
+    """
+    parser = argparse.ArgumentParser(prog="pulumi-resource-ucloud-images", description=__doc__.splitlines()[0])
+    parser.add_argument("engine", help="address of the Pulumi engine")
+    parser.add_argument("--logflow", action="store_true", help="accepted for the engine; ignored")
+    parser.add_argument("--logtostderr", action="store_true", help="accepted for the engine; ignored")
+    parser.add_argument("--version", action="version", version=__version__)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+
+    async def serve() -> None:
+        grpc_server = grpc.aio.server(options=_GRPC_CHANNEL_OPTIONS)
+        servicer = _Servicer([], __version__, UCloudImagesProvider(), engine_address=args.engine)
+        provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, grpc_server)
+        port = grpc_server.add_insecure_port("127.0.0.1:0")
+        await grpc_server.start()
+        sys.stdout.write(f"{port}\n")
+        sys.stdout.flush()
+        await grpc_server.wait_for_termination()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""The Pulumi package schema, derived from the pydantic models so it cannot disagree with them.
+
+Function inputs come from :class:`ImageQuery`, outputs from :class:`LookupResult`, object types from
+:class:`Image` (and the models it nests), enum types from the query fields that declare ``enum`` values, and
+provider config from the settings sources. Property names are the field names in camelCase; descriptions
+are the fields' descriptions.
+
+``python -m pulumi_ucloud_images._schema --write`` regenerates ``schema.json`` at the repository root,
+``--check`` exits 1 when that file differs from what the models produce, and no option prints the schema.
+The provider plugin serves :func:`render` itself, so what it serves is byte-for-byte what ``--write`` writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from ._image import Image
+from ._query import ImageQuery
+from ._select import LookupResult
+from ._settings import _SOURCES, DEFAULT_BASE_URL
+from ._version import __version__
+
+__all__ = [
+    "CONFIG_KEYS",
+    "GET_IMAGES_TOKEN",
+    "IMAGE_TOKEN",
+    "PACKAGE_NAME",
+    "PINNED_IMAGE_TOKEN",
+    "QUERY_NAMING",
+    "SCHEMA_PATH",
+    "build_schema",
+    "camel",
+    "main",
+    "render",
+]
+
+PACKAGE_NAME = "ucloud-images"
+GET_IMAGES_TOKEN = f"{PACKAGE_NAME}:index:getImages"
+IMAGE_TOKEN = f"{PACKAGE_NAME}:index:{Image.__name__}"
+PINNED_IMAGE_TOKEN = f"{PACKAGE_NAME}:index:PinnedImage"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.json"
+
+_DESCRIPTION = (
+    "Strict UCloud image lookups: one matching image ID or a clear error, never a silent first match."
+)
+_GET_IMAGES_DESCRIPTION = (
+    "Find the one UCloud UHost image that matches every filter. Fails when nothing matches, and when several "
+    "images match unless `mostRecent` is set; the result also lists every match, newest first."
+)
+# Provider settings, described here because the settings model is plain data. Env variables and the
+# defaults come from the settings module, so the descriptions follow it.
+_CONFIG_DESCRIPTIONS = {
+    "public_key": "UCloud API public key.",
+    "private_key": "UCloud API private key.",
+    "region": "Region searched when a lookup names none, e.g. cn-bj2.",
+    "project_id": "Project searched when a lookup names none.",
+    "base_url": f"API endpoint. Default: {DEFAULT_BASE_URL}.",
+    "profile": "Profile of the UCloud CLI files ~/.ucloud/config.json and credential.json to read settings from.",
+}
+_PINNED_DESCRIPTION = (
+    "An image ID resolved once and kept in state until the query or `repin` changes (then the pin is "
+    "replaced). A refresh fails when the pinned image is gone or left the query's states, and records the "
+    "newest current match as `latestImageId`, so drift shows without churn."
+)
+# PinnedImage properties that are not model fields.
+_PINNED_EXTRA = {
+    "repin": "Any new value re-pins: the query is resolved again on the next update.",
+    "latest_image_id": "The newest image that matches the query now (as of the last create or refresh).",
+    "query": "The query the pin was resolved with, as validated.",
+}
+_SECRET_SETTINGS = frozenset({"private_key"})
+# Type descriptions for schema readers; the model docstrings speak of the Python attributes.
+_TYPE_DESCRIPTIONS = {
+    "Image": "One UHost image, as DescribeImage describes it.",
+    "ImagePrice": "One price of an image (present only when prices were requested).",
+    "ImageQuery": "The query, as validated: enum values in the API's spelling, defaults filled in.",
+}
+_PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def camel(name: str) -> str:
+    """``os_name_regex`` -> ``osNameRegex``: the schema's spelling of a model field."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+QUERY_NAMING: dict[str, str] = {name: camel(name) for name in ImageQuery.model_fields}
+"""Query field -> property name, for rendering validation errors in the schema's spelling."""
+
+CONFIG_KEYS: dict[str, str] = {
+    name: _SOURCES[name][0].partition(":")[2] for name in _CONFIG_DESCRIPTIONS
+}
+"""Settings field -> provider config key (``private_key`` -> ``privateKey``), as in the ``ucloud:`` config."""
+
+
+def _token(name: str) -> str:
+    return f"{PACKAGE_NAME}:index:{name}"
+
+
+def _ref(token: str) -> dict[str, Any]:
+    return {"$ref": f"#/types/{token}"}
+
+
+class _Builder:
+    """Collects the object and enum types that the function's inputs and outputs refer to."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, dict[str, Any]] = {}
+
+    def type_spec(self, annotation: Any, enum_token: str | None = None) -> dict[str, Any]:
+        origin = get_origin(annotation)
+        if origin in (Union, types.UnionType):
+            (inner,) = (arg for arg in get_args(annotation) if arg is not type(None))
+            return self.type_spec(inner, enum_token)
+        if origin in (tuple, list):
+            return {"type": "array", "items": self.type_spec(get_args(annotation)[0], enum_token)}
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return _ref(self.object_type(annotation))
+        if annotation in _PRIMITIVES:
+            return _ref(enum_token) if enum_token else {"type": _PRIMITIVES[annotation]}
+        raise TypeError(f"no Pulumi schema type for {annotation!r}")
+
+    def property_spec(self, name: str, field: FieldInfo) -> dict[str, Any]:
+        enum_token = self.enum_type(name, field)
+        spec = self.type_spec(field.annotation, enum_token)
+        if field.description:
+            spec["description"] = field.description
+        return spec
+
+    def enum_type(self, name: str, field: FieldInfo) -> str | None:
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        values = extra.get("enum")
+        if not isinstance(values, list):
+            return None
+        is_list = get_origin(field.annotation) in (tuple, list)
+        token = _token(_pascal(name[:-1] if is_list and name.endswith("s") else name))
+        self.types[token] = {
+            "description": f"Allowed values of `{camel(name)}`.",
+            "type": "string",
+            "enum": [{"value": value} for value in values],
+        }
+        return token
+
+    def object_type(self, model: type[BaseModel]) -> str:
+        token = _token(model.__name__)
+        if token not in self.types:
+            self.types[token] = {}  # reserve the name first: models may refer to each other
+            self.types[token] = {
+                "description": _TYPE_DESCRIPTIONS.get(model.__name__) or _first_line(model.__doc__),
+                "type": "object",
+                "properties": {camel(name): self.property_spec(name, f) for name, f in model.model_fields.items()},
+                "required": [camel(name) for name, f in model.model_fields.items() if _always_set(f)],
+            }
+        return token
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if text and text.strip() else ""
+
+
+def _always_set(field: FieldInfo) -> bool:
+    """A field is always present in an output unless it may be None."""
+    return type(None) not in get_args(field.annotation)
+
+
+def _config_spec(name: str) -> dict[str, Any]:
+    _, env, _ = _SOURCES[name]
+    then = "the profile marked active" if name == "profile" else "the UCloud CLI profile files"
+    spec: dict[str, Any] = {
+        "type": "string",
+        "description": f"{_CONFIG_DESCRIPTIONS[name]} When unset: the environment variable {env}, then {then}.",
+    }
+    if name in _SECRET_SETTINGS:
+        spec["secret"] = True
+    return spec
+
+
+def _pinned_image(builder: _Builder, inputs: dict[str, Any]) -> dict[str, Any]:
+    """``PinnedImage``: the query's inputs plus ``repin``; out, the pinned image and the echoed inputs.
+
+    As an input ``features`` is the filter; as an output it is the pinned image's own features.
+    """
+    from ._pinned import OUTPUTS, QUERY, REPIN  # the dynamic provider whose logic the plugin serves
+
+    repin = {"type": "string", "description": _PINNED_EXTRA[REPIN]}
+    outputs: dict[str, Any] = {key: spec for key, spec in inputs.items() if key != "features"}
+    outputs[camel(REPIN)] = repin
+    outputs[camel(QUERY)] = {
+        "$ref": f"#/types/{builder.object_type(ImageQuery)}",
+        "description": _PINNED_EXTRA[QUERY],
+    }
+    for name in OUTPUTS:
+        field = Image.model_fields.get(name)
+        outputs[camel(name)] = (
+            builder.property_spec(name, field) if field else {"type": "string", "description": _PINNED_EXTRA[name]}
+        )
+    return {
+        "description": _PINNED_DESCRIPTION,
+        "inputProperties": {**inputs, camel(REPIN): repin},
+        "properties": outputs,
+        "required": [camel(name) for name in OUTPUTS if name in Image.model_fields] + [camel(QUERY)],
+    }
+
+
+def build_schema() -> dict[str, Any]:
+    """The package schema as a dict, in a stable key order."""
+    builder = _Builder()
+    inputs = {camel(name): builder.property_spec(name, field) for name, field in ImageQuery.model_fields.items()}
+    outputs = {camel(name): builder.property_spec(name, field) for name, field in LookupResult.model_fields.items()}
+    required_outputs = [camel(name) for name, field in LookupResult.model_fields.items() if _always_set(field)]
+    config = {CONFIG_KEYS[name]: _config_spec(name) for name in _CONFIG_DESCRIPTIONS}
+    assert IMAGE_TOKEN in builder.types, "the result lists Image objects"
+    return {
+        "name": PACKAGE_NAME,
+        "displayName": "UCloud Images",
+        "version": __version__,
+        "description": _DESCRIPTION,
+        "keywords": ["pulumi", "ucloud", "uhost", "image", "category/cloud", "kind/native"],
+        "license": "Apache-2.0",
+        "config": {"variables": config},
+        "provider": {
+            "description": "Settings for UCloud image lookups; each falls back to the environment, then profile files.",
+            "inputProperties": config,
+        },
+        "resources": {PINNED_IMAGE_TOKEN: _pinned_image(builder, inputs)},
+        "types": dict(sorted(builder.types.items())),
+        "functions": {
+            GET_IMAGES_TOKEN: {
+                "description": _GET_IMAGES_DESCRIPTION,
+                "inputs": {"type": "object", "properties": inputs},
+                "outputs": {"type": "object", "properties": outputs, "required": required_outputs},
+            }
+        },
+        "language": {
+            "python": {"packageName": "pulumi_ucloud_images"},
+            "nodejs": {"packageName": "pulumi-ucloud-images"},
+        },
+    }
+
+
+def render() -> str:
+    """The exact text of ``schema.json``: two-space indent, UTF-8 (not escaped), a final newline."""
+    return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pulumi_ucloud_images._schema",
+        description="Print, write or check schema.json, the Pulumi package schema derived from the models.",
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="write the schema file")
+    action.add_argument("--check", action="store_true", help="exit 1 if the schema file is not up to date")
+    parser.add_argument("--path", type=Path, default=SCHEMA_PATH, help="schema file (default: the repository's)")
+    args = parser.parse_args(argv)
+    text = render()
+    path: Path = args.path
+    if args.write:
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+        return 0
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            state = "is missing" if current is None else "is out of date with the models"
+            print(f"{path} {state}; run: python -m pulumi_ucloud_images._schema --write", file=sys.stderr)
+            return 1
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""PinnedImage: the dynamic provider's check/diff/create/read/update against the emulator, pickling, the resource."""
+
+from __future__ import annotations
+
+import base64
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+import pytest
+from pulumi.dynamic import Config, ConfigureRequest
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime.rpc import UNKNOWN
+from pulumi.runtime.sync_await import _ensure_event_loop
+
+from pulumi_ucloud_images import AmbiguousImageError, NoImageFoundError, PinnedImage
+from pulumi_ucloud_images._client import reset_shared_clients
+from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._pinned import PinnedImageProvider
+
+GOLDEN = {"image_type": "custom", "name_regex": r"^golden-web-\d", "most_recent": True}
+PINNED, PREVIOUS = "uimage-gw0314", "uimage-gw0307"  # the two newest cn-bj2 golden-web images of the catalogue
+SECRET = "a-private-key-that-must-never-be-stored"
+
+
+def publish_newer(emulator: Emulator, image_id: str, new_id: str) -> None:
+    record = next(image for image in emulator.images(include_private=True) if image["ImageId"] == image_id)
+    emulator.publish({**record, "ImageId": new_id, "ImageName": "golden-web-2026.03.21",
+                      "CreateTime": record["CreateTime"] + 7 * 86400})
+
+
+@pytest.fixture
+def provider() -> PinnedImageProvider:
+    return PinnedImageProvider()
+
+
+def checked(provider: PinnedImageProvider, **news: Any) -> dict[str, Any]:
+    result = provider.check({}, {**news, "__provider": "serialized"})
+    assert result.failures == []
+    return result.inputs
+
+
+def created(provider: PinnedImageProvider, **news: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    inputs = checked(provider, **news)
+    result = provider.create(inputs)
+    assert result.outs is not None
+    return result.id, inputs, result.outs
+
+
+# -- check -----------------------------------------------------------------------------------------------
+
+
+def test_check_normalises_the_inputs_and_fills_in_the_configured_region(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    inputs = checked(provider, **GOLDEN, features=["ipv6", "CloudInit"], repin="2026-03")
+    assert inputs == {"image_type": "Custom", "name_regex": r"^golden-web-\d", "most_recent": True,
+                      "features": ["IPv6", "CloudInit"], "repin": "2026-03", "region": "cn-bj2"}
+    assert ucloud_emulator_env.request_count == 0
+
+
+def test_check_names_every_bad_property_at_once(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:
+    result = provider.check({}, {"image_type": "golden", "name_regex": "(", "states": ["gone"], "colour": "blue",
+                                 "repin": 7, "most_recent": True, "__provider": "serialized"})
+    failures = {failure.property: failure.reason for failure in result.failures}
+    assert set(failures) == {"image_type", "name_regex", "states", "colour", "repin"}
+    assert failures["image_type"] == "Invalid image_type 'golden': must be one of Base, Business, Custom."
+    assert failures["name_regex"].startswith("Invalid name_regex") and "position 0" in failures["name_regex"]
+    assert "Available, Making, Unavailable, Copying" in failures["states"]
+    assert failures["colour"].startswith("Unknown property 'colour'; PinnedImage takes region, zone,")
+    assert failures["repin"] == "Invalid repin 7: must be a string (any new value re-pins)."
+    assert ucloud_emulator_env.request_count == 0
+
+
+def test_check_leaves_unknown_values_for_later(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:
+    result = provider.check({}, {**GOLDEN, "region": UNKNOWN, "repin": UNKNOWN})
+    assert result.failures == []
+    assert result.inputs["region"] == UNKNOWN and result.inputs["repin"] == UNKNOWN
+
+
+def test_check_fails_on_region_when_none_is_configured(
+    monkeypatch: pytest.MonkeyPatch, provider: PinnedImageProvider
+) -> None:
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
+    result = provider.check({}, dict(GOLDEN))
+    assert [failure.property for failure in result.failures] == ["region"]
+    assert "No UCloud region was given" in result.failures[0].reason
+
+
+# -- create / diff ---------------------------------------------------------------------------------------
+
+
+def test_create_pins_the_newest_match_and_stores_its_metadata(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, _, outs = created(provider, **GOLDEN, features=["CloudInit"])
+    assert image_id == outs["image_id"] == outs["latest_image_id"] == PINNED
+    assert outs["image_name"] == "golden-web-2026.03.14"
+    assert outs["os_name"] == "Ubuntu 22.04 64位"
+    assert isinstance(outs["create_time"], int) and outs["create_time"] > 0
+    assert "CloudInit" in outs["features"] and "IPv6" in outs["features"]  # the image's, not the filter
+    assert outs["query"] == {"region": "cn-bj2", "image_type": "Custom", "name_regex": r"^golden-web-\d",
+                             "features": ["CloudInit"], "most_recent": True}
+    assert "__provider" not in outs
+
+
+def test_newer_images_do_not_change_the_pin(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:
+    image_id, inputs, outs = created(provider, **GOLDEN)
+    publish_newer(ucloud_emulator_env, PINNED, "uimage-gw0321n")
+    again = provider.check(inputs, {**GOLDEN, "__provider": "serialized"}).inputs
+    diff = provider.diff(image_id, outs, again)
+    assert diff.changes is False and not diff.replaces
+
+
+def test_an_equivalent_spelling_of_the_query_is_no_change(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, _, outs = created(provider, **GOLDEN, features=["CloudInit", "IPv6"], states=["available", "making"])
+    same = checked(provider, image_type="CUSTOM", name_regex=r"^golden-web-\d", most_recent=True,
+                   features=["ipv6", "cloudinit"], states=["Making", "Available"], region="cn-bj2")
+    assert provider.diff(image_id, outs, same).changes is False
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"name_regex": r"^golden-web-2026\.03\.07"}, "name_regex"),
+        ({"features": ["CloudInit", "IPv6"]}, "features"),
+        ({"most_recent": False}, "most_recent"),
+        ({"repin": "after-cve-2026-0001"}, "repin"),
+        ({"region": "cn-sh2"}, "region"),
+    ],
+)
+def test_a_changed_filter_or_repin_replaces_the_pin_naming_image_id(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider, change: dict[str, Any], reason: str
+) -> None:
+    image_id, _, outs = created(provider, **GOLDEN)
+    news = checked(provider, **{**GOLDEN, **change})
+    diff = provider.diff(image_id, outs, news)
+    assert diff.changes is True
+    assert diff.replaces == [reason, "image_id"]
+    assert diff.delete_before_replace is False
+
+
+def test_an_unknown_input_is_a_replacement(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:
+    image_id, inputs, outs = created(provider, **GOLDEN)
+    diff = provider.diff(image_id, outs, {**inputs, "repin": UNKNOWN, "name_regex": UNKNOWN})
+    assert diff.changes is True and diff.replaces == ["name_regex", "repin", "image_id"]
+
+
+def test_a_repin_resolves_again_and_takes_the_newer_image(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, _, outs = created(provider, **GOLDEN)
+    publish_newer(ucloud_emulator_env, PINNED, "uimage-gw0321n")
+    reset_shared_clients()  # a later `pulumi up` runs in a new provider process
+    news = checked(provider, **GOLDEN, repin="2")
+    assert provider.diff(image_id, outs, news).changes is True
+    replacement = provider.create(news)
+    assert replacement.id == "uimage-gw0321n"
+    updated = provider.update(image_id, outs, news).outs
+    assert updated is not None and updated["image_id"] == "uimage-gw0321n" and updated["repin"] == "2"
+
+
+# -- read (refresh) ----------------------------------------------------------------------------------------
+
+
+def test_refresh_keeps_the_pin_and_reports_the_newest_match(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, _, outs = created(provider, **GOLDEN)
+    publish_newer(ucloud_emulator_env, PINNED, "uimage-gw0321n")
+    read = provider.read(image_id, {**outs, "__provider": "serialized"})
+    assert read.id == image_id
+    assert read.outs is not None
+    assert read.outs["image_id"] == PINNED and read.outs["latest_image_id"] == "uimage-gw0321n"
+    assert read.outs["query"] == outs["query"] and "__provider" not in read.outs
+    assert read.inputs is None  # inputs stay as declared, so the next diff sees no change
+
+
+def test_refresh_fails_clearly_when_the_pinned_image_was_deleted(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, _, outs = created(provider, **GOLDEN)
+    ucloud_emulator_env.remove(PINNED)
+    with pytest.raises(NoImageFoundError) as caught:
+        provider.read(image_id, outs)
+    assert str(caught.value) == (
+        f"The pinned image {PINNED} no longer exists in region cn-bj2 (the pin needs it Available); set a new "
+        f"repin value or change the query, then run 'pulumi up' to pin {PREVIOUS}."
+    )
+    frames = traceback.extract_tb(caught.value.__traceback__)
+    assert not any(frame.filename.endswith(("_client.py", "_lookup.py")) for frame in frames)
+
+
+def test_refresh_fails_clearly_when_the_pinned_image_is_unavailable(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, _, outs = created(provider, **GOLDEN)
+    ucloud_emulator_env.set_state(PINNED, "Unavailable")
+    with pytest.raises(NoImageFoundError, match=rf"^The pinned image {PINNED} is Unavailable now in region cn-bj2 "):
+        provider.read(image_id, outs)
+
+
+def test_a_create_failure_is_the_library_error_alone(ucloud_emulator_env: Emulator,
+                                                     provider: PinnedImageProvider) -> None:
+    inputs = checked(provider, image_type="custom", name_regex="^golden-web-")  # several match, no most_recent
+    with pytest.raises(AmbiguousImageError, match=r"^\d+ images in region cn-bj2 match ") as caught:
+        provider.create(inputs)
+    frames = traceback.extract_tb(caught.value.__traceback__)
+    assert [frame.name for frame in frames][1:] == ["wrapper"]  # the caller, then the provider method: no internals
+
+
+def test_delete_touches_nothing(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:
+    image_id, _, outs = created(provider, **GOLDEN)
+    before = ucloud_emulator_env.request_count
+    provider.delete(image_id, outs)
+    assert ucloud_emulator_env.request_count == before
+    assert PINNED in {image["ImageId"] for image in ucloud_emulator_env.images()}
+
+
+# -- settings and secrets ------------------------------------------------------------------------------------
+
+
+def test_configured_stack_config_comes_before_the_environment(
+    monkeypatch: pytest.MonkeyPatch, provider: PinnedImageProvider
+) -> None:
+    with Emulator() as emulator:
+        monkeypatch.setenv("UCLOUD_API_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+        monkeypatch.setenv("UCLOUD_PRIVATE_KEY", "a-wrong-private-key")
+        provider.configure(ConfigureRequest(Config({
+            "ucloud:region": "cn-bj2", "ucloud:baseUrl": emulator.base_url,
+            "ucloud:publicKey": DEMO_PUBLIC_KEY, "ucloud:privateKey": DEMO_PRIVATE_KEY,
+        }, "project")))
+        image_id, _, _ = created(provider, **GOLDEN)
+        assert image_id == PINNED
+        assert emulator.request_count == 1
+
+
+def test_the_pickled_provider_holds_no_settings_and_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", SECRET)
+    provider = PinnedImageProvider()
+    provider.configure(ConfigureRequest(Config({"ucloud:privateKey": SECRET, "ucloud:region": "cn-bj2"}, "project")))
+    serialized = serialize_provider(provider)
+    raw = base64.b64decode(serialized)
+    assert SECRET.encode() not in raw and SECRET.encode() not in serialized.encode()
+    assert b"cn-bj2" not in raw  # no configuration at all, not only no key
+    import dill  # type: ignore[import-untyped]
+
+    revived = dill.loads(raw)
+    assert type(revived) is PinnedImageProvider and revived._config is None
+
+
+# -- the resource, in a program under mocks --------------------------------------------------------------
+
+
+class PinMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[pulumi.runtime.MockResourceArgs] = []
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        return {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.resources.append(args)
+        return PINNED, {**args.inputs, "image_id": PINNED, "image_name": "golden-web-2026.03.14",
+                        "features": ["CloudInit"], "latest_image_id": PINNED}
+
+
+@pytest.fixture
+def pin_mocks() -> Iterator[PinMocks]:
+    mocks = PinMocks()
+    _ensure_event_loop()  # set_mocks needs a current event loop, which an earlier asyncio.run unsets
+    pulumi.runtime.reset_options()
+    pulumi.runtime.set_mocks(mocks, preview=False)
+    yield mocks
+    pulumi.runtime.reset_options()
+
+
+def test_the_resource_registers_its_query_and_a_provider_without_the_key(
+    monkeypatch: pytest.MonkeyPatch, pin_mocks: PinMocks
+) -> None:
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", SECRET)
+    seen: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        pin = PinnedImage("web-golden", region="cn-bj2", image_type="custom", name_regex=r"^golden-web-\d",
+                          features=["CloudInit"], most_recent=True, repin="1")
+        return pulumi.Output.all(pin.image_id, pin.features, pin.latest_image_id).apply(
+            lambda values: seen.update(outputs=values)
+        )
+
+    program()
+    (args,) = pin_mocks.resources
+    assert args.typ == "pulumi-python:dynamic/ucloud-images:PinnedImage"
+    assert args.name == "web-golden"
+    inputs = {key: value for key, value in args.inputs.items() if key != "__provider"}
+    assert inputs == {"region": "cn-bj2", "image_type": "custom", "name_regex": r"^golden-web-\d",
+                      "features": ["CloudInit"], "most_recent": True, "repin": "1"}
+    provider = args.inputs["__provider"]
+    serialized = provider["value"] if isinstance(provider, dict) else provider
+    assert isinstance(serialized, str)
+    assert SECRET.encode() not in base64.b64decode(serialized)
+    assert SECRET not in repr(args.inputs)
+    assert seen["outputs"] == [PINNED, ["CloudInit"], PINNED]

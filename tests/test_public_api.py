@@ -1,0 +1,115 @@
+"""The public surface: exactly these names, each importable, and a light import (no Pulumi until asked)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+import subprocess
+import sys
+
+import pytest
+
+import pulumi_ucloud_images
+
+PUBLIC_NAMES = {
+    # errors
+    "UCloudImagesError",
+    "InvalidQueryError",
+    "CredentialsError",
+    "LockfileError",
+    "TransportError",
+    "ResponseFormatError",
+    "APIError",
+    "NoImageFoundError",
+    "AmbiguousImageError",
+    # plain Python
+    "ImageQuery",
+    "Image",
+    "LookupResult",
+    "Settings",
+    "resolve_settings",
+    "Client",
+    "RetryPolicy",
+    "lookup_images",
+    "find_images",
+    "__version__",
+    # Pulumi-facing, imported lazily
+    "get_images",
+    "get_images_output",
+    "GetImagesResult",
+    "PinnedImage",
+}
+LAZY_NAMES = {"get_images", "get_images_output", "GetImagesResult", "PinnedImage"}
+
+
+def test_all_is_pinned_exactly() -> None:
+    names = pulumi_ucloud_images.__all__
+    assert len(names) == len(set(names)), "no name is listed twice"
+    assert set(names) == PUBLIC_NAMES
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_NAMES - LAZY_NAMES))
+def test_every_eager_name_resolves(name: str) -> None:
+    assert getattr(pulumi_ucloud_images, name) is not None
+
+
+def test_the_pulumi_facing_names_are_lazy() -> None:
+    lazy = pulumi_ucloud_images._LAZY
+    assert set(lazy) == LAZY_NAMES
+    assert {lazy[name] for name in ("get_images", "get_images_output", "GetImagesResult")} == {"._functions"}
+    assert lazy["PinnedImage"] == "._pinned"
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'get_image'"):
+        pulumi_ucloud_images.get_image  # noqa: B018
+
+
+def test_the_errors_form_one_hierarchy_with_exit_codes() -> None:
+    api = pulumi_ucloud_images
+    exit_codes = {
+        api.InvalidQueryError: 2, api.LockfileError: 2, api.NoImageFoundError: 3, api.AmbiguousImageError: 4,
+        api.CredentialsError: 5, api.TransportError: 5, api.ResponseFormatError: 5, api.APIError: 5,
+    }
+    for error, code in exit_codes.items():
+        assert issubclass(error, api.UCloudImagesError)
+        assert error.exit_code == code
+    assert issubclass(api.ResponseFormatError, api.TransportError)
+    assert issubclass(api.InvalidQueryError, ValueError)
+    assert issubclass(api.NoImageFoundError, LookupError) and issubclass(api.AmbiguousImageError, LookupError)
+
+
+def test_every_error_survives_pickling_with_its_details() -> None:
+    import pickle
+
+    api = pulumi_ucloud_images
+    errors = [
+        api.APIError(172, "User not exist", action="DescribeImage", request_id="req-1"),
+        api.AmbiguousImageError("2 images match.", image_ids=["uimage-a", "uimage-b"]),
+        api.InvalidQueryError("Invalid os_type 'bsd'.", field="os_type"),
+        api.CredentialsError("No UCloud public key was found.", setting="public_key"),
+        api.ResponseFormatError("Not JSON.", action="DescribeImage", request_id="req-2"),
+        api.NoImageFoundError("No image."),
+    ]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert (str(copy), vars(copy)) == (str(error), vars(error))
+
+
+def test_the_version_is_the_distributions() -> None:
+    assert pulumi_ucloud_images.__version__ == importlib.metadata.version("pulumi-ucloud-images")
+
+
+def test_the_package_is_typed() -> None:
+    assert importlib.resources.files("pulumi_ucloud_images").joinpath("py.typed").is_file()
+
+
+def test_importing_the_package_does_not_import_pulumi_or_grpc() -> None:
+    code = (
+        "import sys, pulumi_ucloud_images\n"
+        "from pulumi_ucloud_images import lookup_images, ImageQuery, Client\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'grpc')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,351 @@
+"""Settings: explicit > Pulumi config > environment > the UCloud CLI's profile files, and clear failures."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulumi_ucloud_images._errors import CredentialsError, InvalidQueryError
+from pulumi_ucloud_images._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, resolve_settings
+
+# setting -> (explicit keyword, Pulumi config key, environment variable, profile-file key)
+SOURCES = {
+    "public_key": ("ucloud:publicKey", "UCLOUD_PUBLIC_KEY", "public_key"),
+    "private_key": ("ucloud:privateKey", "UCLOUD_PRIVATE_KEY", "private_key"),
+    "region": ("ucloud:region", "UCLOUD_REGION", "region"),
+    "project_id": ("ucloud:projectId", "UCLOUD_PROJECT_ID", "project_id"),
+    "base_url": ("ucloud:baseUrl", "UCLOUD_API_BASE_URL", "base_url"),
+    "timeout": ("ucloud:timeout", "UCLOUD_TIMEOUT_SECOND", "timeout_sec"),
+}
+CREDENTIALS = ("public_key", "private_key")
+
+
+def _value(name: str, source: str) -> Any:
+    if name == "timeout":
+        return {"explicit": 11.0, "config": "12", "env": "13", "file": 14}[source]
+    if name == "base_url":
+        return f"http://{source}.example"
+    return f"{name}-from-{source}"
+
+
+def _read(settings: Any, name: str) -> Any:
+    value = getattr(settings, name)
+    return value.get_secret_value() if name == "private_key" else value
+
+
+def _expected(name: str, source: str) -> Any:
+    return float(_value(name, source)) if name == "timeout" else _value(name, source)
+
+
+def write_profiles(home: Path, profiles: list[dict[str, Any]], credentials: list[dict[str, Any]]) -> Path:
+    folder = home / ".ucloud"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(profiles), encoding="utf-8")
+    (folder / "credential.json").write_text(json.dumps(credentials), encoding="utf-8")
+    return folder
+
+
+def _all_sources(home: Path, upto: str) -> tuple[dict[str, Any], Callable[[str], Any], dict[str, str]]:
+    """Every setting given by ``upto`` and every source after it (the order: explicit, config, env, file)."""
+    order = ["file", "env", "config", "explicit"]
+    given = order[: order.index(upto) + 1]
+    profile: dict[str, Any] = {"profile": "default", "active": True}
+    credential: dict[str, Any] = {"profile": "default"}
+    config: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    explicit: dict[str, Any] = {}
+    for name, (config_key, env_key, file_key) in SOURCES.items():
+        if "file" in given:
+            (credential if name in CREDENTIALS else profile)[file_key] = _value(name, "file")
+        if "env" in given:
+            env[env_key] = str(_value(name, "env"))
+        if "config" in given:
+            config[config_key] = _value(name, "config")
+        if "explicit" in given:
+            explicit[name] = _value(name, "explicit")
+    write_profiles(home, [profile], [credential])
+    return explicit, config.get, env
+
+
+@pytest.mark.parametrize("winner", ["explicit", "config", "env", "file"])
+def test_first_source_found_wins_for_every_setting(tmp_path: Path, winner: str) -> None:
+    explicit, config, env = _all_sources(tmp_path, winner)
+    settings = resolve_settings(**explicit, config=config, env=env, home=tmp_path)
+    for name in SOURCES:
+        assert _read(settings, name) == _expected(name, winner), name
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_each_setting_falls_through_on_its_own(tmp_path: Path, name: str) -> None:
+    """One setting missing from the explicit arguments is taken from the config; the others stay explicit."""
+    explicit, config, env = _all_sources(tmp_path, "explicit")
+    del explicit[name]
+    settings = resolve_settings(**explicit, config=config, env=env, home=tmp_path)
+    assert _read(settings, name) == _expected(name, "config")
+
+
+def test_empty_values_count_as_unset(tmp_path: Path) -> None:
+    env = {"UCLOUD_PUBLIC_KEY": "", "UCLOUD_PRIVATE_KEY": "sk-env", "UCLOUD_REGION": "cn-sh2"}
+    settings = resolve_settings(public_key="", config={"ucloud:publicKey": "pk-config"}.get, env=env, home=tmp_path)
+    assert settings.public_key == "pk-config"
+
+
+def test_defaults_for_the_endpoint_and_timeout(tmp_path: Path) -> None:
+    settings = resolve_settings(public_key="pk", private_key="sk", region="cn-bj2", env={}, home=tmp_path)
+    assert settings.base_url == DEFAULT_BASE_URL == "https://api.ucloud.cn"
+    assert settings.timeout == DEFAULT_TIMEOUT == 30.0
+    assert settings.project_id is None and settings.profile is None
+
+
+def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", "pk-env")
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", "sk-env")
+    monkeypatch.setenv("UCLOUD_REGION", "hk")
+    settings = resolve_settings()
+    assert (settings.public_key, settings.region) == ("pk-env", "hk")
+
+
+# -- the real Pulumi config path ----------------------------------------------------------------------
+
+
+def test_pulumi_stack_config_is_read_inside_a_pulumi_program(tmp_path: Path) -> None:
+    import pulumi.runtime
+
+    def in_program() -> None:
+        pulumi.runtime.set_all_config(
+            {"ucloud:publicKey": "pk-stack", "ucloud:privateKey": "sk-stack", "ucloud:region": "cn-gd"},
+            ["ucloud:privateKey"],
+        )
+        env = {"UCLOUD_PUBLIC_KEY": "pk-env", "UCLOUD_REGION": "hk", "UCLOUD_PROJECT_ID": "org-env"}
+        settings = resolve_settings(env=env, home=tmp_path)
+        assert (settings.public_key, settings.private_key.get_secret_value()) == ("pk-stack", "sk-stack")
+        assert settings.region == "cn-gd"
+        assert settings.project_id == "org-env"  # not in the stack config: the environment is next
+        assert resolve_settings(region="us-ca", env=env, home=tmp_path).region == "us-ca"
+
+    contextvars.copy_context().run(in_program)  # set_all_config must not outlive this test
+
+
+def test_pulumi_config_from_the_engines_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pulumi.runtime  # noqa: F401  (inside a program pulumi is imported; the config then counts)
+
+    monkeypatch.setenv(
+        "PULUMI_CONFIG",
+        json.dumps({"ucloud:publicKey": "pk-engine", "ucloud:privateKey": "sk-engine", "ucloud:projectId": "org-ml"}),
+    )
+    settings = resolve_settings(region="cn-bj2", env={"UCLOUD_PUBLIC_KEY": "pk-env"}, home=tmp_path)
+    assert (settings.public_key, settings.project_id) == ("pk-engine", "org-ml")
+
+
+def test_pulumi_config_is_ignored_when_pulumi_is_not_imported() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, json, sys\n"
+        "os.environ['PULUMI_CONFIG'] = json.dumps({'ucloud:publicKey': 'pk-engine', 'ucloud:privateKey': 'sk'})\n"
+        "from pulumi_ucloud_images._settings import resolve_settings\n"
+        "s = resolve_settings(region='cn-bj2', env={'UCLOUD_PUBLIC_KEY': 'pk-env', 'UCLOUD_PRIVATE_KEY': 'sk'})\n"
+        "print(s.public_key, 'pulumi' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["pk-env", "False"]
+
+
+# -- the UCloud CLI's profile files --------------------------------------------------------------------
+
+
+PROFILES: list[dict[str, Any]] = [
+    {"profile": "default", "active": True, "region": "cn-bj2", "project_id": "org-platform", "timeout_sec": 15},
+    {"profile": "data", "region": "cn-sh2", "project_id": "org-data", "base_url": "http://data.example"},
+]
+KEYS: list[dict[str, Any]] = [
+    {"profile": "default", "public_key": "pk-default", "private_key": "sk-default"},
+    {"profile": "data", "public_key": "pk-data", "private_key": "sk-data"},
+]
+
+
+def test_the_active_profile_is_used_when_none_is_named(tmp_path: Path) -> None:
+    write_profiles(tmp_path, PROFILES, KEYS)
+    settings = resolve_settings(env={}, home=tmp_path)
+    assert (settings.profile, settings.public_key, settings.region) == ("default", "pk-default", "cn-bj2")
+    assert (settings.project_id, settings.timeout) == ("org-platform", 15.0)
+
+
+@pytest.mark.parametrize("how", ["argument", "config", "env"])
+def test_a_named_profile_wins_over_the_active_one(tmp_path: Path, how: str) -> None:
+    write_profiles(tmp_path, PROFILES, KEYS)
+    settings = resolve_settings(
+        profile="data" if how == "argument" else None,
+        config={"ucloud:profile": "data"}.get if how == "config" else None,
+        env={"UCLOUD_PROFILE": "data"} if how == "env" else {},
+        home=tmp_path,
+    )
+    assert (settings.profile, settings.public_key, settings.private_key.get_secret_value()) == (
+        "data", "pk-data", "sk-data"
+    )
+    assert (settings.region, settings.project_id, settings.base_url) == ("cn-sh2", "org-data", "http://data.example")
+
+
+def test_an_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, PROFILES, KEYS)
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(profile="prod", env={}, home=tmp_path)
+    assert str(caught.value) == (
+        f"The UCloud profile 'prod' is in neither {folder / 'config.json'} nor {folder / 'credential.json'}; "
+        "the profiles there are data, default."
+    )
+
+
+def test_missing_default_files_are_ignored(tmp_path: Path) -> None:
+    settings = resolve_settings(env={"UCLOUD_PUBLIC_KEY": "pk", "UCLOUD_PRIVATE_KEY": "sk"}, region="hk", home=tmp_path)
+    assert settings.public_key == "pk"
+
+
+@pytest.mark.parametrize(
+    ("variable", "what"), [("UCLOUD_SHARED_CONFIG_FILE", "config"), ("UCLOUD_SHARED_CREDENTIAL_FILE", "credential")]
+)
+def test_a_missing_file_named_explicitly_is_an_error(tmp_path: Path, variable: str, what: str) -> None:
+    missing = tmp_path / "nowhere" / f"{what}.json"
+    env = {variable: str(missing), "UCLOUD_PUBLIC_KEY": "pk", "UCLOUD_PRIVATE_KEY": "sk", "UCLOUD_REGION": "hk"}
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(env=env, home=tmp_path)
+    assert str(caught.value) == f"The UCloud {what} file {missing} named by {variable} does not exist."
+
+
+def test_files_named_by_the_environment_are_read(tmp_path: Path) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "c.json").write_text(json.dumps(PROFILES), encoding="utf-8")
+    (folder / "k.json").write_text(json.dumps(KEYS), encoding="utf-8")
+    env = {"UCLOUD_SHARED_CONFIG_FILE": str(folder / "c.json"), "UCLOUD_SHARED_CREDENTIAL_FILE": str(folder / "k.json")}
+    assert resolve_settings(env=env, home=tmp_path / "empty-home").public_key == "pk-default"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "is not valid JSON: Expecting property name enclosed in double quotes"),
+        ('{"profile": "default"}', "must hold a JSON array of profile objects."),
+        ('["default"]', "must hold a JSON array of profile objects."),
+        (b"\xff\xfe[]", "cannot be read: it is not UTF-8 text."),
+    ],
+)
+def test_a_malformed_profile_file_is_one_sentence(tmp_path: Path, content: str | bytes, problem: str) -> None:
+    folder = write_profiles(tmp_path, PROFILES, KEYS)
+    path = folder / "credential.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(env={}, home=tmp_path)
+    assert str(caught.value).startswith(f"The UCloud credential file {path} {problem}")
+    assert str(caught.value).endswith(".") and "\n" not in str(caught.value)
+
+
+def test_an_unreadable_profile_file_is_one_sentence(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, PROFILES, KEYS)
+    (folder / "config.json").unlink()
+    (folder / "config.json").mkdir()  # a directory where a file should be: unreadable for every user
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(env={}, home=tmp_path)
+    assert str(caught.value).startswith(f"The UCloud config file {folder / 'config.json'} cannot be read: ")
+    assert str(caught.value).endswith(".") and "\n" not in str(caught.value)
+
+
+# -- missing settings name every place that was looked at ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("missing", "label", "config_key", "env_key"),
+    [
+        ("public_key", "public key", "ucloud:publicKey", "UCLOUD_PUBLIC_KEY"),
+        ("private_key", "private key", "ucloud:privateKey", "UCLOUD_PRIVATE_KEY"),
+    ],
+)
+def test_a_missing_key_names_every_place_looked(tmp_path: Path, missing: str, label: str, config_key: str,
+                                                env_key: str) -> None:
+    given: dict[str, Any] = {"public_key": "pk", "private_key": "sk"}
+    del given[missing]
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(**given, region="cn-bj2", env={}, config=lambda key: None, home=tmp_path)
+    assert caught.value.setting == missing
+    assert caught.value.exit_code == 5
+    assert str(caught.value) == (
+        f"No UCloud {label} was found; looked at the {missing} argument, Pulumi config {config_key}, the environment "
+        f"variable {env_key} and the UCloud CLI's {tmp_path / '.ucloud' / 'config.json'} (no such file)."
+    )
+
+
+def test_a_missing_region_names_every_place_looked(tmp_path: Path) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path)
+    assert caught.value.field == "region"
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        "No UCloud region was given; looked at the region argument, Pulumi config ucloud:region, the environment "
+        f"variable UCLOUD_REGION and the UCloud CLI's {tmp_path / '.ucloud' / 'config.json'} (no such file)."
+    )
+
+
+def test_a_missing_key_names_the_profile_that_was_searched(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, PROFILES, [KEYS[0]])
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(profile="data", env={}, home=tmp_path)
+    assert str(caught.value).endswith(f"and profile 'data' in {folder / 'credential.json'}.")
+
+
+def test_a_missing_key_says_when_no_profile_is_active(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, [{"profile": "default", "region": "cn-bj2"}], KEYS)
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(env={}, home=tmp_path)
+    assert str(caught.value).endswith(
+        f"and the UCloud CLI's files (no profile is named, and none is marked active in {folder / 'config.json'})."
+    )
+
+
+def test_region_may_be_left_for_later(tmp_path: Path) -> None:
+    settings = resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path, require_region=False)
+    assert settings.region is None
+
+
+# -- bad values ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", ["abc", "0", "-1", "nan", "inf"])
+def test_a_bad_timeout_is_bad_input(tmp_path: Path, timeout: str) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        resolve_settings(
+            public_key="pk", private_key="sk", region="hk", env={"UCLOUD_TIMEOUT_SECOND": timeout}, home=tmp_path
+        )
+    assert str(caught.value) == f"Invalid timeout '{timeout}': must be a positive number of seconds."
+    assert caught.value.field == "timeout"
+
+
+@pytest.mark.parametrize("url", ["api.ucloud.cn", "ftp://api.ucloud.cn", "http://", "https://[::1"])
+def test_a_bad_base_url_is_bad_input(tmp_path: Path, url: str) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        resolve_settings(public_key="pk", private_key="sk", region="hk", base_url=url, env={}, home=tmp_path)
+    assert str(caught.value) == f"Invalid base_url '{url}': must be an http:// or https:// URL."
+
+
+def test_settings_are_frozen_and_compare_by_value(tmp_path: Path) -> None:
+    one = resolve_settings(public_key="pk", private_key="sk", region="hk", env={}, home=tmp_path)
+    two = resolve_settings(public_key="pk", private_key="sk", region="hk", env={}, home=tmp_path)
+    assert one == two
+    assert one.cache_key == ("https://api.ucloud.cn", "pk", "")
+    with pytest.raises(Exception):  # noqa: B017  (pydantic's ValidationError for a frozen model)
+        one.region = "cn-bj2"
+
+
+def test_copying_settings_with_changes_leaves_the_original_alone(tmp_path: Path) -> None:
+    original = resolve_settings(public_key="pk", private_key="sk", region="hk", env={}, home=tmp_path)
+    changed = original.model_copy(update={"region": "cn-bj2", "public_key": "pk-2"})
+    assert (original.region, original.public_key) == ("hk", "pk")
+    assert (changed.region, changed.public_key) == ("cn-bj2", "pk-2")
