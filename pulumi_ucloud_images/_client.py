@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,8 @@ from ._version import __version__
 
 __all__ = ["Client", "RetryPolicy", "reset_shared_clients", "shared_client"]
 
+# Pages are requested before the first one is validated; a TotalCount beyond this is not trusted that far.
+_PREFETCH_TOTAL_LIMIT = 10_000_000
 REQUEST_ID_HEADER = "X-UCLOUD-REQUEST-UUID"
 # Transient by the API's own table (110 timeout, 130 gateway, 150 unavailable, 153 rate limit) and by the
 # official SDKs (>= 2000). Everything else (160/161/170/171/172/230/299, ...) is final.
@@ -313,13 +315,16 @@ class Client:
         # Ask for the other pages before validating this one, so validation overlaps their round trip.
         raw_total, raw_images = body.get("TotalCount"), body.get("ImageSet")
         served = len(raw_images) if isinstance(raw_images, list) else 0
-        offsets = range(served, raw_total, served) if served and isinstance(raw_total, int) else range(0)
+        total_hint = raw_total if type(raw_total) is int and raw_total <= _PREFETCH_TOTAL_LIMIT else 0
+        offsets = range(served, total_hint, served) if served else range(0)  # parse_page judges the page itself
         with closing(_Prefetch(self, params, offsets, served, deadline)) as rest:
             first = parse_page(body, action=action, request_id=request_id)
             del body, raw_images  # the raw page is garbage now; do not keep it alive through the read
             total, step = first.total_count, len(first.images)
             if step == 0:
                 return ((), True) if total == 0 else None
+            if total > _PREFETCH_TOTAL_LIMIT:
+                return None  # no listing is that long: not a count to page by
             images: dict[str, Image] = {}  # first occurrence wins
             for image in first.images:
                 images.setdefault(image.image_id, image)
@@ -378,7 +383,12 @@ class Client:
         except BaseException as exc:
             with self._lock:
                 self._inflight.pop(key, None)
-            flight.set_exception(exc)
+            action = str(params.get("Action", ""))
+            # A KeyboardInterrupt belongs to the reading thread; the waiters get an error of their own.
+            shared = exc if isinstance(exc, Exception) else TransportError(
+                f"UCloud API {action} was not read to the end: interrupted.", action=action
+            )
+            flight.set_exception(shared)
             raise
         with self._lock:
             if generation == self._generation:
@@ -435,9 +445,18 @@ class _Prefetch:
         offset = next(self._upcoming, None)
         if offset is None or self._pool is None:
             return False
-        future = self._pool.submit(self._client._page, self._params, offset, self._limit, self._deadline)
+        try:
+            future = self._pool.submit(self._client._page, self._params, offset, self._limit, self._deadline)
+        except RuntimeError:  # the pool was shut down: the client was closed meanwhile
+            raise self._closed() from None
         self._queued.append((offset, future))
         return True
+
+    def _closed(self) -> TransportError:
+        action = str(self._params.get("Action", ""))
+        return TransportError(
+            f"UCloud API {action} was not read to the end: the client was closed meanwhile.", action=action
+        )
 
     def __iter__(self) -> Iterator[tuple[int, Page]]:
         if self._pool is None:  # sequential: one page at a time, in the caller's thread
@@ -446,7 +465,10 @@ class _Prefetch:
             return
         while self._queued:
             offset, future = self._queued.popleft()
-            page = future.result()
+            try:
+                page = future.result()
+            except CancelledError:
+                raise self._closed() from None
             self._submit_next()
             yield offset, page
 

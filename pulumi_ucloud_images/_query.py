@@ -8,6 +8,7 @@ become ``Base``; invalid input fails here, before any network call, as one sente
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
@@ -106,6 +107,12 @@ def _has_features(image: Image, wanted: tuple[str, ...]) -> bool:
 
 def _cli(option: str, **extra: Any) -> dict[str, Any]:
     return {"cli": option, **extra}
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """Selection tests every listed image; compiling once per pattern keeps that loop cheap."""
+    return re.compile(pattern)
 
 
 class ImageQuery(BaseModel):
@@ -246,8 +253,8 @@ class ImageQuery(BaseModel):
             and (self.func_type is None or image.func_type.lower() == self.func_type)
             and (self.image_id is None or image.image_id == self.image_id)
             and (not self.ids or image.image_id in self.ids)
-            and (self.name_regex is None or re.search(self.name_regex, image.image_name) is not None)
-            and (self.os_name_regex is None or re.search(self.os_name_regex, image.os_name) is not None)
+            and (self.name_regex is None or _compiled(self.name_regex).search(image.image_name) is not None)
+            and (self.os_name_regex is None or _compiled(self.os_name_regex).search(image.os_name) is not None)
             and _has_features(image, self.features)
             and (self.architecture is None or image.architecture == self.architecture)
         )

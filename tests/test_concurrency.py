@@ -5,6 +5,8 @@ The emulator caps pages at 100, so every lookup also pages concurrently inside t
 
 from __future__ import annotations
 
+import io
+import json as jsonlib
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 from pydantic import SecretStr
 
 from pulumi_ucloud_images import (
@@ -21,6 +24,7 @@ from pulumi_ucloud_images import (
     NoImageFoundError,
     RetryPolicy,
     Settings,
+    TransportError,
     lookup_images,
 )
 from pulumi_ucloud_images._catalog import DEMO_REGION
@@ -161,3 +165,32 @@ def test_identical_concurrent_queries_share_a_failure_and_do_not_memoise_it(emul
         assert emulator.request_count == 1
         emulator.latency_ms = 0
         assert client.describe_images(params) == expected  # the failure was not memoised
+
+
+def test_closing_a_client_mid_read_fails_that_lookup_with_a_transport_error() -> None:
+    arrived, release = threading.Event(), threading.Event()
+    records = [{"ImageId": f"uimage-{n:04d}", "State": "Available", "CreateTime": n} for n in range(100)]
+
+    class Held(requests.Session):
+        """Serves ten images per page; holds the page at offset 10 until released."""
+
+        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            offset = int(data["Offset"])
+            if offset == 10:
+                arrived.set()
+                release.wait(10)
+            answer = requests.Response()
+            answer.status_code = 200
+            payload = {"RetCode": 0, "TotalCount": len(records), "ImageSet": records[offset:offset + 10]}
+            answer.raw = io.BytesIO(jsonlib.dumps(payload).encode())
+            return answer
+
+    settings = Settings(public_key="pk", private_key=SecretStr("sk"), region=DEMO_REGION, base_url="http://x")
+    client = Client(settings, session=Held(), retry=NO_SLEEP, max_workers=2)
+    with ThreadPoolExecutor(1) as runner:
+        reading = runner.submit(client.describe_images, {"Action": "DescribeImage", "Region": DEMO_REGION})
+        assert arrived.wait(10)
+        client.close()  # pages queued behind the two running ones are cancelled
+        release.set()
+        with pytest.raises(TransportError, match="the client was closed meanwhile"):
+            reading.result(timeout=10)
