@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from ._errors import InvalidQueryError, UCloudImagesError
 from ._image import Image
 from ._lookup import fetch_listing, lookup_images
-from ._query import ImageQuery, invalid_query_error
+from ._query import ImageQuery, field_extra, invalid_query_error
 from ._select import filter_images, no_match_error
 from ._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Settings, resolve_settings
 from ._version import __version__
@@ -68,14 +68,14 @@ def _number(kind: type[float] | type[int], low: float, high: float | None = None
 
 
 def _flag_names() -> dict[str, str]:
-    return {name: str((field.json_schema_extra or {})["cli"]) for name, field in ImageQuery.model_fields.items()}  # type: ignore[index]
+    return {name: str(field_extra(field)["cli"]) for name, field in ImageQuery.model_fields.items()}
 
 
 def _add_query_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`ImageQuery` field, spelled and described by the model."""
     group = parser.add_argument_group("filters")
     for name, field in ImageQuery.model_fields.items():
-        extra: dict[str, Any] = field.json_schema_extra or {}  # type: ignore[assignment]
+        extra = field_extra(field)
         flag = str(extra["cli"])
         metavar = flag.lstrip("-").upper().replace("-", "_")
         if extra.get("flag"):

@@ -35,7 +35,7 @@ from ._settings import Settings, resolve_settings
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+    import tomli as tomllib
 
 __all__ = [
     "DEFAULT_LOCKFILE",

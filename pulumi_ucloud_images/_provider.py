@@ -24,7 +24,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 from pulumi.dynamic import ConfigureRequest as DynamicConfigureRequest
 from pulumi.dynamic.config import Config
 from pulumi.provider.experimental import server

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from ._errors import InvalidQueryError
 from ._image import ARM64_FEATURE, Image
@@ -107,6 +108,11 @@ def _has_features(image: Image, wanted: tuple[str, ...]) -> bool:
 
 def _cli(option: str, **extra: Any) -> dict[str, Any]:
     return {"cli": option, **extra}
+
+
+def field_extra(field: FieldInfo) -> dict[str, Any]:
+    """The front-end metadata of a query field: ``cli`` (its flag), ``enum``, ``repeatable``, ``flag``."""
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
 @functools.lru_cache(maxsize=256)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ._image import Image
-from ._query import ImageQuery
+from ._query import ImageQuery, field_extra
 from ._select import LookupResult
 from ._settings import _SOURCES, DEFAULT_BASE_URL
 from ._version import __version__
@@ -141,8 +141,7 @@ class _Builder:
         return spec
 
     def enum_type(self, name: str, field: FieldInfo) -> str | None:
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        values = extra.get("enum")
+        values = field_extra(field).get("enum")
         if not isinstance(values, list):
             return None
         is_list = get_origin(field.annotation) in (tuple, list)
