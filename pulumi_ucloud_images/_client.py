@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -247,7 +249,7 @@ class Client:
         except requests.RequestException as exc:
             raise _Retryable(
                 TransportError(
-                    f"UCloud API {action} at {url} could not be reached ({type(exc).__name__}).", action=action
+                    f"UCloud API {action} at {url} could not be reached ({_cause(exc)}).", action=action
                 )
             ) from None
         return self._decode(response, raw, action)
@@ -420,6 +422,27 @@ def reset_shared_clients() -> None:
         _clients.clear()
     for client in clients:
         client.close()
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost reason of a connection failure, in words: ``connection refused``, not ``ConnectionError``."""
+    reasons = {
+        ConnectionRefusedError: "connection refused",
+        ConnectionResetError: "connection reset",
+        ConnectionAbortedError: "connection aborted",
+        socket.gaierror: "host name not resolved",
+        ssl.SSLError: "TLS handshake failed",
+    }
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for kind, words in reasons.items():
+            if isinstance(current, kind):
+                return words
+        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = current.__cause__ or current.__context__ or nested or getattr(current, "reason", None)
+    return type(exc).__name__
 
 
 class _Prefetch:

@@ -474,7 +474,7 @@ def test_an_unreachable_base_url_is_a_transport_error_after_the_retries(settings
         assert client.requests_sent == 3
     assert len(pauses) == 2
     message = str(caught.value)
-    assert message.startswith(f"UCloud API DescribeImage at {url} could not be reached")
+    assert message.startswith(f"UCloud API DescribeImage at {url} could not be reached (connection refused).")
     assert "Gave up after 3 attempt(s)" in message
     assert caught.value.exit_code == 5
 
