@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from ._errors import InvalidQueryError
 from ._image import ARM64_FEATURE, Image
@@ -27,7 +28,9 @@ __all__ = [
     "OS_TYPES",
     "STATES",
     "ImageQuery",
+    "field_extra",
     "invalid_query_error",
+    "invalid_query_errors",
     "parse_query",
 ]
 
@@ -86,14 +89,15 @@ def _one_of(allowed: tuple[str, ...]) -> BeforeValidator:
 
 
 def _list_of(allowed: tuple[str, ...]) -> BeforeValidator:
-    """A list (or one bare value) of enumeration members, normalised, duplicates dropped, order kept."""
+    """A list (or one bare value) of enumeration members, normalised, deduplicated and sorted: these filters
+    are sets, so two queries that differ only in order are equal (lockfile and pin comparisons rely on it)."""
 
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, (list, tuple)):
             return value  # the tuple type check reports it
-        return tuple(dict.fromkeys(_canonical(item, allowed) for item in value))
+        return tuple(sorted({_canonical(item, allowed) for item in value}))
 
     return BeforeValidator(normalise)
 
@@ -231,7 +235,7 @@ class ImageQuery(BaseModel):
     def _no_empty_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if any(not item.strip() for item in value):
             raise ValueError("must not contain empty IDs")
-        return tuple(dict.fromkeys(item.strip() for item in value))
+        return tuple(sorted({item.strip() for item in value}))  # a set, like the enum lists
 
     # -- the two halves of a lookup -------------------------------------------------------------------
 
@@ -303,8 +307,17 @@ def invalid_query_error(exc: ValidationError, *, naming: Mapping[str, str] | Non
 
     ``naming`` maps model field names to the caller's spelling (``--name-regex``, ``nameRegex``).
     """
-    naming = naming or {}
-    error = exc.errors()[0]
+    return invalid_query_errors(exc, naming=naming)[0]
+
+
+def invalid_query_errors(
+    exc: ValidationError, *, naming: Mapping[str, str] | None = None
+) -> list[InvalidQueryError]:
+    """One sentence per error, for callers that report every bad field at once (Pulumi check failures)."""
+    return [_sentence(error, naming or {}) for error in exc.errors()]
+
+
+def _sentence(error: ErrorDetails, naming: Mapping[str, str]) -> InvalidQueryError:
     loc = error["loc"]
     field = str(loc[0]) if loc else ""
     shown = naming.get(field, field)

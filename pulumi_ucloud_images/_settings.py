@@ -21,14 +21,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ._errors import CredentialsError, InvalidQueryError
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "Settings", "resolve_settings"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "Settings", "resolve_region", "resolve_settings"]
 
 DEFAULT_BASE_URL = "https://api.ucloud.cn"
 DEFAULT_TIMEOUT = 30.0
@@ -109,43 +109,28 @@ def _profile_path(env: Mapping[str, str], variable: str, default: Path) -> tuple
     return (Path(named).expanduser(), variable) if named else (default, None)
 
 
-def resolve_settings(
-    *,
-    public_key: str | None = None,
-    private_key: str | None = None,
-    region: str | None = None,
-    project_id: str | None = None,
-    base_url: str | None = None,
-    timeout: float | None = None,
-    profile: str | None = None,
-    env: Mapping[str, str] | None = None,
-    config: Callable[[str], str | None] | None = None,
-    home: Path | None = None,
-    require_region: bool = True,
-) -> Settings:
-    """Resolve every setting from the sources, in order; fail with one sentence naming where it looked.
+class _Found(NamedTuple):
+    """Every setting as the sources gave it (not yet validated), and how to say where it was looked for."""
 
-    ``env``, ``config`` and ``home`` exist for tests and for the provider plugin (which passes its own
-    provider config as ``config``); by default they are the process environment, the Pulumi stack
-    config and the user's home directory.
-    """
+    values: dict[str, Any]
+    profile: str | None
+    looked: Callable[[str], str]
+
+
+def _gather(
+    explicit: Mapping[str, Any],
+    env: Mapping[str, str] | None,
+    config: Callable[[str], str | None] | None,
+    home: Path | None,
+) -> _Found:
     env = os.environ if env is None else env
     config = pulumi_config_reader() if config is None else config
     home = Path.home() if home is None else home
-    explicit: dict[str, Any] = {
-        "public_key": public_key,
-        "private_key": private_key,
-        "region": region,
-        "project_id": project_id,
-        "base_url": base_url,
-        "timeout": timeout,
-        "profile": profile,
-    }
 
     def early(name: str) -> Any:
         """The value from the first three sources."""
         config_key, env_key, _ = _SOURCES[name]
-        for value in (explicit[name], config(config_key), env.get(env_key)):
+        for value in (explicit.get(name), config(config_key), env.get(env_key)):
             if value not in (None, ""):
                 return value
         return None
@@ -194,6 +179,53 @@ def resolve_settings(
     for name in ("public_key", "private_key", "region", "project_id", "base_url", "timeout"):
         value = early(name)
         values[name] = from_files(name) if value is None else value
+    return _Found(values, profile_name, looked)
+
+
+def resolve_region(
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+    config: Callable[[str], str | None] | None = None,
+    home: Path | None = None,
+) -> str | None:
+    """The region the settings name, by the same sources and order, without needing keys (e.g. a preview
+    that only fills in a default), or ``None``."""
+    found = _gather({"region": region, "profile": profile}, env, config, home)
+    return None if found.values["region"] is None else str(found.values["region"])
+
+
+def resolve_settings(
+    *,
+    public_key: str | None = None,
+    private_key: str | None = None,
+    region: str | None = None,
+    project_id: str | None = None,
+    base_url: str | None = None,
+    timeout: float | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+    config: Callable[[str], str | None] | None = None,
+    home: Path | None = None,
+    require_region: bool = True,
+) -> Settings:
+    """Resolve every setting from the sources, in order; fail with one sentence naming where it looked.
+
+    ``env``, ``config`` and ``home`` exist for tests and for the provider plugin (which passes its own
+    provider config as ``config``); by default they are the process environment, the Pulumi stack
+    config and the user's home directory.
+    """
+    explicit: dict[str, Any] = {
+        "public_key": public_key,
+        "private_key": private_key,
+        "region": region,
+        "project_id": project_id,
+        "base_url": base_url,
+        "timeout": timeout,
+        "profile": profile,
+    }
+    values, profile_name, looked = _gather(explicit, env, config, home)
 
     for name in _CREDENTIAL_KEYS:
         if values[name] is None:

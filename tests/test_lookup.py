@@ -165,7 +165,7 @@ def test_ids_are_sent_as_image_ids_n(client: Client, emulator: Emulator) -> None
     found = find_images(client=client, ids=["uimage-c79a", "uimage-w19", "uimage-ub2m"])
     assert ids(found) == ["uimage-w19", "uimage-c79a"]  # uimage-ub2m is Making
     assert sent(emulator) == [{"Action": "DescribeImage", "Region": REGION, "ImageIds.0": "uimage-c79a",
-                               "ImageIds.1": "uimage-w19", "ImageIds.2": "uimage-ub2m"}]
+                               "ImageIds.1": "uimage-ub2m", "ImageIds.2": "uimage-w19"}]  # a set: sent sorted
 
 
 def test_project_id_selects_the_projects_custom_images(client: Client, emulator: Emulator) -> None:
@@ -234,7 +234,7 @@ def test_every_filter_at_once(client: Client, emulator: Emulator) -> None:
     assert sent(emulator) == [{
         "Action": "DescribeImage", "Region": "cn-bj2", "Zone": "cn-bj2-02", "ProjectId": "org-platform",
         "ImageType": "Base", "OsType": "Linux", "FuncType": "uhost", "ImageId": "uimage-ub22",
-        "ImageIds.0": "uimage-ub22", "ImageIds.1": "uimage-c79a",
+        "ImageIds.0": "uimage-c79a", "ImageIds.1": "uimage-ub22",
     }]
 
 

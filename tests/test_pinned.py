@@ -57,7 +57,7 @@ def test_check_normalises_the_inputs_and_fills_in_the_configured_region(
 ) -> None:
     inputs = checked(provider, **GOLDEN, features=["ipv6", "CloudInit"], repin="2026-03")
     assert inputs == {"image_type": "Custom", "name_regex": r"^golden-web-\d", "most_recent": True,
-                      "features": ["IPv6", "CloudInit"], "repin": "2026-03", "region": "cn-bj2"}
+                      "features": ["CloudInit", "IPv6"], "repin": "2026-03", "region": "cn-bj2"}
     assert ucloud_emulator_env.request_count == 0
 
 

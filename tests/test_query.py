@@ -66,10 +66,20 @@ def test_enum_values_accept_any_case_and_take_the_api_spelling(field: str, given
     assert getattr(parse_query({field: given}), field) == expected
 
 
-def test_features_and_states_are_normalised_deduplicated_and_keep_their_order() -> None:
-    query = parse_query(features=["ipv6", "NetEnhnced", "netenhanced", "CLOUDINIT"], states=["making", "AVAILABLE"])
-    assert query.features == ("IPv6", "NetEnhanced", "CloudInit")
-    assert query.states == ("Making", "Available")
+def test_set_valued_filters_are_normalised_deduplicated_and_sorted() -> None:
+    query = parse_query(
+        features=["ipv6", "NetEnhnced", "netenhanced", "CLOUDINIT"], states=["making", "AVAILABLE"],
+        ids=["uimage-b", " uimage-a", "uimage-b"],
+    )
+    assert query.features == ("CloudInit", "IPv6", "NetEnhanced")
+    assert query.states == ("Available", "Making")
+    assert query.ids == ("uimage-a", "uimage-b")
+
+
+def test_queries_that_differ_only_in_the_order_of_a_set_valued_filter_are_equal() -> None:
+    assert parse_query(features=["IPv6", "CloudInit"], states=["Making", "Available"], ids=["b", "a"]) == parse_query(
+        features=["CloudInit", "IPv6"], states=["Available", "Making"], ids=["a", "b"]
+    )
 
 
 def test_the_documented_misspelling_netenhnced_is_read_as_netenhanced() -> None:
@@ -282,7 +292,7 @@ def test_criteria_names_every_criterion_in_use_as_typed() -> None:
         ids=["uimage-a"], architecture="arm64", most_recent=True,
     )
     assert query.criteria() == (
-        "zone='cn-bj2-02', os_type='Linux', ids=[uimage-a], name_regex='^Ubuntu 22\\.04', features=[IPv6, GPU], "
+        "zone='cn-bj2-02', os_type='Linux', ids=[uimage-a], name_regex='^Ubuntu 22\\.04', features=[GPU, IPv6], "
         "architecture='aarch64', states=[Available], most_recent=True"
     )
 
