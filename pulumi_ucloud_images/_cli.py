@@ -43,9 +43,21 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one sentence on stderr first and exit code 2."""
+    """argparse, but a usage error is one sentence on stderr first and exit code 2, and flags are spelled
+    out in full (no abbreviations), so a script never depends on one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        unknown = "unrecognized arguments: "
+        if message.startswith(unknown):
+            # argparse repeats every token, values too: a mistyped --private_key would print the key.
+            flags = [token for token in message[len(unknown) :].split() if token.startswith("-")]
+            message = f"unrecognized flags: {' '.join(flags)} (their values are not shown)" if flags else (
+                "unexpected arguments (not shown): every value belongs to a flag"
+            )
         sys.stderr.write(f"ucloud-images: error: {message[0].upper()}{message[1:]}.\n")
         sys.stderr.write(f"Run '{self.prog} --help' for the flags.\n")
         raise SystemExit(EXIT_USAGE)
@@ -204,7 +216,7 @@ def _resolve(query: ImageQuery, settings_args: dict[str, Any]) -> Settings:
 def _cmd_find(args: argparse.Namespace, out: TextIO) -> int:
     query = _query_from(args)
     with _settings_args(args) as settings_args:
-        result = lookup_images(query, settings=_resolve(query, settings_args))
+        result = lookup_images(query, settings=_resolve(query, settings_args), naming=_flag_names())
     if args.output == "json":
         json.dump(result.to_json(), out, ensure_ascii=False, indent=2)
         out.write("\n")
@@ -260,7 +272,7 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     elif images:
         out.write(_table(images))
     if not images:
-        raise no_match_error(listing.images, listing.query, listing.region)
+        raise no_match_error(listing.images, listing.query, listing.region, _flag_names())
     return EXIT_OK
 
 
@@ -297,8 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args, sys.stdout))
     except UCloudImagesError as exc:
-        sys.stdout.flush()
         sys.stderr.write(f"ucloud-images: error: {exc}\n")
+        with contextlib.suppress(OSError, ValueError):  # the reader of stdout may be gone: keep the exit code
+            sys.stdout.flush()
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

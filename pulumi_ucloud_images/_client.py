@@ -254,8 +254,7 @@ class Client:
             ) from None
         return self._decode(response, raw, action)
 
-    @staticmethod
-    def _decode(response: requests.Response, raw: bytes, action: str) -> tuple[dict[str, Any], str]:
+    def _decode(self, response: requests.Response, raw: bytes, action: str) -> tuple[dict[str, Any], str]:
         status = response.status_code
         request_id = response.headers.get(REQUEST_ID_HEADER, "")
         shown_id = request_id or "unknown"
@@ -290,11 +289,26 @@ class Client:
             raise malformed(f"a RetCode that is not an integer: {ret_code!r:.40}")
         if ret_code != 0:
             message = body.get("Message")
-            error = APIError(ret_code, "" if message is None else str(message), action=action, request_id=request_id)
+            error = APIError(
+                ret_code,
+                "" if message is None else str(message),
+                action=action,
+                request_id=request_id,
+                detail=self._key_detail(ret_code),
+            )
             if is_retried_ret_code(ret_code):
                 raise _Retryable(error)
             raise error
         return body, request_id
+
+    def _key_detail(self, ret_code: int) -> str:
+        """For a rejected key pair: where each key came from, since two sources can mix two accounts."""
+        public, private = self.settings.key_sources
+        if ret_code not in (171, 172) or not (public or private):
+            return ""
+        if public == private:
+            return f"both keys came from {public}"
+        return f"the public key came from {public or 'the caller'}, the private key from {private or 'the caller'}"
 
     # -- paging ------------------------------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class APIError(UCloudImagesError):
 
     exit_code = 5
 
-    def __init__(self, ret_code: int, message: str, *, action: str, request_id: str) -> None:
+    def __init__(self, ret_code: int, message: str, *, action: str, request_id: str, detail: str = "") -> None:
         self.ret_code = ret_code
         self.api_message = message
         self.action = action
@@ -108,7 +108,7 @@ class APIError(UCloudImagesError):
         hint = _HINTS.get(ret_code)
         super().__init__(
             f"UCloud API {action} failed with RetCode {ret_code}: {message.strip().rstrip('.') or '(no message)'} "
-            f"(request id {request_id or 'unknown'}){f'; {hint}' if hint else ''}."
+            f"(request id {request_id or 'unknown'}){f'; {hint}' if hint else ''}{f' ({detail})' if detail else ''}."
         )
 
 class NoImageFoundError(UCloudImagesError, LookupError):

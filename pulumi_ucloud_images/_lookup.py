@@ -65,6 +65,7 @@ def lookup_images(
     *,
     settings: Settings | None = None,
     client: Client | None = None,
+    naming: Mapping[str, str] | None = None,
     **filters: Any,
 ) -> LookupResult:
     """Resolve a query to exactly one image, or raise.
@@ -72,10 +73,11 @@ def lookup_images(
     Filters are the :class:`ImageQuery` fields as keywords (or an ``ImageQuery``/mapping as the first
     argument); ``public_key``, ``private_key``, ``profile``, ``base_url`` and ``timeout`` override the
     settings. Raises :class:`NoImageFoundError` / :class:`AmbiguousImageError` on zero or several matches
-    (unless ``most_recent``), :class:`InvalidQueryError` before any request on bad input.
+    (unless ``most_recent``), :class:`InvalidQueryError` before any request on bad input. ``naming`` spells
+    the fields in those errors as the caller does (e.g. ``{"most_recent": "--most-recent"}``).
     """
     listing = fetch_listing(query, settings=settings, client=client, **filters)
-    return select(listing.images, listing.query, listing.region)
+    return select(listing.images, listing.query, listing.region, naming=naming)
 
 
 def find_images(

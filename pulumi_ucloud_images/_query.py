@@ -269,20 +269,23 @@ class ImageQuery(BaseModel):
             and (self.architecture is None or image.architecture == self.architecture)
         )
 
-    def criteria(self) -> str:
+    def criteria(self, naming: Mapping[str, str] | None = None) -> str:
         """Every criterion in use, for error messages: ``os_type='Linux', name_regex='^Ubuntu 22\\.04'``.
 
         Strings are quoted (so stray spaces show) but not escaped: a regex reads as the user wrote it.
+        ``naming`` spells the fields as the caller does (``--os-type``, ``osType``).
         """
+        naming = naming or {}
         parts = []
         for name, value in self.model_dump(exclude={"region"}).items():
             if value in (None, (), [], False):
                 continue
+            shown = naming.get(name, name)
             if isinstance(value, (list, tuple)):
                 value = ", ".join(value)
-                parts.append(f"{name}=[{value}]")
+                parts.append(f"{shown}=[{value}]")
             else:
-                parts.append(f"{name}={_quote(value)}")
+                parts.append(f"{shown}={_quote(value)}")
         return ", ".join(parts) or "no filters"
 
     def to_args(self) -> dict[str, Any]:

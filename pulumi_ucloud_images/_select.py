@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -61,8 +61,14 @@ def filter_images(images: Iterable[Image], query: ImageQuery) -> list[Image]:
     return newest_first(image for image in images if query.matches(image))
 
 
-def no_match_error(listed: Sequence[Image], query: ImageQuery, region: str) -> NoImageFoundError:
-    """Zero matches: name the region and every criterion, and say where the images were lost."""
+def no_match_error(
+    listed: Sequence[Image], query: ImageQuery, region: str, naming: Mapping[str, str] | None = None
+) -> NoImageFoundError:
+    """Zero matches: name the region and every criterion, and say where the images were lost.
+
+    ``naming`` spells the fields as the caller does (``--most-recent``, ``mostRecent``).
+    """
+    naming = naming or {}
     if not listed:
         where = "DescribeImage listed no image for the server-side filters"
     else:
@@ -77,33 +83,41 @@ def no_match_error(listed: Sequence[Image], query: ImageQuery, region: str) -> N
             plural = sum(elsewhere.values()) > 1
             where += (
                 f", though {' and '.join(counts)} image{'s' if plural else ''} would pass"
-                f" if states allowed {'them' if plural else 'it'}"
+                f" if {naming.get('states', 'states')} allowed {'them' if plural else 'it'}"
             )
-    return NoImageFoundError(f"No image in region {region} matches {query.criteria()}: {where}.")
+    return NoImageFoundError(f"No image in region {region} matches {query.criteria(naming)}: {where}.")
 
 
-def ambiguous_error(matches: Sequence[Image], query: ImageQuery, region: str) -> AmbiguousImageError:
+def ambiguous_error(
+    matches: Sequence[Image], query: ImageQuery, region: str, naming: Mapping[str, str] | None = None
+) -> AmbiguousImageError:
     """Several matches: list the first candidates, count the rest, and say how to decide."""
+    naming = naming or {}
     shown = "; ".join(
         f"{image.image_id} {image.image_name!r} created {_created(image)}" for image in matches[:_SHOWN_CANDIDATES]
     )
     more = len(matches) - _SHOWN_CANDIDATES
     return AmbiguousImageError(
-        f"{len(matches)} images in region {region} match {query.criteria()}: {shown}"
+        f"{len(matches)} images in region {region} match {query.criteria(naming)}: {shown}"
         f"{f'; and {more} more' if more > 0 else ''}. "
-        "Set most_recent to take the newest, or tighten the filters.",
+        f"Set {naming.get('most_recent', 'most_recent')} to take the newest, or tighten the filters.",
         image_ids=[image.image_id for image in matches],
     )
 
 
-def select(images: Iterable[Image], query: ImageQuery, region: str) -> LookupResult:
-    """Apply the strict rules of the design: zero matches and unresolved ambiguity are errors."""
+def select(
+    images: Iterable[Image], query: ImageQuery, region: str, *, naming: Mapping[str, str] | None = None
+) -> LookupResult:
+    """Apply the strict rules of the design: zero matches and unresolved ambiguity are errors.
+
+    ``naming`` spells the fields in the errors as the caller does (CLI flags, Pulumi's camelCase).
+    """
     listed = tuple(images)
     matches = filter_images(listed, query)
     if not matches:
-        raise no_match_error(listed, query, region)
+        raise no_match_error(listed, query, region, naming)
     if len(matches) > 1 and not query.most_recent:
-        raise ambiguous_error(matches, query, region)
+        raise ambiguous_error(matches, query, region, naming)
     return LookupResult(
         image_id=matches[0].image_id,
         images=tuple(matches),

@@ -44,6 +44,7 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "profile": ("ucloud:profile", "UCLOUD_PROFILE", "profile"),
 }
 _CREDENTIAL_KEYS = ("public_key", "private_key")
+_STRING_FILE_KEYS = ("public_key", "private_key", "region", "project_id", "base_url")
 
 
 class Settings(BaseModel):
@@ -58,6 +59,8 @@ class Settings(BaseModel):
     base_url: str = DEFAULT_BASE_URL
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
     profile: str | None = None
+    key_sources: tuple[str, str] = Field(default=("", ""), repr=False)
+    """Where the public and the private key came from (never the keys), for errors about them."""
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("Settings hold a private key and are never pickled; resolve them where they are used.")
@@ -101,6 +104,20 @@ def _read_profile_file(path: Path, named_by: str | None, what: str) -> list[dict
         raise CredentialsError(f"The UCloud {what} file {path} is not valid JSON: {exc}.") from None
     if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         raise CredentialsError(f"The UCloud {what} file {path} must hold a JSON array of profile objects.")
+    for index, entry in enumerate(data):
+        name = entry.get("profile")
+        if not isinstance(name, str) or not name.strip():
+            raise CredentialsError(f"Entry {index} of the UCloud {what} file {path} has no \"profile\" name.")
+        if "active" in entry and not isinstance(entry["active"], bool):
+            raise CredentialsError(
+                f"Profile {name!r} in the UCloud {what} file {path} has \"active\": {entry['active']!r}; "
+                "it must be true or false."
+            )
+        for key in _STRING_FILE_KEYS:
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                raise CredentialsError(
+                    f"Profile {name!r} in the UCloud {what} file {path} has a {key!r} that is not a string."
+                )
     return data
 
 
@@ -113,6 +130,7 @@ class _Found(NamedTuple):
     """Every setting as the sources gave it (not yet validated), and how to say where it was looked for."""
 
     values: dict[str, Any]
+    sources: dict[str, str]
     profile: str | None
     looked: Callable[[str], str]
 
@@ -127,13 +145,18 @@ def _gather(
     config = pulumi_config_reader() if config is None else config
     home = Path.home() if home is None else home
 
-    def early(name: str) -> Any:
-        """The value from the first three sources."""
+    def early(name: str) -> tuple[Any, str]:
+        """The value from the first three sources, and where it came from. Blank counts as unset."""
         config_key, env_key, _ = _SOURCES[name]
-        for value in (explicit.get(name), config(config_key), env.get(env_key)):
+        for value, where in (
+            (explicit.get(name), f"the {name} argument"),
+            (config(config_key), f"Pulumi config {config_key}"),
+            (env.get(env_key), f"the environment variable {env_key}"),
+        ):
+            value = value.strip() if isinstance(value, str) else value
             if value not in (None, ""):
-                return value
-        return None
+                return value, where
+        return None, ""
 
     config_path, config_named_by = _profile_path(env, "UCLOUD_SHARED_CONFIG_FILE", home / ".ucloud" / "config.json")
     credential_path, credential_named_by = _profile_path(
@@ -142,7 +165,7 @@ def _gather(
     profiles = _read_profile_file(config_path, config_named_by, "config")
     credentials = _read_profile_file(credential_path, credential_named_by, "credential")
 
-    profile_name = early("profile")
+    profile_name = early("profile")[0]
     if profile_name is None:
         active = [entry for entry in profiles if entry.get("active") is True]
         profile_name = str(active[0].get("profile")) if active else None
@@ -154,15 +177,17 @@ def _gather(
                 f"the profiles there are {', '.join(sorted(known)) or 'none'}."
             )
 
-    def from_files(name: str) -> Any:
+    def from_files(name: str) -> tuple[Any, str]:
         if profile_name is None:
-            return None
+            return None, ""
         file_key = _SOURCES[name][2]
-        entries = credentials if name in _CREDENTIAL_KEYS else profiles
+        path, entries = (credential_path, credentials) if name in _CREDENTIAL_KEYS else (config_path, profiles)
         for entry in entries:
-            if str(entry.get("profile")) == profile_name and entry.get(file_key) not in (None, ""):
-                return entry[file_key]
-        return None
+            value = entry.get(file_key)
+            value = value.strip() if isinstance(value, str) else value
+            if str(entry.get("profile")) == profile_name and value not in (None, ""):
+                return value, f"{file_key} of profile {profile_name!r} in {path}"
+        return None, ""
 
     def looked(name: str) -> str:
         config_key, env_key, _ = _SOURCES[name]
@@ -176,10 +201,13 @@ def _gather(
         return f"the {name} argument, Pulumi config {config_key}, the environment variable {env_key} and {files}"
 
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name in ("public_key", "private_key", "region", "project_id", "base_url", "timeout"):
-        value = early(name)
-        values[name] = from_files(name) if value is None else value
-    return _Found(values, profile_name, looked)
+        value, where = early(name)
+        if value is None:
+            value, where = from_files(name)
+        values[name], sources[name] = value, where
+    return _Found(values, sources, profile_name, looked)
 
 
 def resolve_region(
@@ -225,7 +253,7 @@ def resolve_settings(
         "timeout": timeout,
         "profile": profile,
     }
-    values, profile_name, looked = _gather(explicit, env, config, home)
+    values, sources, profile_name, looked = _gather(explicit, env, config, home)
 
     for name in _CREDENTIAL_KEYS:
         if values[name] is None:
@@ -241,7 +269,9 @@ def resolve_settings(
         timeout_seconds = math.nan
     if not 0 < timeout_seconds < math.inf:
         raise InvalidQueryError(
-            f"Invalid timeout {timeout_value!r}: must be a positive number of seconds.", field="timeout"
+            f"Invalid timeout {timeout_value!r} (from {sources['timeout']}): must be a positive, finite number "
+            "of seconds.",
+            field="timeout",
         )
     base = str(values["base_url"] or DEFAULT_BASE_URL)
     try:
@@ -251,7 +281,8 @@ def resolve_settings(
         usable = False
     if not usable:
         raise InvalidQueryError(
-            f"Invalid base_url {base!r}: must be an http:// or https:// URL.", field="base_url"
+            f"Invalid base_url {base!r} (from {sources['base_url']}): must be an http:// or https:// URL.",
+            field="base_url",
         )
     return Settings(
         public_key=str(values["public_key"]),
@@ -261,4 +292,5 @@ def resolve_settings(
         base_url=base,
         timeout=timeout_seconds,
         profile=profile_name,
+        key_sources=(sources["public_key"], sources["private_key"]),
     )

@@ -8,6 +8,7 @@ a few run the installed console script as a real subprocess.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import re
@@ -168,7 +169,7 @@ def test_list_output_json(capsys: pytest.CaptureFixture[str], account: Emulator)
 def test_list_with_no_match_exits_3(capsys: pytest.CaptureFixture[str], account: Emulator) -> None:
     code, out, err = run(capsys, "list", "--name-regex", "^Plan 9")
     assert (code, out) == (3, "")
-    assert assert_one_sentence_error(err).startswith("No image in region cn-bj2 matches name_regex='^Plan 9'")
+    assert assert_one_sentence_error(err).startswith("No image in region cn-bj2 matches --name-regex='^Plan 9'")
     code, out, err = run(capsys, "list", "--name-regex", "^Plan 9", "--output", "json")
     assert (code, json.loads(out)) == (3, [])
 
@@ -191,8 +192,14 @@ def test_list_with_no_match_exits_3(capsys: pytest.CaptureFixture[str], account:
                                       "unterminated subpattern at position 0."),
         (["--os-name-regex", "a{2,1}"], "Invalid --os-name-regex 'a{2,1}': not a valid regular expression: min "
                                         "repeat greater than max repeat at position 2."),
-        (["--timeout", "0"], "Invalid timeout 0.0: must be a positive number of seconds."),
-        (["--base-url", "api.ucloud.cn"], "Invalid base_url 'api.ucloud.cn': must be an http:// or https:// URL."),
+        (
+            ["--timeout", "0"],
+            "Invalid timeout 0.0 (from the timeout argument): must be a positive, finite number of seconds.",
+        ),
+        (
+            ["--base-url", "api.ucloud.cn"],
+            "Invalid base_url 'api.ucloud.cn' (from the base_url argument): must be an http:// or https:// URL.",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence_and_no_request(
@@ -209,7 +216,7 @@ def test_bad_input_exits_2_with_one_sentence_and_no_request(
 @pytest.mark.parametrize(
     ("argv", "sentence"),
     [
-        (["find", "--colour", "red"], "Unrecognized arguments: --colour red."),
+        (["find", "--colour", "red"], "Unrecognized flags: --colour (their values are not shown)."),
         (["find", "--output", "xml"], "Argument --output: invalid choice: 'xml' (choose from 'id', 'json')."),
         (["find", "--timeout", "soon"], "Argument --timeout: invalid float value: 'soon'."),
         (["frobnicate"], "Argument COMMAND: invalid choice: 'frobnicate'"),
@@ -260,7 +267,7 @@ def test_no_match_exits_3(capsys: pytest.CaptureFixture[str], account: Emulator)
     code, out, err = run(capsys, "find", "--name-regex", "^Plan 9", "--os-type", "linux")
     assert (code, out) == (3, "")
     assert assert_one_sentence_error(err).startswith(
-        "No image in region cn-bj2 matches os_type='Linux', name_regex='^Plan 9', states=[Available]: "
+        "No image in region cn-bj2 matches --os-type='Linux', --name-regex='^Plan 9', --state=[Available]: "
     )
 
 
@@ -268,9 +275,9 @@ def test_ambiguity_exits_4_listing_the_candidates(capsys: pytest.CaptureFixture[
     code, out, err = run(capsys, "find", *UBUNTU_2204)
     assert (code, out) == (4, "")
     sentence = assert_one_sentence_error(err)
-    assert sentence.startswith("6 images in region cn-bj2 match os_type='Linux', name_regex='^Ubuntu 22\\.04', ")
+    assert sentence.startswith("6 images in region cn-bj2 match --os-type='Linux', --name-regex='^Ubuntu 22\\.04', ")
     assert "uimage-ub2205 'Ubuntu 22.04 64位' created 2026-01-20 02:45 UTC" in sentence
-    assert sentence.endswith("Set most_recent to take the newest, or tighten the filters.")
+    assert sentence.endswith("Set --most-recent to take the newest, or tighten the filters.")
 
 
 def test_wrong_keys_exit_5_with_retcode_message_action_and_request_id(
@@ -282,7 +289,8 @@ def test_wrong_keys_exit_5_with_retcode_message_action_and_request_id(
     request_id = account.requests[-1].request_id
     assert assert_one_sentence_error(err) == (
         f"UCloud API DescribeImage failed with RetCode 171: Signature verification failed (request id {request_id}); "
-        "check that the private key belongs to the public key."
+        "check that the private key belongs to the public key (the public key came from the environment variable "
+        "UCLOUD_PUBLIC_KEY, the private key from the environment variable UCLOUD_PRIVATE_KEY)."
     )
     monkeypatch.setenv("UCLOUD_PUBLIC_KEY", "nobody")
     code, _, err = run(capsys, "find", *CENTOS_72)
@@ -428,3 +436,16 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     finally:
         os.close(writer)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_an_error_still_reaches_stderr_when_the_reader_of_stdout_is_gone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class GoneReader(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", GoneReader())
+    code = main(["list", "--emulator", "--name-regex", "^no such image", "--output", "json"])
+    assert code == 3
+    assert capsys.readouterr().err.startswith("ucloud-images: error: No image in region cn-bj2 matches")

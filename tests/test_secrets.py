@@ -158,6 +158,25 @@ def test_the_command_never_prints_the_secret(
     assert_no_secret(captured.out, captured.err, caplog.text)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["find", "--region", "cn-bj2", "--private_key", SECRET],  # the Python spelling of the flag
+        ["find", "--region", "cn-bj2", "--private-kye", SECRET],
+        ["find", "--region", "cn-bj2", "--private", SECRET],  # no abbreviations: not taken as --private-key
+        ["find", "--region", "cn-bj2", SECRET],
+    ],
+)
+def test_a_mistyped_secret_flag_is_a_usage_error_that_does_not_echo_the_value(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("ucloud-images: error: Un")
+    assert_no_secret(captured.out, captured.err)
+
+
 def test_the_command_never_prints_a_secret_from_the_environment(
     emulator: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -149,3 +149,15 @@ def test_to_json_speaks_the_api_spelling() -> None:
     assert data["totalCount"] == 2 and data["region"] == "cn-bj2"
     assert data["image"]["ImageId"] == "uimage-b" and data["image"]["ImageName"] == "Ubuntu 22.04 64位"
     assert [item["ImageId"] for item in data["images"]] == ["uimage-b", "uimage-a"]
+
+
+def test_errors_spell_the_fields_as_the_caller_does() -> None:
+    naming = {"name_regex": "nameRegex", "states": "states", "most_recent": "mostRecent"}
+    images = [image("uimage-a"), image("uimage-b"), image("uimage-m", name="Ubuntu 22.04 64位", State="Making")]
+    with pytest.raises(AmbiguousImageError) as ambiguous:
+        select(images, parse_query(name_regex="^Ubuntu"), "cn-bj2", naming=naming)
+    assert "match nameRegex='^Ubuntu', states=[Available]:" in str(ambiguous.value)
+    assert str(ambiguous.value).endswith("Set mostRecent to take the newest, or tighten the filters.")
+    with pytest.raises(NoImageFoundError) as none:
+        select(images[2:], parse_query(name_regex="^Ubuntu"), "cn-bj2", naming={"states": "--state"})
+    assert str(none.value).endswith("though 1 Making image would pass if --state allowed it.")

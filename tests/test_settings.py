@@ -324,15 +324,27 @@ def test_a_bad_timeout_is_bad_input(tmp_path: Path, timeout: str) -> None:
         resolve_settings(
             public_key="pk", private_key="sk", region="hk", env={"UCLOUD_TIMEOUT_SECOND": timeout}, home=tmp_path
         )
-    assert str(caught.value) == f"Invalid timeout '{timeout}': must be a positive number of seconds."
+    assert str(caught.value) == (
+        f"Invalid timeout '{timeout}' (from the environment variable UCLOUD_TIMEOUT_SECOND): "
+        "must be a positive, finite number of seconds."
+    )
     assert caught.value.field == "timeout"
+
+
+def test_a_bad_timeout_in_a_profile_file_names_the_file_and_profile(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, [{"profile": "default", "active": True, "timeout_sec": "fast"}], KEYS)
+    with pytest.raises(InvalidQueryError) as caught:
+        resolve_settings(region="hk", env={}, home=tmp_path)
+    assert str(caught.value).startswith(
+        f"Invalid timeout 'fast' (from timeout_sec of profile 'default' in {folder / 'config.json'}):"
+    )
 
 
 @pytest.mark.parametrize("url", ["api.ucloud.cn", "ftp://api.ucloud.cn", "http://", "https://[::1"])
 def test_a_bad_base_url_is_bad_input(tmp_path: Path, url: str) -> None:
     with pytest.raises(InvalidQueryError) as caught:
         resolve_settings(public_key="pk", private_key="sk", region="hk", base_url=url, env={}, home=tmp_path)
-    assert str(caught.value) == f"Invalid base_url '{url}': must be an http:// or https:// URL."
+    assert str(caught.value) == f"Invalid base_url '{url}' (from the base_url argument): must be an http:// or https:// URL."
 
 
 def test_settings_are_frozen_and_compare_by_value(tmp_path: Path) -> None:
@@ -349,3 +361,57 @@ def test_copying_settings_with_changes_leaves_the_original_alone(tmp_path: Path)
     changed = original.model_copy(update={"region": "cn-bj2", "public_key": "pk-2"})
     assert (original.region, original.public_key) == ("hk", "pk")
     assert (changed.region, changed.public_key) == ("cn-bj2", "pk-2")
+
+
+# -- whitespace, entry shapes, and where each value came from -------------------------------------------
+
+
+def test_values_are_stripped_and_blank_ones_count_as_unset(tmp_path: Path) -> None:
+    write_profiles(tmp_path, [{"profile": "default", "active": True, "region": " hk "}],
+                   [{"profile": "default", "public_key": "pk-file", "private_key": "sk-file "}])
+    env = {"UCLOUD_REGION": " cn-bj2 ", "UCLOUD_PUBLIC_KEY": "  ", "UCLOUD_PRIVATE_KEY": " "}
+    settings = resolve_settings(env=env, home=tmp_path)
+    assert (settings.region, settings.public_key, settings.private_key.get_secret_value()) == (
+        "cn-bj2", "pk-file", "sk-file"
+    )
+
+
+def test_settings_say_where_each_key_came_from_without_the_key(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, [{"profile": "default", "active": True}], KEYS)
+    settings = resolve_settings(region="hk", env={"UCLOUD_PUBLIC_KEY": "pk-env"}, home=tmp_path)
+    assert settings.key_sources == (
+        "the environment variable UCLOUD_PUBLIC_KEY",
+        f"private_key of profile 'default' in {folder / 'credential.json'}",
+    )
+    assert "pk-env" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"active": True, "region": "hk"}, 'has no "profile" name.'),
+        ({"profile": " ", "region": "hk"}, 'has no "profile" name.'),
+        ({"profile": "default", "active": "true"}, "has \"active\": 'true'; it must be true or false."),
+        ({"profile": "default", "active": True, "region": ["cn-bj2"]}, "has a 'region' that is not a string."),
+    ],
+)
+def test_odd_profile_entries_are_one_sentence_naming_the_file(
+    tmp_path: Path, entry: dict[str, Any], problem: str
+) -> None:
+    folder = write_profiles(tmp_path, [entry], KEYS)
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(env={}, home=tmp_path)
+    message = str(caught.value)
+    assert str(folder / "config.json") in message
+    assert message.endswith(problem)
+
+
+def test_a_key_of_the_wrong_type_in_the_credential_file_is_refused(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, [{"profile": "default", "active": True}],
+                            [{"profile": "default", "public_key": 123, "private_key": "sk"}])
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(region="hk", env={}, home=tmp_path)
+    assert str(caught.value) == (
+        f"Profile 'default' in the UCloud credential file {folder / 'credential.json'} has a 'public_key' "
+        "that is not a string."
+    )
