@@ -143,7 +143,7 @@ def _build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--public-key", metavar="KEY", help="Accepted public key (default: the demo key).")
     emulator.add_argument("--private-key", metavar="KEY", help="Its private key (default: the demo key).")
     emulator.add_argument(
-        "--latency-ms", type=_number(float, 0), default=0.0, metavar="MS", help="Delay added to every answer."
+        "--latency-ms", type=_number(float, 0, 60_000), default=0.0, metavar="MS", help="Delay added to every answer."
     )
     emulator.add_argument(
         "--max-limit", type=_number(int, 1), default=1000, metavar="N", help="Cap applied to Limit (default 1000)."
@@ -281,6 +281,8 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
 
     if (args.public_key is None) != (args.private_key is None):
         raise InvalidQueryError("Give --public-key and --private-key together, or neither for the demo pair.")
+    if args.public_key == "" or args.private_key == "":
+        raise InvalidQueryError("--public-key and --private-key must not be empty.")
     keys = {args.public_key: args.private_key} if args.public_key else None
     try:
         serve_forever(

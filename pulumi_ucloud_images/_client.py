@@ -25,8 +25,9 @@ stretch the last request by one more read timeout.
 """
 from __future__ import annotations
 
-import hashlib
+import hmac
 import random
+import secrets
 import socket
 import ssl
 import threading
@@ -414,13 +415,15 @@ class Client:
         return listing
 
 
+_PROCESS_SALT = secrets.token_bytes(32)
 _clients: dict[tuple[str, ...], Client] = {}
 _clients_lock = threading.Lock()
 
 
 def shared_client(settings: Settings) -> Client:
     """One client (session, pool, memo) per account, endpoint and timeout, for the whole process."""
-    secret_digest = hashlib.sha256(settings.private_key.get_secret_value().encode()).hexdigest()
+    # Keyed by a salted HMAC, so not even a digest that could be checked against a guessed key is kept.
+    secret_digest = hmac.new(_PROCESS_SALT, settings.private_key.get_secret_value().encode(), "sha256").hexdigest()
     key = (*settings.cache_key, secret_digest, repr(settings.timeout))
     with _clients_lock:
         client = _clients.get(key)

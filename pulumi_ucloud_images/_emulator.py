@@ -54,6 +54,7 @@ __all__ = [
 # The documented demo pair: it only opens the local emulator, so it is not a secret.
 DEMO_PUBLIC_KEY = "ucloud-images-demo-public-key"
 DEMO_PRIVATE_KEY = "ucloud-images-demo-private-key"
+MAX_LATENCY_MS = 60_000.0  # a minute per answer: beyond that, a test or benchmark wants a fault, not latency
 
 REQUEST_ID_HEADER = "X-UCLOUD-REQUEST-UUID"
 ACTION = "DescribeImage"
@@ -212,7 +213,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.send_error(400, "Bad Content-Length")
+            return
         raw = self.rfile.read(length) if length > 0 else b""
         pairs = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
         content_type = self.headers.get("Content-Type", "")
@@ -269,9 +276,12 @@ class Emulator:
             raise ValueError("max_limit must be at least 1")
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
+        if keys is not None and not all(public and private for public, private in keys.items()):
+            raise ValueError("every key pair needs a non-empty public and private key")
         self.host = host
         self.port = port
         self.max_limit = max_limit
+        self._latency_ms = 0.0
         self.latency_ms = latency_ms
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
@@ -293,6 +303,17 @@ class Emulator:
         self._thread: threading.Thread | None = None
         for record in build_catalog() if catalog is None else catalog:
             self._store(_check_record(record))
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds added to every answer; may be changed while serving."""
+        return self._latency_ms
+
+    @latency_ms.setter
+    def latency_ms(self, value: float) -> None:
+        if not 0.0 <= value <= MAX_LATENCY_MS:  # also refuses nan and inf
+            raise ValueError(f"latency_ms must be between 0 and {MAX_LATENCY_MS:g}")
+        self._latency_ms = float(value)
 
     def __repr__(self) -> str:
         state = self.base_url if self._server is not None else "stopped"

@@ -6,6 +6,7 @@ response of the wrong shape fails as :class:`ResponseFormatError` instead of sur
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,19 @@ from ._errors import ResponseFormatError
 __all__ = ["Image", "ImagePrice", "Page", "parse_page"]
 
 ARM64_FEATURE = "Aarch64_Type"
+_ARM64_KEY = ARM64_FEATURE.lower()
 _NUMBERS = frozenset({"CreateTime", "ImageSize", "create_time", "image_size"})
+# The fields a query or the selection reads, in both spellings: these must be well-formed.
+_SELECTED = frozenset(
+    spelling
+    for name, alias in [
+        ("image_id", "ImageId"), ("image_name", "ImageName"), ("os_name", "OsName"), ("state", "State"),
+        ("create_time", "CreateTime"), ("features", "Features"), ("zone", "Zone"), ("image_type", "ImageType"),
+        ("os_type", "OsType"), ("func_type", "FuncType"),
+    ]
+    for spelling in (name, alias)
+)
+_log = logging.getLogger("pulumi_ucloud_images")
 
 
 class ImagePrice(BaseModel):
@@ -33,7 +46,7 @@ class ImagePrice(BaseModel):
 class Image(BaseModel):
     """One UHost image as DescribeImage describes it, with snake_case names."""
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", coerce_numbers_to_str=True)
 
     image_id: str = Field(alias="ImageId", description="The image ID, e.g. uimage-f1chxn.")
     image_name: str = Field(default="", alias="ImageName", description="The image name, as the API spells it.")
@@ -63,8 +76,9 @@ class Image(BaseModel):
 
     @property
     def architecture(self) -> str:
-        """``aarch64`` when the image carries the ``Aarch64_Type`` feature, else ``x86_64``."""
-        return "aarch64" if ARM64_FEATURE in self.features else "x86_64"
+        """``aarch64`` when the image carries the ``Aarch64_Type`` feature (any case, as features are matched),
+        else ``x86_64``."""
+        return "aarch64" if any(feature.lower() == _ARM64_KEY for feature in self.features) else "x86_64"
 
     def to_api(self) -> dict[str, Any]:
         """The record in the API's own PascalCase spelling."""
@@ -98,17 +112,39 @@ def _without_absent(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None and not (value == "" and key in _NUMBERS)}
 
 
+def _lenient(record: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The record without null fields and without descriptive fields of an unexpected type (logged).
+
+    Fields that selection reads stay strict: a record whose ImageId, name, state, time or features are of
+    the wrong shape fails the page, rather than a lookup choosing on a half-read record.
+    """
+    cleaned = _without_absent(record)
+    try:
+        Image.model_validate(cleaned)
+    except ValidationError as exc:
+        wrong = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        ignored = sorted(key for key in wrong if key in cleaned and key not in _SELECTED)
+        if ignored:
+            _log.warning(
+                "DescribeImage ImageSet[%d] (%s): ignored %s of an unexpected type",
+                index, cleaned.get("ImageId", "no ImageId"), ", ".join(ignored),
+            )
+            return {key: value for key, value in cleaned.items() if key not in ignored}
+    return cleaned
+
+
 def _validate_images(records: list[Any]) -> tuple[Image, ...]:
     """Validate a page of records in one pydantic-core pass.
 
-    The API may send an absent field as null (and a number as ""): each means the default. Records are
-    cleaned of those only when the fast pass fails, so a clean page (the usual one) never pays for Python
+    The API may send an absent field as null (and a number as ""): each means the default; and "any field
+    may be missing or empty", so a descriptive field of an odd type is ignored rather than failing the page.
+    Records are cleaned only when the fast pass fails, so a clean page (the usual one) never pays for Python
     code per record; pages carry up to thousands of them.
     """
     try:
         return _IMAGE_LIST.validate_python(records)
     except ValidationError:
-        return _IMAGE_LIST.validate_python([_without_absent(record) for record in records])
+        return _IMAGE_LIST.validate_python([_lenient(record, index) for index, record in enumerate(records)])
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ FEATURES = (
     ARM64_FEATURE,
 )
 # The API documentation spells NetEnhanced without its second "a"; real answers do not.
-_ALIASES = {"netenhnced": "NetEnhanced", "arm64": "aarch64", "amd64": "x86_64", "x86-64": "x86_64"}
+_FEATURE_ALIASES = {"netenhnced": "NetEnhanced"}
+_ALIASES = {**_FEATURE_ALIASES, "arm64": "aarch64", "amd64": "x86_64", "x86-64": "x86_64"}
 
 
 def _allowed(values: Iterable[str]) -> str:
@@ -65,22 +66,24 @@ def _quote(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else repr(value)
 
 
-class _NotAllowed(ValueError):
-    """A value outside an enumeration; carries the offending item so the message can quote it."""
+class _BadValue(ValueError):
+    """A bad value, carrying the offending item (one entry of a list, when ``entry``) so the message quotes
+    that item rather than the whole input."""
 
-    def __init__(self, value: Any, allowed: tuple[str, ...]) -> None:
-        super().__init__(f"must be one of {_allowed(allowed)}")
+    def __init__(self, reason: str, value: Any, *, entry: bool = False) -> None:
+        super().__init__(reason)
         self.value = value
+        self.entry = entry
 
 
-def _canonical(value: Any, allowed: tuple[str, ...]) -> str:
+def _canonical(value: Any, allowed: tuple[str, ...], *, entry: bool = False) -> str:
     if isinstance(value, str):
         key = value.strip().lower()
         key = _ALIASES.get(key, key).lower()
         for candidate in allowed:
             if candidate.lower() == key:
                 return candidate
-    raise _NotAllowed(value, allowed)
+    raise _BadValue(f"must be one of {_allowed(allowed)}", value, entry=entry)
 
 
 def _one_of(allowed: tuple[str, ...]) -> BeforeValidator:
@@ -97,7 +100,7 @@ def _list_of(allowed: tuple[str, ...]) -> BeforeValidator:
             value = [value]
         if not isinstance(value, (list, tuple)):
             return value  # the tuple type check reports it
-        return tuple(sorted({_canonical(item, allowed) for item in value}))
+        return tuple(sorted({_canonical(item, allowed, entry=True) for item in value}))
 
     return BeforeValidator(normalise)
 
@@ -106,7 +109,7 @@ def _has_features(image: Image, wanted: tuple[str, ...]) -> bool:
     """Every wanted feature is present, reading the image's own spelling as leniently as the query's."""
     if not wanted:
         return True
-    present = {_ALIASES.get(feature.lower(), feature).lower() for feature in image.features}
+    present = {_FEATURE_ALIASES.get(feature.lower(), feature).lower() for feature in image.features}
     return all(feature.lower() in present for feature in wanted)
 
 
@@ -234,7 +237,7 @@ class ImageQuery(BaseModel):
     @classmethod
     def _no_empty_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if any(not item.strip() for item in value):
-            raise ValueError("must not contain empty IDs")
+            raise _BadValue("must not be empty", "", entry=True)
         return tuple(sorted({item.strip() for item in value}))  # a set, like the enum lists
 
     # -- the two halves of a lookup -------------------------------------------------------------------
@@ -332,9 +335,9 @@ def _sentence(error: ErrorDetails, naming: Mapping[str, str]) -> InvalidQueryErr
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return InvalidQueryError(f"Unknown filter {shown!r}{hint}; the filters are {_allowed(names)}.", field=field)
     cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, _NotAllowed):
+    if isinstance(cause, _BadValue):
         value = cause.value
-    if len(loc) > 1:
+    if len(loc) > 1 or (isinstance(cause, _BadValue) and cause.entry):
         shown = f"{shown} entry"
     reason = str(cause) if cause is not None else _REASONS.get(error["type"], error["msg"].lower())
     if error["type"] == "too_short" and field == "states":

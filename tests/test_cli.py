@@ -184,8 +184,8 @@ def test_list_with_no_match_exits_3(capsys: pytest.CaptureFixture[str], account:
         (["--image-type", "golden"], "Invalid --image-type 'golden': must be one of Base, Business, Custom."),
         (["--func-type", "fpga"], "Invalid --func-type 'fpga': must be one of gpu, app, uhost."),
         (["--architecture", "ppc64"], "Invalid --architecture 'ppc64': must be one of x86_64, aarch64."),
-        (["--state", "Gone"], "Invalid --state 'Gone': must be one of Available, Making, Unavailable, Copying."),
-        (["--feature", "Turbo"], "Invalid --feature 'Turbo': must be one of NetEnhanced, NetEnhanced_Ultra, "
+        (["--state", "Gone"], "Invalid --state entry 'Gone': must be one of Available, Making, Unavailable, Copying."),
+        (["--feature", "Turbo"], "Invalid --feature entry 'Turbo': must be one of NetEnhanced, NetEnhanced_Ultra, "
                                  "NetEnhanced_Extreme, HotPlug, GPU, CloudInit, IPv6, RssdAttachable, Vgpu_AMD, "
                                  "Vgpu_NVIDIA, Aarch64_Type."),
         (["--name-regex", "(CentOS"], "Invalid --name-regex '(CentOS': not a valid regular expression: missing ), "
@@ -224,7 +224,7 @@ def test_bad_input_exits_2_with_one_sentence_and_no_request(
         (["emulator", "--port", "70000"], "Argument --port: '70000' is not between 0 and 65535."),
         (["emulator", "--fault-rate", "2"], "Argument --fault-rate: '2' is not between 0 and 1."),
         (["emulator", "--max-limit", "0"], "Argument --max-limit: '0' is not at least 1."),
-        (["emulator", "--latency-ms", "fast"], "Argument --latency-ms: 'fast' is not a number at least 0."),
+        (["emulator", "--latency-ms", "fast"], "Argument --latency-ms: 'fast' is not a number between 0 and 60000."),
     ],
 )
 def test_usage_errors_exit_2_with_one_sentence_then_a_hint(

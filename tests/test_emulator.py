@@ -625,3 +625,32 @@ def test_plugin_env_fixture_points_the_library_at_the_emulator(ucloud_emulator_e
     result = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\.04", most_recent=True)
     assert result.image_id == "uimage-ub2205"
     assert ucloud_emulator_env.request_count >= 1
+
+
+@pytest.mark.parametrize("latency", [-1.0, float("inf"), float("nan"), 60_001.0])
+def test_latency_outside_zero_to_a_minute_is_refused(latency: float) -> None:
+    with pytest.raises(ValueError, match="latency_ms must be between 0 and 60000"):
+        Emulator([], latency_ms=latency)
+    emulator = Emulator([])
+    with pytest.raises(ValueError, match="latency_ms"):
+        emulator.latency_ms = latency
+    assert emulator.latency_ms == 0.0
+
+
+def test_empty_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="non-empty public and private key"):
+        Emulator([], keys={"pk": ""})
+
+
+@pytest.mark.parametrize("length", ["abc", "-5"])
+def test_a_bad_content_length_is_answered_400_not_a_traceback(
+    length: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with Emulator([]) as emulator:
+        connection = http.client.HTTPConnection("127.0.0.1", int(emulator.base_url.rsplit(":", 1)[1]), timeout=5)
+        connection.putrequest("POST", "/")
+        connection.putheader("Content-Length", length)
+        connection.endheaders()
+        assert connection.getresponse().status == 400
+        connection.close()
+    assert "Traceback" not in capfd.readouterr().err

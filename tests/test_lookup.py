@@ -7,6 +7,7 @@ read off the catalogue below.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -376,9 +377,9 @@ def test_fetch_listing_returns_what_the_server_listed(client: Client) -> None:
         ({"os_type": "macos"}, "Invalid os_type 'macos': must be one of Linux, Windows."),
         ({"image_type": "golden"}, "Invalid image_type 'golden': must be one of Base, Business, Custom."),
         ({"architecture": "sparc"}, "Invalid architecture 'sparc': must be one of x86_64, aarch64."),
-        ({"states": ["Gone"]}, "Invalid states 'Gone': must be one of Available, Making, Unavailable, Copying."),
+        ({"states": ["Gone"]}, "Invalid states entry 'Gone': must be one of Available, Making, Unavailable, Copying."),
         ({"func_type": "fpga"}, "Invalid func_type 'fpga': must be one of gpu, app, uhost."),
-        ({"features": ["Turbo"]}, "Invalid features 'Turbo': must be one of NetEnhanced,"),
+        ({"features": ["Turbo"]}, "Invalid features entry 'Turbo': must be one of NetEnhanced,"),
         ({"name_regex": "(CentOS"}, "Invalid name_regex '(CentOS': not a valid regular expression: missing ), "
                                     "unterminated subpattern at position 0."),
         ({"os_name_regex": "[z-a]"}, "Invalid os_name_regex '[z-a]': not a valid regular expression: bad character "
@@ -517,8 +518,8 @@ def test_a_server_answering_nonsense_is_a_response_format_error(
          "an ImageSet[0].Features that is not an array: 'GPU'"),
         ({"TotalCount": 1, "ImageSet": [{"ImageId": "a", "CreateTime": "yesterday"}]},
          "an ImageSet[0].CreateTime that is not an integer: 'yesterday'"),
-        ({"TotalCount": 1, "ImageSet": [{"ImageId": "a", "PriceSet": [{"Price": "free"}]}]},
-         "an ImageSet[0].PriceSet.0.Price that is not a number: 'free'"),
+        ({"TotalCount": 1, "ImageSet": [{"ImageId": "a", "State": ["Available"]}]},
+         "an ImageSet[0].State that is not a string: ['Available']"),
     ],
 )
 def test_every_malformed_page_is_named(body: Any, what: str) -> None:
@@ -570,3 +571,19 @@ def test_a_lookup_pages_through_more_than_a_thousand_images(capsys: pytest.Captu
         assert server.request_count == 25  # 100 per page, the cap, none wasted
     with capsys.disabled():
         print(f"\n[measure] lookup over 2,500 images in pages of 100: {elapsed * 1000:.0f} ms")
+
+
+def test_descriptive_fields_of_an_odd_type_are_ignored_with_a_warning_not_a_failed_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = {"TotalCount": 1, "ImageSet": [{
+        "ImageId": "uimage-odd", "ImageName": "CentOS 7.9 64位", "State": "Available", "MaintainEol": 0,
+        "ImageSize": 20.5, "MinimalCPU": [], "PriceSet": [{"Price": "free"}],
+    }]}
+    with caplog.at_level(logging.WARNING, logger="pulumi_ucloud_images"):
+        (image,) = parse_page(body).images
+    assert (image.image_id, image.image_name, image.maintain_eol, image.image_size) == (
+        "uimage-odd", "CentOS 7.9 64位", "0", 0
+    )
+    assert image.minimal_cpu == "" and image.price_set == ()
+    assert "ImageSet[0] (uimage-odd): ignored ImageSize, MinimalCPU, PriceSet of an unexpected type" in caplog.text

@@ -189,7 +189,7 @@ def test_an_empty_states_list_says_what_to_name() -> None:
     [
         ({"most_recent": "maybe"}, "Invalid most_recent 'maybe': must be true or false."),
         ({"region": 42}, "Invalid region 42: must be a string."),
-        ({"ids": [""]}, "Invalid ids ['']: must not contain empty IDs."),
+        ({"ids": ["uimage-a", ""]}, "Invalid ids entry '': must not be empty."),
         ({"ids": ["uimage-a", 7]}, "Invalid ids entry 7: must be a string."),
         ({"features": 5}, "Invalid features 5: must be a list of strings."),
     ],
@@ -305,3 +305,11 @@ def test_every_field_is_described_and_has_a_cli_flag() -> None:
         assert isinstance(extra, dict) and re.fullmatch(r"--[a-z][a-z-]*", str(extra["cli"])), name
         flags.add(extra["cli"])
     assert len(flags) == len(ImageQuery.model_fields)
+
+
+def test_features_and_architecture_read_an_images_features_alike() -> None:
+    image = Image.model_validate({"ImageId": "uimage-a", "State": "Available", "Features": ["aarch64_type", "ARM64"]})
+    assert image.architecture == "aarch64"
+    assert parse_query(architecture="arm64").matches(image)
+    assert parse_query(features=["Aarch64_Type"]).matches(image)
+    assert not parse_query(architecture="x86_64").matches(image)
