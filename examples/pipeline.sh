@@ -12,7 +12,6 @@ set -euo pipefail
 stack="${1:-}"
 
 image_id="$(ucloud-images find \
-    --region "${UCLOUD_REGION:-cn-bj2}" \
     --image-type base \
     --os-type linux \
     --name-regex '^Ubuntu 22\.04' \

@@ -3,4 +3,5 @@ installed from source this way (``pulumi package add <path>``). The command-line
 
 from ._provider import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -19,13 +19,15 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 import pulumi.runtime
+from pulumi.runtime import rpc
+from pulumi.runtime._depends_on import _resolve_depends_on
 from pulumi.runtime.proto.resource_pb2_grpc import ResourceMonitorStub
 from pulumi.runtime.settings import get_monitor
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
-from ._lookup import lookup_images
+from ._lookup import SETTING_NAMES, lookup_images
 from ._query import ImageQuery, parse_query
 from ._schema import GET_IMAGES_TOKEN, QUERY_NAMING
 from ._select import LookupResult
@@ -33,7 +35,6 @@ from ._select import LookupResult
 __all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
 
 _E = TypeVar("_E", bound=UCloudImagesError)
-_SETTING_ARGS = ("public_key", "private_key", "profile", "base_url")
 
 
 @pulumi.output_type
@@ -186,11 +187,11 @@ def _reported(work: Callable[[], _T]) -> _T:
 
 
 def _query_of(values: Mapping[str, Any]) -> ImageQuery:
-    return parse_query({name: value for name, value in values.items() if value is not None})
+    return parse_query({name: values[name] for name in ImageQuery.model_fields})
 
 
 def _settings_args(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: values[name] for name in _SETTING_ARGS if values.get(name) is not None}
+    return {name: values[name] for name in SETTING_NAMES if values.get(name) is not None}
 
 
 def _invoke_args(query: ImageQuery) -> dict[str, Any]:
@@ -295,6 +296,7 @@ def get_images(
     private_key: str | None = None,
     profile: str | None = None,
     base_url: str | None = None,
+    timeout: float | None = None,
     lock: str | None = None,
     lockfile: str | os.PathLike[str] | None = None,
     verify: bool = False,
@@ -303,7 +305,7 @@ def get_images(
     """Find the one UCloud image that matches every filter, or raise."""
     values = dict(locals())
     opts = pulumi.InvokeOptions.merge(None, opts)
-    query = _reported(lambda: _query_of({name: values[name] for name in ImageQuery.model_fields}))
+    query = _reported(lambda: _query_of(values))
     if _mocks_are_set():
         answer = pulumi.runtime.invoke(GET_IMAGES_TOKEN, _invoke_args(query), opts=opts).value
         result = _from_answer(answer, query)
@@ -333,6 +335,7 @@ def get_images_output(
     private_key: pulumi.Input[str | None] = None,
     profile: pulumi.Input[str | None] = None,
     base_url: pulumi.Input[str | None] = None,
+    timeout: pulumi.Input[float | None] = None,
     lock: str | None = None,
     lockfile: str | os.PathLike[str] | None = None,
     verify: bool = False,
@@ -344,14 +347,14 @@ def get_images_output(
     """
     values = dict(locals())
     output_opts = pulumi.InvokeOutputOptions.merge(None, opts)
-    inputs = {name: values[name] for name in (*ImageQuery.model_fields, *_SETTING_ARGS)}
+    inputs = {name: values[name] for name in (*ImageQuery.model_fields, *SETTING_NAMES)}
     if all(_is_plain(value) for value in inputs.values()):
-        _reported(lambda: _query_of({name: inputs[name] for name in ImageQuery.model_fields}))  # fail at the call
+        _reported(lambda: _query_of(inputs))  # fail at the call
 
     if _mocks_are_set():
 
         def invoke(resolved: dict[str, Any]) -> pulumi.Output[GetImagesResult]:
-            query = _reported(lambda: _query_of({name: resolved[name] for name in ImageQuery.model_fields}))
+            query = _reported(lambda: _query_of(resolved))
             answer = pulumi.runtime.invoke_output(GET_IMAGES_TOKEN, _invoke_args(query), opts=output_opts)
             return answer.apply(lambda value: _from_answer(value, query))
 
@@ -361,8 +364,7 @@ def get_images_output(
         arguments: dict[str, Any] = resolved[0]
 
         def work() -> GetImagesResult:
-            query = _query_of({name: arguments[name] for name in ImageQuery.model_fields})
-            return _look_up(query, _settings_args(arguments), lock, lockfile, verify)
+            return _look_up(_query_of(arguments), _settings_args(arguments), lock, lockfile, verify)
 
         context = contextvars.copy_context()
         return asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, _reported, work))
@@ -375,6 +377,7 @@ _SETTING_DOCS = {
     "private_key": "UCloud API private key. Default: config ucloud:privateKey, UCLOUD_PRIVATE_KEY, profile files.",
     "profile": "Profile of the UCloud CLI's ~/.ucloud files. Default: ucloud:profile, UCLOUD_PROFILE, the active one.",
     "base_url": "API endpoint. Default: ucloud:baseUrl, UCLOUD_API_BASE_URL, the profile, https://api.ucloud.cn.",
+    "timeout": "Seconds per request. Default: ucloud:timeout, UCLOUD_TIMEOUT_SECOND, the profile, 30.",
     "lock": "Read the image pinned for this selection from the lockfile instead of searching.",
     "lockfile": "The lockfile for lock. Default: the nearest ucloud-images.lock.json upwards.",
     "verify": "With lock, check with one API call that the pinned image still exists and is usable.",
@@ -399,19 +402,30 @@ def _is_plain(value: Any) -> bool:
     return not isinstance(value, pulumi.Output) and not asyncio.isfuture(value) and not asyncio.iscoroutine(value)
 
 
-def _dependencies(opts: pulumi.InvokeOutputOptions) -> pulumi.Output[list[Any]]:
-    """Known once every ``depends_on`` resource exists: its ID (custom resources) or URN (components).
+def _dependencies(opts: pulumi.InvokeOutputOptions) -> pulumi.Output[None]:
+    """Known once every ``depends_on`` resource exists; unknown while one is still to be created (a preview).
 
-    During a preview a resource still to be created has an unknown ID, so the lookup result is unknown too,
-    as the SDK does for invokes on engines that cannot hold an invoke back.
+    As the SDK does for invokes on engines that cannot hold an invoke back: a component stands for its
+    custom-resource descendants (``rpc._expand_dependencies``), and each custom resource must have a known ID.
     """
-
-    def identities(resources: Any) -> pulumi.Output[list[Any]]:
-        listed = resources if isinstance(resources, (list, tuple)) else [resources]
-        return pulumi.Output.all(
-            *(r.id if isinstance(r, pulumi.CustomResource) else r.urn for r in listed if r is not None)
-        )
-
     if opts.depends_on is None:
-        return pulumi.Output.from_input([])
-    return pulumi.Output.from_input(opts.depends_on).apply(identities)
+        return pulumi.Output.from_input(None)
+
+    async def known() -> bool:
+        expanded = await rpc._expand_dependencies(await _resolve_depends_on(opts._depends_on_list()), None)
+        custom = [r for r in expanded.values() if isinstance(r, pulumi.CustomResource)]
+        # A DependencyResource (a custom resource known only by its URN) has no ID to wait for.
+        for resource in custom:
+            if resource.__dict__.get("id") is not None and not await resource.id.is_known():
+                return False
+        return True
+
+    checked = asyncio.ensure_future(known())
+
+    async def value() -> None:
+        await checked
+
+    async def not_secret() -> bool:
+        return False
+
+    return pulumi.Output(set(), value(), checked, not_secret())

@@ -53,6 +53,7 @@ LOCKFILE_VERSION = 1
 EXIT_OUT_OF_DATE = 1
 
 _SELECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit"
 _FILE_SETTINGS = ("region", "profile", "base_url")
 _SECRET_SETTINGS = ("public_key", "private_key")
 _PIN_KEYS = ("create_time", "image_id", "image_name", "locked_at", "query", "region")
@@ -138,10 +139,7 @@ def _table(value: Any, where: str, label: str) -> dict[str, Any]:
 
 def _check_name(name: str, where: str) -> None:
     if not _SELECTION_NAME.fullmatch(name):
-        raise LockfileError(
-            f"In {where}, the selection name {name!r} is not allowed; use letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit."
-        )
+        raise LockfileError(f"In {where}, the selection name {name!r} is not allowed; use {_NAME_RULE}.")
 
 
 def _clause(sentence: str) -> str:
@@ -245,8 +243,20 @@ def read_lockfile(path: Path) -> dict[str, Pin]:
         raise LockfileError(f"The lockfile {path} cannot be read: {exc.strerror or exc}.") from None
     except UnicodeDecodeError as exc:
         raise LockfileError(f"The lockfile {path} is not UTF-8 text (byte {exc.start}).") from None
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise LockfileError(
+                    f"The lockfile {path} has the key {key!r} twice in one object (a merge left both sides?); "
+                    "keep one and run 'ucloud-images lock --verify'."
+                )
+            seen[key] = value
+        return seen
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise LockfileError(
             f"The lockfile {path} is not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); fix it, "
@@ -276,6 +286,8 @@ def read_lockfile(path: Path) -> dict[str, Pin]:
     pins: dict[str, Pin] = {}
     for name, entry in entries.items():
         prefix = f"selections.{name}."
+        if not _SELECTION_NAME.fullmatch(name):
+            raise bad(f"selections.{name}", f"a selection name of {_NAME_RULE}", name)
         if not isinstance(entry, dict):
             raise bad(f"selections.{name}", "an object", entry)
         _no_extra_keys(entry, _PIN_KEYS, path, prefix)
@@ -296,9 +308,12 @@ def read_lockfile(path: Path) -> dict[str, Pin]:
         image_id = field(entry, "image_id", prefix, str, "a non-empty image ID")
         if not image_id.strip():
             raise bad(f"{prefix}image_id", "a non-empty image ID", image_id)
+        region = field(entry, "region", prefix, str, "a non-empty region")
+        if not region.strip():
+            raise bad(f"{prefix}region", "a non-empty region", region)
         pins[name] = Pin(
             query=query,
-            region=field(entry, "region", prefix, str, "a region"),
+            region=region,
             image_id=image_id,
             image_name=field(entry, "image_name", prefix, str, "the image name"),
             create_time=seconds,
@@ -402,35 +417,36 @@ def locked_lookup(
     image = pin.image()
     if verify:
         settings = resolve_settings(**{**(settings_args or {}), "region": pin.region})
-        image = _usable(pin, query, _fetch_pinned(pin, shared_client(settings)), name, lock_path)
+        image = _usable(fetch_pinned(pin.image_id, pin.region, query, shared_client(settings)), name, lock_path)
     return LookupResult(
         image_id=image.image_id, images=(image,), ids=(image.image_id,), total_count=1, region=pin.region, query=query
     )
 
 
-def _fetch_pinned(pin: Pin, client: Client) -> Image | None:
-    """The pinned image as the API sees it now: one DescribeImage call filtered by ImageId."""
-    params = parse_query(image_id=pin.image_id, project_id=pin.query.project_id).server_params(
-        pin.region, client.settings.project_id
+def fetch_pinned(image_id: str, region: str, query: ImageQuery, client: Client) -> Image | str:
+    """The pinned image as the API sees it now, or why it can no longer serve ``query``.
+
+    One DescribeImage call filtered by the image's ID (in the query's project). The reason, a clause to
+    embed in a sentence, is that the image is gone or not in one of the query's states.
+    """
+    params = parse_query(image_id=image_id, project_id=query.project_id).server_params(
+        region, client.settings.project_id
     )
-    return next((image for image in client.describe_images(params) if image.image_id == pin.image_id), None)
-
-
-def _problem(pin: Pin, query: ImageQuery, image: Image | None) -> str | None:
+    image = next((image for image in client.describe_images(params) if image.image_id == image_id), None)
     if image is None:
-        return f"the pinned image {pin.image_id} no longer exists in region {pin.region}"
+        return f"the pinned image {image_id} no longer exists in region {region}"
     if image.state not in query.states:
-        return f"the pinned image {pin.image_id} is {image.state or 'in no state'}, not {' or '.join(query.states)}"
-    return None
-
-
-def _usable(pin: Pin, query: ImageQuery, image: Image | None, name: str, lock_path: Path) -> Image:
-    problem = _problem(pin, query, image)
-    if problem is not None or image is None:
-        raise NoImageFoundError(
-            f"For selection {name!r} of {lock_path}, {problem}; re-pin it with 'ucloud-images lock --update {name}'."
-        )
+        state = image.state or "in no state"
+        return f"the pinned image {image_id} is {state} in region {region}, not {' or '.join(query.states)}"
     return image
+
+
+def _usable(found: Image | str, name: str, lock_path: Path) -> Image:
+    if isinstance(found, str):
+        raise NoImageFoundError(
+            f"For selection {name!r} of {lock_path}, {found}; re-pin it with 'ucloud-images lock --update {name}'."
+        )
+    return found
 
 
 # -- resolving selections -----------------------------------------------------------------------------------
@@ -616,11 +632,12 @@ def _verify(
             problems.append(f"  ~ {name}: pinned {pin.image_id} for another query ({note})")
     problems.extend(f"  - {name}: no longer in {selections.path}" for name in old if name not in selections.queries)
     present = [name for name in selections.queries if name in old]
-    found = _in_parallel(present, lambda name: _fetch_pinned(old[name], client), selections)
-    for name in present:
-        problem = _problem(old[name], selections.queries[name], found[name])
-        if problem is not None:
-            problems.append(f"  ! {name}: {problem}")
+    found = _in_parallel(
+        present,
+        lambda name: fetch_pinned(old[name].image_id, old[name].region, selections.queries[name], client),
+        selections,
+    )
+    problems.extend(f"  ! {name}: {problem}" for name, problem in found.items() if isinstance(problem, str))
     if not problems:
         out.write(f"{lock_path} is consistent with {selections.path} and every pinned image is usable.\n")
         return 0

@@ -1,11 +1,11 @@
 """``PinnedImage``: a golden-image pin that changes only when its query, or the ``repin`` trigger, changes.
 
-A Pulumi dynamic resource. Create resolves the query strictly, once, and keeps the image in state; a later
-run compares only the inputs, so a newly published image never moves the pin. Changing a filter or ``repin``
-replaces the pin (a new lookup; deleting the old pin touches nothing in the cloud), and the replacement names
-``image_id`` among its reasons. A refresh fails when the pinned image is gone or no longer in one of the
-query's states, and otherwise records the newest current match as ``latest_image_id``, so drift is visible
-without churn.
+A Pulumi dynamic resource. Create resolves the query strictly, once, and keeps the image and the validated
+query in state; a later run compares only the query and ``repin``, so a newly published image never moves
+the pin. Changing a filter or ``repin`` replaces the pin (a new lookup; deleting the old pin touches nothing
+in the cloud), and the replacement names ``image_id`` among its reasons. A refresh fails when the pinned
+image is gone or no longer in one of the query's states, and otherwise records the newest current match as
+``latest_image_id``, so drift is visible without churn.
 
 The provider is pickled into the program's state, so it holds no settings and no keys: it resolves them at
 each call from the stack config handed to :meth:`PinnedImageProvider.configure` (``ucloud:*``), the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pulumi
 from pulumi.dynamic import (
@@ -36,20 +36,26 @@ from pydantic import ValidationError
 from ._client import Client
 from ._errors import CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
+from ._lock import fetch_pinned
 from ._lookup import find_images, lookup_images
-from ._query import ImageQuery, invalid_query_error
-from ._settings import Settings, resolve_settings
+from ._query import ImageQuery, invalid_query_errors
+from ._settings import _SOURCES, Settings, resolve_region, resolve_settings
 
 __all__ = ["PinnedImage", "PinnedImageProvider"]
 
 PROVIDER_KEY = "__provider"
 REPIN = "repin"
-QUERY = "query"  # in the outputs: the validated query, apart from `features`, which there is the image's own
+QUERY = "query"  # in the outputs: the validated query, every field (as the schema's ImageQuery type has them)
 OUTPUTS = ("image_id", "image_name", "os_name", "create_time", "features", "latest_image_id")
 _FILTERS = tuple(ImageQuery.model_fields)
-_UNORDERED = frozenset({"ids", "features", "states"})
+# The settings the region depends on: the region itself, and the profile whose file may name it.
+_REGION_KEYS = (_SOURCES["region"][0], _SOURCES["profile"][0])
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class SettingsNotKnownError(UCloudImagesError):
+    """A lookup was asked for while a setting is still unknown (a preview); lookups need known settings."""
 
 
 def _one_sentence(method: _F) -> _F:
@@ -65,18 +71,30 @@ def _one_sentence(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def _is_unknown(value: Any) -> bool:
+def is_unknown(value: Any) -> bool:
+    """Not known yet (a preview): the engine's unknown sentinel, here or anywhere inside a list or object."""
     if isinstance(value, (list, tuple)):
-        return any(_is_unknown(item) for item in value)
+        return any(is_unknown(item) for item in value)
+    if isinstance(value, Mapping):
+        return any(is_unknown(item) for item in value.values())
     return isinstance(value, str) and value == UNKNOWN
+
+
+def integral(value: Any) -> Any:
+    """Pulumi numbers arrive as floats; whole ones become ints, so checks and messages see what the user wrote."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [integral(item) for item in value]
+    return value
 
 
 def _filters(props: Mapping[str, Any]) -> dict[str, Any]:
     return {name: props[name] for name in _FILTERS if props.get(name) is not None}
 
 
-def _comparable(args: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: sorted(value) if name in _UNORDERED else value for name, value in args.items()}
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
 
 
 class PinnedImageProvider(ResourceProvider):
@@ -95,41 +113,71 @@ class PinnedImageProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         self._config = req.config
 
-    def _settings(self, query: ImageQuery) -> Settings:
+    def _read_config(self, *, unknown: Callable[[str], Any]) -> Callable[[str], str | None] | None:
+        """The ``config`` source of the settings; ``unknown(key)`` decides what a not-yet-known value reads as."""
         config = self._config
-        reader = None if config is None else lambda key: _text(config.get(key))
+        if config is None:
+            return None  # the core then reads the program's own stack config, if any
+        return lambda key: unknown(key) if is_unknown(value := config.get(key)) else _text(value)
+
+    def _settings(self, query: ImageQuery) -> Settings:
+        def refuse(key: str) -> NoReturn:
+            name = key.partition(":")[2] or key
+            raise SettingsNotKnownError(f"Settings not known yet: {name}; lookups need known settings.")
+
+        reader = self._read_config(unknown=refuse)
         return resolve_settings(region=query.region, project_id=query.project_id, config=reader)
+
+    def _configured_region(self) -> Any:
+        """The region the settings name (no keys needed); ``UNKNOWN`` while one it depends on is not known yet."""
+        config = self._config
+        if config is not None and any(is_unknown(config.get(key)) for key in _REGION_KEYS):
+            return UNKNOWN
+        return resolve_region(config=self._read_config(unknown=lambda key: None))
+
+    def _missing_region(self, query: ImageQuery) -> CheckFailure | None:
+        """No region anywhere: the core's sentence saying where it looked (it needs the keys to get that far)."""
+        try:
+            self._settings(query)
+        except InvalidQueryError as exc:
+            return CheckFailure("region", str(exc))
+        except (CredentialsError, SettingsNotKnownError):
+            pass  # not checkable yet: create needs the keys and the region, and names what is missing
+        return None
 
     # -- check / diff --------------------------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate every input with the query model; fill in the configured region when none is given."""
-        inputs = {name: value for name, value in news.items() if name != PROVIDER_KEY and value is not None}
-        failures = [failure for name, value in inputs.items() if (failure := _check_one(name, value))]
+        inputs = {name: integral(value) for name, value in news.items() if name != PROVIDER_KEY and value is not None}
+        failures = _check_failures(inputs)
         if failures:
             return CheckResult(inputs, failures)
-        known = {name: value for name, value in _filters(inputs).items() if not _is_unknown(value)}
+        known = {name: value for name, value in _filters(inputs).items() if not is_unknown(value)}
         query = ImageQuery.model_validate(known)
-        canonical = query.model_dump()
-        inputs.update({name: _plain(canonical[name]) for name in known})
+        canonical = query.model_dump(mode="json")
+        inputs.update({name: canonical[name] for name in known})
+        inputs = {name: value for name, value in inputs.items() if value is not None}
         if "region" not in inputs:
+            # A preview without keys still knows the region; with none configured now, the pin keeps its own.
             try:
-                inputs["region"] = self._settings(query).region
-            except InvalidQueryError as exc:
+                region = self._configured_region() or _olds.get("region")
+            except CredentialsError as exc:  # a profile file that cannot be read, or a profile it lacks
                 return CheckResult(inputs, [CheckFailure("region", str(exc))])
-            except CredentialsError:
-                pass  # no keys yet: create reports it, a preview need not
+            if region is not None:
+                inputs["region"] = region
+            elif (failure := self._missing_region(query)) is not None:
+                return CheckResult(inputs, [failure])
         return CheckResult(inputs, [])
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
         """No change unless a filter or ``repin`` changed; then a replacement, with ``image_id`` among the reasons."""
-        old_query = _comparable(_olds.get(QUERY) or {})
+        old = ImageQuery.model_validate(_olds.get(QUERY) or {})
         given = _filters(_news)
-        unknown = {name for name, value in given.items() if _is_unknown(value)}
-        known = ImageQuery.model_validate({name: value for name, value in given.items() if name not in unknown})
-        new_query = _comparable(known.to_args())
-        changed = [name for name in _FILTERS if name in unknown or old_query.get(name) != new_query.get(name)]
-        if _is_unknown(_news.get(REPIN)) or _olds.get(REPIN) != _news.get(REPIN):
+        unknown = {name for name, value in given.items() if is_unknown(value)}
+        new = ImageQuery.model_validate({name: value for name, value in given.items() if name not in unknown})
+        changed = [name for name in _FILTERS if name in unknown or getattr(old, name) != getattr(new, name)]
+        if is_unknown(_news.get(REPIN)) or _olds.get(REPIN) != _news.get(REPIN):
             changed.append(REPIN)
         if not changed:
             return DiffResult(changes=False, replaces=[])
@@ -152,26 +200,38 @@ class PinnedImageProvider(ResourceProvider):
 
     @_one_sentence
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """Confirm the pinned image still exists in one of the query's states; record the newest current match."""
-        query = ImageQuery.model_validate(props.get(QUERY) or {})
+        """Confirm the pinned image still exists in one of the query's states; record the newest current match.
+
+        The query comes from the state; a read without one (``PinnedImage.get``, an import) rebuilds it from
+        the filter inputs, and with neither there is nothing to check the image against.
+        """
+        stored = props.get(QUERY)
+        if stored is None and not _filters(props):
+            raise InvalidQueryError(
+                f"The pin {id_} has neither a query in its state nor filter inputs, so a refresh cannot check it; "
+                "declare it with its filters (region, image_type, name_regex, ...) and run 'pulumi up'.",
+                field=QUERY,
+            )
+        query = ImageQuery.model_validate(stored if stored is not None else _filters(props))
         pinned = str(props.get("image_id") or id_)
         settings = self._settings(query)
-        region = query.region or settings.region or ""
-        by_id = ImageQuery.model_validate({"image_id": pinned, "project_id": query.project_id})
+        region = str(settings.region)  # the query's own region, else the configured one (settings require one)
         with Client(settings) as client:  # not the shared, memoised one: a refresh must see the cloud as it is now
-            listing = client.describe_images(by_id.server_params(region, settings.project_id))
+            found = fetch_pinned(pinned, region, query, client)
             latest = find_images(query, client=client)
-        current = next((image for image in listing if image.image_id == pinned), None)
         latest_id = latest[0].image_id if latest else None
-        if current is None or current.state not in query.states:
-            now = "no longer exists" if current is None else f"is {current.state} now"
-            wanted = " or ".join(query.states)
+        if isinstance(found, str):
             newest = f"pin {latest_id}" if latest_id else "pin a new image"
             raise NoImageFoundError(
-                f"The pinned image {pinned} {now} in region {region} (the pin needs it {wanted}); set a new "
-                f"repin value or change the query, then run 'pulumi up' to {newest}."
+                f"{found[:1].upper()}{found[1:]}; set a new repin value or change the query, then run "
+                f"'pulumi up' to {newest}."
             )
-        outs = {**_without_provider(props), **_described(current), "latest_image_id": latest_id}
+        outs = {
+            **_without_provider(props),
+            QUERY: query.model_dump(mode="json"),
+            **_described(found),
+            "latest_image_id": latest_id,
+        }
         return ReadResult(id_, outs)
 
     def _pin(self, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,36 +239,25 @@ class PinnedImageProvider(ResourceProvider):
         result = lookup_images(query, settings=self._settings(query))
         return {
             **_without_provider(props),
-            QUERY: query.to_args(),
+            QUERY: query.model_dump(mode="json"),
             REPIN: props.get(REPIN),
             **_described(result.image),
             "latest_image_id": result.ids[0],
         }
 
 
-def _check_one(name: str, value: Any) -> CheckFailure | None:
-    if _is_unknown(value):
-        return None
-    if name == REPIN:
-        if isinstance(value, str):
-            return None
-        return CheckFailure(REPIN, f"Invalid repin {value!r}: must be a string (any new value re-pins).")
-    if name not in ImageQuery.model_fields:
-        allowed = ", ".join((*_FILTERS, REPIN))
-        return CheckFailure(name, f"Unknown property {name!r}; PinnedImage takes {allowed}.")
+def _check_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
+    """One failure per problem, each the core's sentence naming the property; unknown values wait for later."""
+    failures = []
+    repin = inputs.get(REPIN)
+    if repin is not None and not isinstance(repin, str):
+        failures.append(CheckFailure(REPIN, f"Invalid repin {repin!r}: must be a string (any new value re-pins)."))
+    known = {name: value for name, value in inputs.items() if name != REPIN and not is_unknown(value)}
     try:
-        ImageQuery.model_validate({name: value})
+        ImageQuery.model_validate(known)
     except ValidationError as exc:
-        return CheckFailure(name, str(invalid_query_error(exc)))
-    return None
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
+        failures += [CheckFailure(error.field or "", str(error)) for error in invalid_query_errors(exc)]
+    return failures
 
 
 def _without_provider(props: Mapping[str, Any]) -> dict[str, Any]:

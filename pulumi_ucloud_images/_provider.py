@@ -56,13 +56,14 @@ from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2_grpc
 from pulumi.runtime.rpc import UNKNOWN
 from pydantic import SecretStr, ValidationError
+from pydantic_core import InitErrorDetails
 
 from ._errors import InvalidQueryError, UCloudImagesError
 from ._lookup import lookup_images
 from ._pinned import OUTPUTS as PINNED_OUTPUTS
 from ._pinned import QUERY as PINNED_QUERY
-from ._pinned import PinnedImageProvider
-from ._query import ImageQuery, invalid_query_error
+from ._pinned import PinnedImageProvider, SettingsNotKnownError, integral, is_unknown
+from ._query import ImageQuery, invalid_query_errors
 from ._schema import CONFIG_KEYS, GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, QUERY_NAMING, camel, render
 from ._settings import _SOURCES, resolve_settings
 from ._version import __version__
@@ -81,19 +82,15 @@ _T = TypeVar("_T")
 
 
 class ProviderError(UCloudImagesError):
-    """A request the provider cannot serve (unknown function, unknown config value at invoke time)."""
-
-
-def _is_unknown(inner: Any) -> bool:
-    """Unknown during preview: the SDK unmarshals the engine's unknown sentinel as a plain string."""
-    return isinstance(inner, Computed) or inner == UNKNOWN
+    """A request the provider cannot serve (an unknown function or resource type)."""
 
 
 def _plain(value: PropertyValue) -> Any:
-    """A property value as plain Python (lists, dicts, str, float, bool, None); unknowns become ``Computed``."""
+    """A property value as plain Python (lists, dicts, str, float, bool, None); unknowns become ``UNKNOWN``,
+    the engine's sentinel, as the dynamic provider's logic sees them."""
     inner = value.value
-    if _is_unknown(inner):
-        return Computed()
+    if isinstance(inner, Computed):
+        return UNKNOWN
     if isinstance(inner, (str, bool, float)) or inner is None:
         return inner
     if isinstance(inner, Mapping):
@@ -101,25 +98,6 @@ def _plain(value: PropertyValue) -> Any:
     if isinstance(inner, (tuple, list)):
         return [_plain(item) for item in inner]
     return inner  # assets, archives, resource references: the model rejects them by type
-
-
-def _contains_unknown(value: Any) -> bool:
-    if isinstance(value, Computed):
-        return True
-    if isinstance(value, dict):
-        return any(_contains_unknown(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_contains_unknown(item) for item in value)
-    return False
-
-
-def _integral(value: Any) -> Any:
-    """Pulumi numbers arrive as floats; whole ones become ints so the models see what the user wrote."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
 
 
 def _property(value: Any, *, secret: bool = False) -> PropertyValue:
@@ -145,6 +123,23 @@ def _wire(values: Mapping[str, Any], *, secret: bool) -> dict[str, PropertyValue
     return dict(answer)
 
 
+def _wire_like(values: Mapping[str, Any], like: Mapping[str, PropertyValue]) -> dict[str, PropertyValue]:
+    """A resource's plain properties -> the engine's, each secret only when the property of the same name in
+    ``like`` holds a secret. The nested query's fields follow ``like``'s query, else the filters they echo."""
+    wired: dict[str, PropertyValue] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        name = camel(key)
+        origin = like.get(name)
+        if isinstance(value, Mapping):
+            nested = origin.value if origin is not None and isinstance(origin.value, Mapping) else like
+            wired[name] = PropertyValue(_wire_like(value, nested), is_secret=origin is not None and origin.is_secret)
+        else:
+            wired[name] = _property(value, secret=origin is not None and origin.contains_secret())
+    return wired
+
+
 def _has_secret(values: Mapping[str, PropertyValue]) -> bool:
     return any(value.contains_secret() for value in values.values())
 
@@ -158,13 +153,9 @@ def _dynamic(props: Mapping[str, PropertyValue]) -> dict[str, Any]:
     """Engine properties -> what the dynamic provider's logic takes: snake_case keys, unknowns as the sentinel."""
 
     def convert(value: Any) -> Any:
-        if isinstance(value, Computed):
-            return UNKNOWN
         if isinstance(value, dict):
             return {_snake(key): convert(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [convert(item) for item in value]
-        return _integral(value)
+        return integral(value)
 
     return {_snake(key): convert(_plain(value)) for key, value in props.items()}
 
@@ -174,44 +165,45 @@ def _unknown_outputs(props: Mapping[str, Any]) -> dict[str, Any]:
     return {**props, **dict.fromkeys((*PINNED_OUTPUTS, PINNED_QUERY), UNKNOWN)}
 
 
-def _validation_failures(exc: ValidationError) -> list[CheckFailure]:
-    """One failure per problem, each rendered by the core in the schema's spelling."""
-    failures = []
-    for error in exc.errors():
-        single = ValidationError.from_exception_data(
-            exc.title,
-            [{"type": error["type"], "loc": error["loc"], "input": error["input"], "ctx": error.get("ctx", {})}],
-        )
-        rendered = invalid_query_error(single, naming=_PROPERTY_BY_FIELD)
-        failures.append(CheckFailure(_PROPERTY_BY_FIELD.get(rendered.field or "", rendered.field or ""), str(rendered)))
-    return failures
-
-
-def _unknown_argument(key: str, value: Any) -> CheckFailure:
-    single = ValidationError.from_exception_data(
-        ImageQuery.__name__, [{"type": "extra_forbidden", "loc": (key,), "input": value}]
-    )
-    return CheckFailure(key, str(invalid_query_error(single, naming=_PROPERTY_BY_FIELD)))
-
-
 def parse_arguments(args: Mapping[str, PropertyValue]) -> tuple[ImageQuery | None, list[CheckFailure]]:
-    """getImages arguments (camelCase) -> a validated query, or failures naming each bad property."""
+    """getImages arguments (camelCase) -> a validated query, or failures naming each bad property.
+
+    Every problem is the core's sentence. Keys that are not properties are reported as unknown filters even
+    when they spell a field another way (``name_regex``), so they cannot reach the model as that field.
+    """
     data: dict[str, Any] = {}
+    unknown_keys: dict[str, Any] = {}
     failures: list[CheckFailure] = []
     for key, value in args.items():
-        plain = _plain(value)
+        plain = integral(_plain(value))
         field = _FIELD_BY_PROPERTY.get(key)
         if field is None:
-            failures.append(_unknown_argument(key, plain))
-        elif _contains_unknown(plain):
+            unknown_keys[key] = plain
+        elif is_unknown(plain):
             failures.append(CheckFailure(key, f"{key} is not known yet; getImages needs known arguments."))
         elif plain is not None:
-            data[field] = _integral(plain)
+            data[field] = plain
+    if unknown_keys:  # named as given, so a field's snake_case spelling is reported, not taken
+        extra: list[InitErrorDetails] = [
+            {"type": "extra_forbidden", "loc": (key,), "input": value} for key, value in unknown_keys.items()
+        ]
+        rejected = ValidationError.from_exception_data(ImageQuery.__name__, extra)
+        failures += [CheckFailure(error.field or "", str(error)) for error in _sentences(rejected)]
+    query = None
     try:
         query = ImageQuery.model_validate(data)
     except ValidationError as exc:
-        return None, failures + _validation_failures(exc)
+        failures += [CheckFailure(_property_name(error.field), str(error)) for error in _sentences(exc)]
     return (None, failures) if failures else (query, [])
+
+
+def _sentences(exc: ValidationError) -> list[InvalidQueryError]:
+    """The core's one sentence per problem, naming the properties in the schema's spelling."""
+    return invalid_query_errors(exc, naming=_PROPERTY_BY_FIELD)
+
+
+def _property_name(field: str | None) -> str:
+    return _PROPERTY_BY_FIELD.get(field or "", field or "")
 
 
 def _config_problem(key: str, value: PropertyValue) -> str | None:
@@ -221,7 +213,7 @@ def _config_problem(key: str, value: PropertyValue) -> str | None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"Unknown provider setting {key!r}{hint}; the settings are {', '.join(_SETTING_BY_KEY)}."
     inner = value.value
-    if inner is None or _is_unknown(inner):
+    if inner is None or is_unknown(_plain(value)):
         return None
     if not isinstance(inner, str):
         return f"Invalid {key}: must be a string, not {value.type.value.lower()}."
@@ -259,7 +251,10 @@ def _respelled(exc: UCloudImagesError) -> UCloudImagesError:
 
 
 class _ProviderConfig(Config):
-    """The provider's settings where a dynamic provider reads the stack config (``ucloud:publicKey``, ...)."""
+    """The provider's settings where a dynamic provider reads the stack config (``ucloud:publicKey``, ...).
+
+    A setting not known yet reads as ``UNKNOWN``, so a check can still go on; a lookup refuses it.
+    """
 
     def __init__(self, read: Callable[[str], str | None]) -> None:
         super().__init__({}, PACKAGE_NAME)
@@ -312,7 +307,7 @@ class UCloudImagesProvider(Provider):
         for key, value in values.items():
             if key not in _SETTING_BY_KEY:
                 continue  # engine keys; unknown settings were reported by CheckConfig
-            if _is_unknown(value.value):
+            if is_unknown(_plain(value)):
                 unknown.add(key)
             elif isinstance(value.value, str) and value.value:
                 if key == _PRIVATE_KEY:
@@ -322,15 +317,21 @@ class UCloudImagesProvider(Provider):
         self._config, self._unknown, self._private_key = config, unknown, private_key
         return ConfigureResponse(accept_secrets=True, supports_preview=True)
 
-    def _config_value(self, key: str) -> str | None:
-        """The ``config`` source of :func:`resolve_settings`: ``ucloud:publicKey`` (or ``publicKey``) -> value."""
-        if self._unknown:
-            names = ", ".join(sorted(self._unknown))
-            raise ProviderError(f"Provider settings not known yet: {names}; lookups need known settings.")
+    def _setting(self, key: str) -> str | None:
+        """A setting by its config key, ``ucloud:publicKey`` or ``publicKey``; ``UNKNOWN`` while not known yet."""
         name = key.partition(":")[2] or key
+        if name in self._unknown:
+            return UNKNOWN
         if name == _PRIVATE_KEY:
             return None if self._private_key is None else self._private_key.get_secret_value()
         return self._config.get(name)
+
+    def _config_value(self, key: str) -> str | None:
+        """The ``config`` source of :func:`resolve_settings` for a lookup, which needs every setting known."""
+        if self._unknown:
+            names = ", ".join(sorted(self._unknown))
+            raise SettingsNotKnownError(f"Provider settings not known yet: {names}; lookups need known settings.")
+        return self._setting(key)
 
     async def _run(self, call: Callable[[], _T]) -> _T:
         """Run a blocking lookup off the event loop; its errors leave in the plugin's spelling."""
@@ -365,7 +366,7 @@ class UCloudImagesProvider(Provider):
             raise ProviderError(f"Unknown resource type {resource_type!r}; this provider has {PINNED_IMAGE_TOKEN}.")
         if self._pins is None:
             self._pins = PinnedImageProvider()
-            self._pins.configure(DynamicConfigureRequest(_ProviderConfig(self._config_value)))
+            self._pins.configure(DynamicConfigureRequest(_ProviderConfig(self._setting)))
         return self._pins
 
     async def check(self, request: CheckRequest) -> CheckResponse:
@@ -373,7 +374,7 @@ class UCloudImagesProvider(Provider):
         olds, news = _dynamic(request.old_inputs), _dynamic(request.new_inputs)
         checked = await self._run(lambda: pins.check(olds, news))
         failures = [CheckFailure(camel(f.property), _plugin_spelling(f.reason)) for f in checked.failures or []]
-        return CheckResponse(inputs=_wire(checked.inputs, secret=_has_secret(request.new_inputs)), failures=failures)
+        return CheckResponse(inputs=_wire_like(checked.inputs, request.new_inputs), failures=failures)
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         pins = self._pinned(request.type)
@@ -393,11 +394,12 @@ class UCloudImagesProvider(Provider):
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         pins = self._pinned(request.type)
-        props, secret = _dynamic(request.properties), _has_secret(request.properties)
+        props = _dynamic(request.properties)
         if request.preview:
-            return CreateResponse(resource_id="", properties=_wire(_unknown_outputs(props), secret=secret))
+            return CreateResponse(resource_id="", properties=_wire_like(_unknown_outputs(props), request.properties))
         created = await self._run(lambda: pins.create(props))
-        return CreateResponse(resource_id=str(created.id), properties=_wire(created.outs or {}, secret=secret))
+        outs = _wire_like(created.outs or {}, request.properties)
+        return CreateResponse(resource_id=str(created.id), properties=outs)
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         pins = self._pinned(request.type)
@@ -405,17 +407,17 @@ class UCloudImagesProvider(Provider):
         found = await self._run(lambda: pins.read(request.resource_id, props))
         return ReadResponse(
             resource_id=str(found.id),
-            properties=_wire(found.outs or {}, secret=_has_secret(request.properties)),
+            properties=_wire_like(found.outs or {}, request.properties),
             inputs=request.inputs,
         )
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         pins = self._pinned(request.type)
-        olds, news, secret = _dynamic(request.olds), _dynamic(request.news), _has_secret(request.news)
+        olds, news = _dynamic(request.olds), _dynamic(request.news)
         if request.preview:
-            return UpdateResponse(properties=_wire(_unknown_outputs(news), secret=secret))
+            return UpdateResponse(properties=_wire_like(_unknown_outputs(news), request.news))
         updated = await self._run(lambda: pins.update(request.resource_id, olds, news))
-        return UpdateResponse(properties=_wire(updated.outs or {}, secret=secret))
+        return UpdateResponse(properties=_wire_like(updated.outs or {}, request.news))
 
     async def delete(self, request: DeleteRequest) -> None:
         pins = self._pinned(request.type)

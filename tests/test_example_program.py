@@ -1,10 +1,12 @@
-"""The examples keep working: the Python program under mocks (lookups answered by the emulator), and pipeline.sh."""
+"""The examples keep working: the Python program under mocks (lookups answered by the emulator), pipeline.sh,
+and the selection file ucloud-images.toml locked against the emulator."""
 
 from __future__ import annotations
 
 import json
 import os
 import runpy
+import shutil
 import stat
 import subprocess
 import sys
@@ -19,7 +21,9 @@ import pytest
 from pulumi.runtime.sync_await import _ensure_event_loop
 
 from pulumi_ucloud_images import lookup_images
+from pulumi_ucloud_images._cli import main as cli_main
 from pulumi_ucloud_images._emulator import Emulator
+from pulumi_ucloud_images._lock import read_lockfile, read_selections
 from pulumi_ucloud_images._pinned import PinnedImageProvider
 from pulumi_ucloud_images._schema import QUERY_NAMING
 
@@ -160,6 +164,21 @@ def test_pipeline_hands_the_found_image_to_pulumi_config(
     assert done.stderr == "webImageId = uimage-ub2205\n"
 
 
+def test_pipeline_takes_the_region_of_the_ucloud_profile(
+    ucloud_emulator_env: Emulator, fake_pulumi: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("UCLOUD_REGION")
+    home = Path(os.environ["HOME"])
+    (home / ".ucloud").mkdir(exist_ok=True)
+    (home / ".ucloud" / "config.json").write_text(json.dumps([{"profile": "ci", "active": True, "region": "cn-sh2"}]))
+    bin_dir, record = fake_pulumi
+    done = run_pipeline(bin_dir, "dev")
+    assert done.returncode == 0, done.stderr
+    expected = lookup_images(region="cn-sh2", image_type="base", os_type="linux", name_regex=r"^Ubuntu 22\.04",
+                             architecture="x86_64", most_recent=True).image_id
+    assert record.read_text(encoding="utf-8") == f"config set --stack dev webImageId {expected}\n"
+
+
 def test_pipeline_stops_before_the_stack_when_the_lookup_fails(
     ucloud_emulator_env: Emulator, fake_pulumi: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,3 +188,23 @@ def test_pipeline_stops_before_the_stack_when_the_lookup_fails(
     assert done.returncode == 5
     assert "RetCode 171" in done.stderr
     assert not record.exists()
+
+
+# -- ucloud-images.toml ----------------------------------------------------------------------------------
+
+
+def test_the_example_selection_file_locks_against_the_emulator(
+    ucloud_emulator_env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(EXAMPLES / "ucloud-images.toml", tmp_path / "ucloud-images.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("UCLOUD_REGION")  # the file's [settings] names the region
+    assert cli_main(["lock"]) == 0
+    selections = read_selections(tmp_path / "ucloud-images.toml")
+    pins = read_lockfile(tmp_path / "ucloud-images.lock.json")
+    assert sorted(pins) == sorted(selections.queries) == ["golden-web", "legacy", "web"]
+    for name, query in selections.queries.items():
+        assert pins[name].query == query and pins[name].region == "cn-bj2"
+        assert pins[name].image_id == lookup_images(query, region="cn-bj2").image_id
+    assert pins["legacy"].image_id == "uimage-f1chxn"
+    assert cli_main(["lock", "--check"]) == 0

@@ -8,6 +8,7 @@ import inspect
 import json
 import math
 import pickle
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,6 +52,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.preview_unknown = preview_unknown
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
+        self.before_answer: Callable[[pulumi.runtime.MockResourceArgs], None] | None = None
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append(args)
@@ -58,6 +60,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(args)
+        if self.before_answer is not None:
+            self.before_answer(args)
         if self.preview_unknown:
             return None, {}
         return f"{args.name}-id", dict(args.inputs)
@@ -151,7 +155,7 @@ def engine() -> Iterator[Callable[..., RecordingMocks]]:
 @pytest.mark.parametrize("function", [get_images, get_images_output])
 def test_arguments_are_the_query_fields_then_settings_then_lock_and_opts(function: Callable[..., Any]) -> None:
     parameters = inspect.signature(function).parameters
-    expected = [*ImageQuery.model_fields, "public_key", "private_key", "profile", "base_url",
+    expected = [*ImageQuery.model_fields, "public_key", "private_key", "profile", "base_url", "timeout",
                 "lock", "lockfile", "verify", "opts"]
     assert list(parameters) == expected
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
@@ -221,6 +225,13 @@ def test_bad_input_fails_before_any_request_naming_the_argument(
     with pytest.raises(InvalidQueryError, match="name_regex"):
         get_images_output(region="cn-bj2", name_regex="(unclosed")
     assert ucloud_emulator_env.request_count == 0
+
+
+def test_timeout_is_a_setting_like_the_others(ucloud_emulator_env: Emulator, no_engine: None) -> None:
+    assert get_images(**UBUNTU, timeout=5).image_id == UBUNTU_ID
+    with pytest.raises(InvalidQueryError, match=r"^Invalid timeout -1\b") as caught:
+        get_images(**UBUNTU, timeout=-1)
+    assert caught.value.field == "timeout"
 
 
 def test_lookup_failures_are_library_errors_that_pulumi_prints_as_one_sentence(
@@ -376,6 +387,34 @@ def test_secret_input_keeps_the_result_secret(ucloud_emulator_env: Emulator, no_
     assert seen == [(True, UBUNTU_ID)]
 
 
+def test_a_secret_private_key_makes_the_result_secret(ucloud_emulator_env: Emulator, no_engine: None) -> None:
+    seen: list[tuple[bool, str | None]] = []
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        output = get_images_output(**UBUNTU, private_key=pulumi.Output.secret(DEMO_PRIVATE_KEY))
+
+        async def check() -> None:
+            seen.append((await output.is_secret(), (await output.future()).image_id))  # type: ignore[union-attr]
+
+        return check()
+
+    program()
+    assert seen == [(True, UBUNTU_ID)]
+
+
+def test_output_form_takes_plain_invoke_options(ucloud_emulator_env: Emulator, no_engine: None) -> None:
+    seen: list[str] = []
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        output = get_images_output(**UBUNTU, opts=pulumi.InvokeOptions(version="1.2.3"))
+        return output.image_id.apply(seen.append)
+
+    program()
+    assert seen == [UBUNTU_ID]
+
+
 def test_bad_output_argument_fails_the_output_naming_it(ucloud_emulator_env: Emulator, no_engine: None) -> None:
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
@@ -447,16 +486,39 @@ def test_a_mock_answer_without_image_id_is_one_clear_error(mocks: RecordingMocks
     assert isinstance(caught.value, pulumi.RunError)
 
 
-def test_mocks_receive_invoke_output_options_and_dependencies(mocks: RecordingMocks) -> None:
+def test_mocks_receive_invoke_options(mocks: RecordingMocks) -> None:
     @pulumi.runtime.test
-    def program() -> pulumi.Output[None]:
-        network = uhost("network", "unused")
-        output = get_images_output(region="cn-bj2", opts=pulumi.InvokeOutputOptions(depends_on=[network]))
-        return output.image_id.apply(lambda image_id: None)
+    def program() -> pulumi.Output[str]:
+        custom = pulumi.ProviderResource("ucloud-images", "custom-provider", {})
+        get_images(region="cn-bj2", opts=pulumi.InvokeOptions(provider=custom))
+        return get_images_output(region="cn-bj2", opts=pulumi.InvokeOptions(provider=custom)).image_id
 
     program()
-    assert [args.name for args in mocks.resources] == ["network"]
-    assert [call.token for call in mocks.calls] == [TOKEN]
+    assert [call.token for call in mocks.calls] == [TOKEN, TOKEN]
+    assert all("custom-provider" in call.provider for call in mocks.calls)
+
+
+def test_under_mocks_depends_on_reaches_the_invoke_machinery(ucloud_emulator_env: Emulator) -> None:
+    recording = RecordingMocks(preview_unknown=True)
+    set_mocks(recording, preview=True)
+    seen: list[bool] = []
+    try:
+
+        @pulumi.runtime.test
+        def preview() -> Any:
+            network = uhost("network", "unused")
+            output = get_images_output(region="cn-bj2", opts=pulumi.InvokeOutputOptions(depends_on=[network]))
+
+            async def check() -> None:
+                seen.append(await output.is_known())
+
+            return check()
+
+        preview()
+    finally:
+        pulumi.runtime.reset_options()
+    assert seen == [False]  # the network is still to be created, so the SDK did not invoke
+    assert [args.name for args in recording.resources] == ["network"] and recording.calls == []
 
 
 def test_unknown_input_under_mocks_in_preview_is_unknown_and_not_called(ucloud_emulator_env: Emulator) -> None:
@@ -565,6 +627,61 @@ def test_under_an_engine_depends_on_holds_the_lookup_back(
     update()
     assert seen == [False, True]
     assert ucloud_emulator_env.request_count == 1
+
+
+def network_with_a_subnet() -> pulumi.ComponentResource:
+    network = pulumi.ComponentResource("test:index:Network", "network")
+    uhost("subnet", "unused", pulumi.ResourceOptions(parent=network))
+    network.register_outputs({})
+    return network
+
+
+def test_under_an_engine_depends_on_a_component_waits_for_its_children_in_a_preview(
+    ucloud_emulator_env: Emulator, engine: Callable[..., RecordingMocks]
+) -> None:
+    engine(preview=True, preview_unknown=True)
+    seen: list[bool] = []
+
+    @pulumi.runtime.test
+    def preview() -> Any:
+        output = get_images_output(**UBUNTU, opts=pulumi.InvokeOutputOptions(depends_on=[network_with_a_subnet()]))
+
+        async def check() -> None:
+            seen.append(await output.is_known())
+
+        return check()
+
+    preview()
+    assert seen == [False]  # the component exists, but its subnet is still to be created
+    assert ucloud_emulator_env.request_count == 0
+
+
+def test_under_an_engine_depends_on_a_component_runs_after_its_children_exist(
+    ucloud_emulator_env: Emulator, engine: Callable[..., RecordingMocks]
+) -> None:
+    recording = engine()
+    requests_when_created: list[int] = []
+
+    def create_the_subnet_late(args: pulumi.runtime.MockResourceArgs) -> None:
+        if args.name != "subnet":
+            return
+        for _ in range(25):  # hold the subnet back, giving a lookup that does not wait for it the time to run
+            if ucloud_emulator_env.request_count:
+                break
+            threading.Event().wait(0.02)
+        requests_when_created.append(ucloud_emulator_env.request_count)
+
+    recording.before_answer = create_the_subnet_late
+    seen: list[str] = []
+
+    @pulumi.runtime.test
+    def update() -> pulumi.Output[None]:
+        output = get_images_output(**UBUNTU, opts=pulumi.InvokeOutputOptions(depends_on=network_with_a_subnet()))
+        return output.image_id.apply(seen.append)
+
+    update()
+    assert requests_when_created == [0]  # no lookup before the subnet existed
+    assert seen == [UBUNTU_ID] and ucloud_emulator_env.request_count == 1
 
 
 def test_under_an_engine_stack_config_supplies_the_settings(

@@ -316,7 +316,7 @@ def test_verify_checks_every_pin_with_one_request_each(project: Path, run: Run, 
     code, out, _ = run("--verify")
     assert code == EXIT_OUT_OF_DATE
     assert "! legacy: the pinned image uimage-f1chxn no longer exists in region cn-bj2" in out
-    assert f"! web: the pinned image {pinned(project, 'web')} is Unavailable, not Available" in out
+    assert f"! web: the pinned image {pinned(project, 'web')} is Unavailable in region cn-bj2, not Available" in out
     assert "golden-web" not in out
 
 
@@ -387,13 +387,36 @@ def test_verify_costs_one_request_and_fails_when_the_image_is_gone(
 
     reset_shared_clients()
     ucloud_emulator_env.set_state(image_id, "Unavailable")
-    with pytest.raises(NoImageFoundError, match=f"selection 'web'.*{image_id} is Unavailable, not Available"):
+    with pytest.raises(NoImageFoundError, match=f"selection 'web'.*{image_id} is Unavailable in region cn-bj2, not"):
         locked_lookup("web", parse_query(WEB), verify=True, settings_args=settings)
 
     reset_shared_clients()
     ucloud_emulator_env.remove(image_id)
     with pytest.raises(NoImageFoundError, match=f"{image_id} no longer exists in region cn-bj2.*--update web"):
         locked_lookup("web", parse_query(WEB), verify=True)
+
+
+def test_set_valued_filters_in_another_order_are_the_same_selection(project: Path, run: Run) -> None:
+    features = SELECTIONS.replace("most_recent = true\n\n[selections.legacy]",
+                                  "features = ['IPv6', 'CloudInit']\nmost_recent = true\n\n[selections.legacy]")
+    (project / "ucloud-images.toml").write_text(features, encoding="utf-8")
+    assert run()[0] == 0
+    first = (project / "ucloud-images.lock.json").read_text(encoding="utf-8")
+    assert lockfile(project)["selections"]["web"]["query"]["features"] == ["CloudInit", "IPv6"]
+
+    # the selection file reordered: no re-pin, and the lockfile is not rewritten
+    (project / "ucloud-images.toml").write_text(features.replace("['IPv6', 'CloudInit']", "['cloudinit', 'IPv6']"))
+    code, out, _ = run()
+    assert (code, out.startswith("ucloud-images.lock.json is up to date")) == (0, True)
+    assert run("--check")[0] == 0 and run("--verify")[0] == 0
+
+    # the lockfile reordered by hand, and the code in yet another order: still the same query
+    path = project / "ucloud-images.lock.json"
+    path.write_text(first.replace('"CloudInit",\n          "IPv6"', '"IPv6",\n          "CloudInit"'), encoding="utf-8")
+    assert lockfile(project)["selections"]["web"]["query"]["features"] == ["IPv6", "CloudInit"]
+    result = locked_lookup("web", parse_query(WEB, features=["IPv6", "CloudInit", "ipv6"]))
+    assert result.image_id == lockfile(project)["selections"]["web"]["image_id"]
+    assert run("--check")[0] == 0
 
 
 # -- bad input -----------------------------------------------------------------------------------------
@@ -413,6 +436,7 @@ def test_verify_costs_one_request_and_fails_when_the_image_is_gone(
         ),
         ("[selections.web]\nos_type = 'solaris'\n", ("[selections.web]: invalid os_type 'solaris'", "Linux, Windows")),
         ("[selections.web]\nstates = []\n", ("[selections.web]: invalid states", "Available")),
+        ("[selections.web]\nfeatures = ['IPv6', 7]\n", ("[selections.web]: invalid features entry 7: must be",)),
         ("[settings]\nregion = 'cn-bj2'\n", ("The selection file ucloud-images.toml has no [selections.NAME] table",)),
         ("[selections]\n", ("ucloud-images.toml declares no selections; add a [selections.NAME] table.",)),
         ("[selections]\nweb = 'ubuntu'\n", ("[selections.web] must be a table, not str 'ubuntu'.",)),
@@ -477,6 +501,22 @@ def test_missing_selection_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             "is malformed at selections.legacy.query: unknown filter 'name_regx'",
         ),
         (lambda text: "[]", "is malformed at the top level: expected an object with 'version' and 'selections'"),
+        (
+            lambda text: text.replace('"region": "cn-bj2"', '"region": ""', 1),
+            "is malformed at selections.golden-web.region: expected a non-empty region, found str ''.",
+        ),
+        (
+            lambda text: text.replace('"legacy": {', '"my legacy": {'),
+            "is malformed at selections.my legacy: expected a selection name of letters, digits, '_', '.' and '-'",
+        ),
+        (
+            lambda text: text.replace('"image_id": "uimage-f1chxn"', '"image_id": "uimage-f1chxn", "image_id": "x"'),
+            "has the key 'image_id' twice in one object",
+        ),
+        (
+            lambda text: text.replace('"selections": {', '"selections": {"web": {},', 1),
+            "has the key 'web' twice in one object (a merge left both sides?); keep one and run",
+        ),
     ],
 )
 def test_malformed_lockfiles_name_the_file_and_the_line_or_key(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import dill  # type: ignore[import-untyped]
 import pulumi
 import pulumi.runtime
 import pytest
@@ -15,10 +18,10 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _ensure_event_loop
 
-from pulumi_ucloud_images import AmbiguousImageError, NoImageFoundError, PinnedImage
+from pulumi_ucloud_images import AmbiguousImageError, ImageQuery, InvalidQueryError, NoImageFoundError, PinnedImage
 from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
-from pulumi_ucloud_images._pinned import PinnedImageProvider
+from pulumi_ucloud_images._pinned import PinnedImageProvider, SettingsNotKnownError
 
 GOLDEN = {"image_type": "custom", "name_regex": r"^golden-web-\d", "most_recent": True}
 PINNED, PREVIOUS = "uimage-gw0314", "uimage-gw0307"  # the two newest cn-bj2 golden-web images of the catalogue
@@ -69,7 +72,7 @@ def test_check_names_every_bad_property_at_once(ucloud_emulator_env: Emulator, p
     assert failures["image_type"] == "Invalid image_type 'golden': must be one of Base, Business, Custom."
     assert failures["name_regex"].startswith("Invalid name_regex") and "position 0" in failures["name_regex"]
     assert "Available, Making, Unavailable, Copying" in failures["states"]
-    assert failures["colour"].startswith("Unknown property 'colour'; PinnedImage takes region, zone,")
+    assert failures["colour"].startswith("Unknown filter 'colour'; the filters are region, zone,")
     assert failures["repin"] == "Invalid repin 7: must be a string (any new value re-pins)."
     assert ucloud_emulator_env.request_count == 0
 
@@ -90,6 +93,74 @@ def test_check_fails_on_region_when_none_is_configured(
     assert "No UCloud region was given" in result.failures[0].reason
 
 
+def test_check_names_a_bad_list_entry_as_an_entry(provider: PinnedImageProvider) -> None:
+    result = provider.check({}, {**GOLDEN, "region": "cn-bj2", "features": ["IPv6", 7]})
+    assert [f.property for f in result.failures] == ["features"]
+    assert result.failures[0].reason.startswith("Invalid features entry 7: must be one of NetEnhanced,")
+
+
+def test_check_reports_a_repin_number_as_written(provider: PinnedImageProvider) -> None:
+    result = provider.check({}, {**GOLDEN, "region": "cn-bj2", "repin": 3.0})  # Pulumi numbers are floats
+    assert [(f.property, f.reason) for f in result.failures] == [
+        ("repin", "Invalid repin 3: must be a string (any new value re-pins).")
+    ]
+
+
+def test_a_preview_without_keys_fills_in_the_region_and_changes_nothing(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image_id, inputs, outs = created(provider, **GOLDEN)
+    monkeypatch.delenv("UCLOUD_PUBLIC_KEY")
+    monkeypatch.delenv("UCLOUD_PRIVATE_KEY")
+    news = provider.check(inputs, {**GOLDEN, "__provider": "serialized"})
+    assert news.failures == [] and news.inputs["region"] == "cn-bj2"  # from UCLOUD_REGION, no keys needed
+    diff = provider.diff(image_id, outs, news.inputs)
+    assert diff.changes is False and not diff.replaces
+
+
+def test_with_no_region_configured_now_the_pin_keeps_its_region(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image_id, inputs, outs = created(provider, **GOLDEN)
+    for name in ("UCLOUD_PUBLIC_KEY", "UCLOUD_PRIVATE_KEY", "UCLOUD_REGION"):
+        monkeypatch.delenv(name)
+    news = provider.check(inputs, {**GOLDEN, "__provider": "serialized"})
+    assert news.failures == [] and news.inputs["region"] == "cn-bj2"
+    assert provider.diff(image_id, outs, news.inputs).changes is False
+    fresh = provider.check({}, {**GOLDEN, "__provider": "serialized"})  # a new pin: create names what is missing
+    assert fresh.failures == [] and "region" not in fresh.inputs
+
+
+def test_check_reads_the_region_of_the_active_profile_without_keys(
+    provider: PinnedImageProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".ucloud").mkdir()
+    (tmp_path / ".ucloud" / "config.json").write_text(
+        json.dumps([{"profile": "ops", "active": True, "region": "cn-sh2"}]), encoding="utf-8"
+    )
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = provider.check({}, dict(GOLDEN))
+    assert result.failures == [] and result.inputs["region"] == "cn-sh2"
+
+
+@pytest.mark.parametrize("unknown", ["ucloud:region", "ucloud:profile"])
+def test_a_region_setting_not_known_yet_makes_the_region_unknown(
+    provider: PinnedImageProvider, unknown: str
+) -> None:
+    provider.configure(ConfigureRequest(Config({"ucloud:region": "cn-bj2", unknown: UNKNOWN}, "project")))
+    result = provider.check({}, dict(GOLDEN))
+    assert result.failures == [] and result.inputs["region"] == UNKNOWN
+
+
+def test_other_settings_not_known_yet_do_not_stop_a_check_but_stop_a_lookup(provider: PinnedImageProvider) -> None:
+    provider.configure(ConfigureRequest(Config({"ucloud:region": "cn-bj2", "ucloud:baseUrl": UNKNOWN,
+                                                "ucloud:publicKey": UNKNOWN}, "project")))
+    result = provider.check({}, dict(GOLDEN))
+    assert result.failures == [] and result.inputs["region"] == "cn-bj2"
+    with pytest.raises(SettingsNotKnownError, match=r"^Settings not known yet: publicKey; lookups need known"):
+        provider.create(result.inputs)
+
+
 # -- create / diff ---------------------------------------------------------------------------------------
 
 
@@ -102,8 +173,9 @@ def test_create_pins_the_newest_match_and_stores_its_metadata(
     assert outs["os_name"] == "Ubuntu 22.04 64位"
     assert isinstance(outs["create_time"], int) and outs["create_time"] > 0
     assert "CloudInit" in outs["features"] and "IPv6" in outs["features"]  # the image's, not the filter
-    assert outs["query"] == {"region": "cn-bj2", "image_type": "Custom", "name_regex": r"^golden-web-\d",
-                             "features": ["CloudInit"], "most_recent": True}
+    assert outs["query"] == ImageQuery(region="cn-bj2", image_type="Custom", name_regex=r"^golden-web-\d",
+                                       features=("CloudInit",), most_recent=True).model_dump(mode="json")
+    assert set(outs["query"]) == set(ImageQuery.model_fields)  # every field, as the schema's ImageQuery type has
     assert "__provider" not in outs
 
 
@@ -143,6 +215,15 @@ def test_a_changed_filter_or_repin_replaces_the_pin_naming_image_id(
     assert diff.changes is True
     assert diff.replaces == [reason, "image_id"]
     assert diff.delete_before_replace is False
+
+
+def test_a_state_query_without_its_defaults_is_the_same_query(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, inputs, outs = created(provider, **GOLDEN, features=["IPv6", "CloudInit"])
+    older = {**outs, "query": {"region": "cn-bj2", "image_type": "Custom", "name_regex": r"^golden-web-\d",
+                               "features": ["IPv6", "CloudInit"], "most_recent": True}}
+    assert provider.diff(image_id, older, inputs).changes is False
 
 
 def test_an_unknown_input_is_a_replacement(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:
@@ -189,8 +270,8 @@ def test_refresh_fails_clearly_when_the_pinned_image_was_deleted(
     with pytest.raises(NoImageFoundError) as caught:
         provider.read(image_id, outs)
     assert str(caught.value) == (
-        f"The pinned image {PINNED} no longer exists in region cn-bj2 (the pin needs it Available); set a new "
-        f"repin value or change the query, then run 'pulumi up' to pin {PREVIOUS}."
+        f"The pinned image {PINNED} no longer exists in region cn-bj2; set a new repin value or change the query, "
+        f"then run 'pulumi up' to pin {PREVIOUS}."
     )
     frames = traceback.extract_tb(caught.value.__traceback__)
     assert not any(frame.filename.endswith(("_client.py", "_lookup.py")) for frame in frames)
@@ -201,8 +282,23 @@ def test_refresh_fails_clearly_when_the_pinned_image_is_unavailable(
 ) -> None:
     image_id, _, outs = created(provider, **GOLDEN)
     ucloud_emulator_env.set_state(PINNED, "Unavailable")
-    with pytest.raises(NoImageFoundError, match=rf"^The pinned image {PINNED} is Unavailable now in region cn-bj2 "):
+    with pytest.raises(NoImageFoundError, match=rf"^The pinned image {PINNED} is Unavailable in region cn-bj2, not "):
         provider.read(image_id, outs)
+
+
+def test_a_read_without_a_stored_query_checks_against_the_filter_inputs(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    image_id, inputs, outs = created(provider, **GOLDEN)
+    read = provider.read(image_id, dict(inputs))  # as after PinnedImage.get: the inputs, no state
+    assert read.outs is not None
+    assert read.outs["image_id"] == read.outs["latest_image_id"] == PINNED  # the newest golden image, not any image
+    assert read.outs["query"] == outs["query"]
+
+
+def test_a_read_with_neither_a_query_nor_filters_is_one_clear_error(provider: PinnedImageProvider) -> None:
+    with pytest.raises(InvalidQueryError, match=r"^The pin uimage-gw0314 has neither a query in its state nor filter"):
+        provider.read(PINNED, {"__provider": "serialized"})
 
 
 def test_a_create_failure_is_the_library_error_alone(ucloud_emulator_env: Emulator,
@@ -240,16 +336,21 @@ def test_configured_stack_config_comes_before_the_environment(
         assert emulator.request_count == 1
 
 
-def test_the_pickled_provider_holds_no_settings_and_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", SECRET)
-    provider = PinnedImageProvider()
-    provider.configure(ConfigureRequest(Config({"ucloud:privateKey": SECRET, "ucloud:region": "cn-bj2"}, "project")))
+def test_the_pickled_provider_holds_no_settings_and_no_key() -> None:
+    with Emulator(keys={DEMO_PUBLIC_KEY: SECRET}) as emulator:
+        base_url = emulator.base_url
+        provider = PinnedImageProvider()
+        provider.configure(ConfigureRequest(Config({
+            "ucloud:region": "cn-bj2", "ucloud:baseUrl": base_url,
+            "ucloud:publicKey": DEMO_PUBLIC_KEY, "ucloud:privateKey": SECRET,
+        }, "project")))
+        image_id, _, outs = created(provider, **GOLDEN)  # the key is used to sign, so it was resolved
+        provider.read(image_id, outs)
+        assert emulator.request_count == 3
     serialized = serialize_provider(provider)
     raw = base64.b64decode(serialized)
     assert SECRET.encode() not in raw and SECRET.encode() not in serialized.encode()
-    assert b"cn-bj2" not in raw  # no configuration at all, not only no key
-    import dill  # type: ignore[import-untyped]
-
+    assert b"cn-bj2" not in raw and base_url.encode() not in raw  # no configuration at all
     revived = dill.loads(raw)
     assert type(revived) is PinnedImageProvider and revived._config is None
 
@@ -280,11 +381,7 @@ def pin_mocks() -> Iterator[PinMocks]:
     pulumi.runtime.reset_options()
 
 
-def test_the_resource_registers_its_query_and_a_provider_without_the_key(
-    monkeypatch: pytest.MonkeyPatch, pin_mocks: PinMocks
-) -> None:
-    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
-    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", SECRET)
+def test_the_resource_registers_its_query_and_its_pickled_provider(pin_mocks: PinMocks) -> None:
     seen: dict[str, Any] = {}
 
     @pulumi.runtime.test
@@ -305,6 +402,5 @@ def test_the_resource_registers_its_query_and_a_provider_without_the_key(
     provider = args.inputs["__provider"]
     serialized = provider["value"] if isinstance(provider, dict) else provider
     assert isinstance(serialized, str)
-    assert SECRET.encode() not in base64.b64decode(serialized)
-    assert SECRET not in repr(args.inputs)
+    assert type(dill.loads(base64.b64decode(serialized))) is PinnedImageProvider
     assert seen["outputs"] == [PINNED, ["CloudInit"], PINNED]

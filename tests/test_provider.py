@@ -32,7 +32,7 @@ from pulumi_ucloud_images import __version__, lookup_images, resolve_settings
 from pulumi_ucloud_images._catalog import DEMO_REGION
 from pulumi_ucloud_images._emulator import Emulator
 from pulumi_ucloud_images._provider import UCloudImagesProvider, parse_arguments
-from pulumi_ucloud_images._schema import GET_IMAGES_TOKEN, IMAGE_TOKEN, SCHEMA_PATH, build_schema
+from pulumi_ucloud_images._schema import GET_IMAGES_TOKEN, IMAGE_TOKEN, PINNED_IMAGE_TOKEN, SCHEMA_PATH, build_schema
 
 PLUGIN = "pulumi-resource-ucloud-images"
 PUBLIC_KEY = "plugin-test-public-key"
@@ -565,8 +565,12 @@ def test_pinned_image_resolves_once_and_keeps_its_image(start_plugin: Any) -> No
         assert created.id == state["imageId"] == state["latestImageId"] == "uimage-f1chxn"
         assert state["imageName"] == "CentOS 7.2 64位" and state["features"] == ["NetEnhanced", "HotPlug"]
         assert state["query"]["nameRegex"] == PINNED_QUERY["nameRegex"] and state["query"]["osType"] == "Linux"
-        schema = build_schema()["resources"]["ucloud-images:index:PinnedImage"]
+        full_schema = build_schema()
+        schema = full_schema["resources"][PINNED_IMAGE_TOKEN]
         assert set(schema["required"]) <= set(state) <= set(schema["properties"])
+        query_type = full_schema["types"][schema["properties"]["query"]["$ref"].removeprefix("#/types/")]
+        assert set(query_type["required"]) <= set(state["query"]) <= set(query_type["properties"])
+        assert state["query"]["states"] == ["Available"] and state["query"]["mostRecent"] is True
 
         publish_newer(emulator, "uimage-f1chxn", "uimage-c72new")
         unchanged = pinned_call(plugin, "Diff", id=created.id, olds=state, news=inputs)
@@ -593,6 +597,44 @@ def test_pinned_image_resolves_once_and_keeps_its_image(start_plugin: Any) -> No
 
 
 @slow
+def test_pinned_image_check_goes_on_while_provider_settings_are_unknown(plugin: Plugin, emulator: Emulator) -> None:
+    plugin.configure({**settings_for(emulator), "baseUrl": UNKNOWN, "publicKey": UNKNOWN})
+    checked = pinned_call(plugin, "Check", news=PINNED_QUERY)
+    assert not checked.failures
+    assert json_format.MessageToDict(checked.inputs)["region"] == DEMO_REGION  # the region setting is known
+
+    plugin.configure({**settings_for(emulator), "region": UNKNOWN})
+    checked = pinned_call(plugin, "Check", news=PINNED_QUERY)
+    assert not checked.failures
+    assert json_format.MessageToDict(checked.inputs)["region"] == UNKNOWN  # so the pin's region is not known yet
+    with pytest.raises(grpc.RpcError) as caught:  # a lookup, unlike a check, needs every setting
+        pinned_call(plugin, "Create", properties=json_format.MessageToDict(checked.inputs) | {"region": DEMO_REGION})
+    assert caught.value.details() == "Settings not known yet: region; lookups need known settings."
+
+
+@slow
+def test_pinned_image_keeps_secretness_per_property(plugin: Plugin, emulator: Emulator) -> None:
+    plugin.configure(settings_for(emulator))
+    request = provider_pb2.CheckRequest(urn=PINNED_URN, news=marshal(PINNED_QUERY, secret=("nameRegex",)))
+    checked = PropertyValue.unmarshal_map(plugin.call("Check", request).inputs)
+    assert {key for key, value in checked.items() if value.contains_secret()} == {"nameRegex"}
+
+    created = plugin.call("Create", provider_pb2.CreateRequest(urn=PINNED_URN,
+                                                               properties=PropertyValue.marshal_map(checked)))
+    state = PropertyValue.unmarshal_map(created.properties)
+    assert {key for key, value in state.items() if value.contains_secret()} == {"nameRegex", "query"}
+    query = state["query"].value
+    assert isinstance(query, Mapping) and not state["query"].is_secret
+    assert {key for key, value in query.items() if value.is_secret} == {"nameRegex"}
+    assert state["imageId"] == PropertyValue("uimage-f1chxn")
+
+    read = plugin.call("Read", provider_pb2.ReadRequest(id=created.id, urn=PINNED_URN, properties=created.properties))
+    refreshed = PropertyValue.unmarshal_map(read.properties)
+    assert {key for key, value in refreshed.items() if value.contains_secret()} == {"nameRegex", "query"}
+    assert {key for key, value in refreshed["query"].value.items() if value.is_secret} == {"nameRegex"}
+
+
+@slow
 def test_pinned_image_check_failures_use_the_schemas_names(plugin: Plugin, emulator: Emulator) -> None:
     plugin.configure(settings_for(emulator))
     found = failures(pinned_call(plugin, "Check", news={"osType": "bsd", "mostRecent": "often", "repin": 3}))
@@ -612,10 +654,6 @@ def test_unknown_resource_types_are_an_error(plugin: Plugin) -> None:
 
 
 @slow
-@pytest.mark.skipif(
-    not (ROOT / "pulumi_ucloud_images" / "__main__.py").exists(),
-    reason="the pulumi.run.plugin launcher runs pulumi_ucloud_images/__main__.py, which the package does not have",
-)
 def test_the_launcher_pulumi_uses_for_a_plugin_directory(engine: FakeEngine, tmp_path: Path) -> None:
     """With PulumiPlugin.yaml and pyproject.toml, the language host runs ``python -m pulumi.run.plugin <name>``."""
     process = subprocess.Popen(

@@ -344,7 +344,9 @@ def test_a_bad_timeout_in_a_profile_file_names_the_file_and_profile(tmp_path: Pa
 def test_a_bad_base_url_is_bad_input(tmp_path: Path, url: str) -> None:
     with pytest.raises(InvalidQueryError) as caught:
         resolve_settings(public_key="pk", private_key="sk", region="hk", base_url=url, env={}, home=tmp_path)
-    assert str(caught.value) == f"Invalid base_url '{url}' (from the base_url argument): must be an http:// or https:// URL."
+    assert str(caught.value) == (
+        f"Invalid base_url '{url}' (from the base_url argument): must be an http:// or https:// URL."
+    )
 
 
 def test_settings_are_frozen_and_compare_by_value(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 - ``golden`` (a ``PinnedImage``) resolves the newest golden-web image once and keeps it in state: a newer
   golden image changes nothing until someone sets a new ``webRepin`` (``pulumi config set webRepin 2026-03-21``),
-  and ``pulumi refresh`` shows the newest candidate as ``goldenLatestImageId``.
+  and ``pulumi refresh`` records the newest candidate in the pin's ``latest_image_id`` (the
+  ``goldenLatestImageId`` stack output shows it after the next ``pulumi up``, which keeps the pin).
 - ``ubuntu`` (``get_images_output``) follows the newest Ubuntu 22.04 base image on every run, and fails the
   preview with one clear sentence if the filters ever match nothing.
 """
