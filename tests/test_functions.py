@@ -371,28 +371,15 @@ def test_unknown_input_gives_an_unknown_result_and_no_request(ucloud_emulator_en
     assert ucloud_emulator_env.request_count == 0
 
 
-def test_secret_input_keeps_the_result_secret(ucloud_emulator_env: Emulator, no_engine: None) -> None:
+@pytest.mark.parametrize(("argument", "value"), [("name_regex", r"^Ubuntu 22\.04"), ("private_key", DEMO_PRIVATE_KEY)])
+def test_a_secret_input_keeps_the_result_secret(
+    ucloud_emulator_env: Emulator, no_engine: None, argument: str, value: str
+) -> None:
     seen: list[tuple[bool, str | None]] = []
 
     @pulumi.runtime.test
     def program() -> Any:
-        output = get_images_output(**{**UBUNTU, "name_regex": pulumi.Output.secret(r"^Ubuntu 22\.04")})
-
-        async def check() -> None:
-            seen.append((await output.is_secret(), (await output.future()).image_id))  # type: ignore[union-attr]
-
-        return check()
-
-    program()
-    assert seen == [(True, UBUNTU_ID)]
-
-
-def test_a_secret_private_key_makes_the_result_secret(ucloud_emulator_env: Emulator, no_engine: None) -> None:
-    seen: list[tuple[bool, str | None]] = []
-
-    @pulumi.runtime.test
-    def program() -> Any:
-        output = get_images_output(**UBUNTU, private_key=pulumi.Output.secret(DEMO_PRIVATE_KEY))
+        output = get_images_output(**{**UBUNTU, argument: pulumi.Output.secret(value)})
 
         async def check() -> None:
             seen.append((await output.is_secret(), (await output.future()).image_id))  # type: ignore[union-attr]
