@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import sys
@@ -154,16 +153,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     emulator.set_defaults(handler=_cmd_emulator)
 
-    _register_extra_commands(commands)
+    from ._lock import register_cli  # here, not at the top: _lock builds on this module's flag helpers
+
+    register_cli(commands)
     return parser
-
-
-def _register_extra_commands(commands: Any) -> None:
-    """Commands that live in their own modules register here, when those modules are installed."""
-    if importlib.util.find_spec(f"{__package__}._lock") is not None:
-        from ._lock import register_cli
-
-        register_cli(commands)
 
 
 def _query_from(args: argparse.Namespace) -> ImageQuery:

@@ -305,11 +305,9 @@ class Client:
     def _key_detail(self, ret_code: int) -> str:
         """For a rejected key pair: where each key came from, since two sources can mix two accounts."""
         public, private = self.settings.key_sources
-        if ret_code not in (171, 172) or not (public or private):
+        if ret_code not in (171, 172) or not (public and private):  # hand-made Settings say nothing of sources
             return ""
-        if public == private:
-            return f"both keys came from {public}"
-        return f"the public key came from {public or 'the caller'}, the private key from {private or 'the caller'}"
+        return f"the public key came from {public}, the private key from {private}"
 
     # -- paging ------------------------------------------------------------------------------------------
 

@@ -135,6 +135,18 @@ class _Found(NamedTuple):
     looked: Callable[[str], str]
 
 
+def _given(value: Any) -> Any:
+    """A setting as given, stripped; ``None`` when it is blank or absent."""
+    value = value.strip() if isinstance(value, str) else value
+    return None if value in (None, "") else value
+
+
+def _early_labels(name: str) -> tuple[str, str, str]:
+    """How the first three sources of a setting are named in messages, in their order."""
+    config_key, env_key, _ = _SOURCES[name]
+    return f"the {name} argument", f"Pulumi config {config_key}", f"the environment variable {env_key}"
+
+
 def _gather(
     explicit: Mapping[str, Any],
     env: Mapping[str, str] | None,
@@ -148,13 +160,11 @@ def _gather(
     def early(name: str) -> tuple[Any, str]:
         """The value from the first three sources, and where it came from. Blank counts as unset."""
         config_key, env_key, _ = _SOURCES[name]
-        for value, where in (
-            (explicit.get(name), f"the {name} argument"),
-            (config(config_key), f"Pulumi config {config_key}"),
-            (env.get(env_key), f"the environment variable {env_key}"),
+        for value, where in zip(
+            (explicit.get(name), config(config_key), env.get(env_key)), _early_labels(name), strict=True
         ):
-            value = value.strip() if isinstance(value, str) else value
-            if value not in (None, ""):
+            value = _given(value)
+            if value is not None:
                 return value, where
         return None, ""
 
@@ -183,14 +193,12 @@ def _gather(
         file_key = _SOURCES[name][2]
         path, entries = (credential_path, credentials) if name in _CREDENTIAL_KEYS else (config_path, profiles)
         for entry in entries:
-            value = entry.get(file_key)
-            value = value.strip() if isinstance(value, str) else value
-            if str(entry.get("profile")) == profile_name and value not in (None, ""):
+            value = _given(entry.get(file_key))
+            if str(entry.get("profile")) == profile_name and value is not None:
                 return value, f"{file_key} of profile {profile_name!r} in {path}"
         return None, ""
 
     def looked(name: str) -> str:
-        config_key, env_key, _ = _SOURCES[name]
         path = credential_path if name in _CREDENTIAL_KEYS else config_path
         if profile_name is not None:
             files = f"profile {profile_name!r} in {path}{'' if path.exists() else ' (no such file)'}"
@@ -198,7 +206,7 @@ def _gather(
             files = f"the UCloud CLI's files (no profile is named, and none is marked active in {config_path})"
         else:
             files = f"the UCloud CLI's {config_path} (no such file)"
-        return f"the {name} argument, Pulumi config {config_key}, the environment variable {env_key} and {files}"
+        return f"{', '.join(_early_labels(name))} and {files}"
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
