@@ -47,6 +47,7 @@ PACKAGE_NAME = "ucloud-images"
 GET_IMAGES_TOKEN = f"{PACKAGE_NAME}:index:getImages"
 IMAGE_TOKEN = f"{PACKAGE_NAME}:index:{Image.__name__}"
 PINNED_IMAGE_TOKEN = f"{PACKAGE_NAME}:index:PinnedImage"
+GO_IMPORT_BASE_PATH = "github.com/pulumi-ucloud-images/pulumi-ucloud-images/sdk/go/ucloudimages"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.json"
 
 _DESCRIPTION = (
@@ -246,6 +247,9 @@ def build_schema() -> dict[str, Any]:
         "language": {
             "python": {"packageName": "pulumi_ucloud_images"},
             "nodejs": {"packageName": "pulumi-ucloud-images"},
+            # A Go SDK is generated where it is used (`pulumi package add`, or gen-sdk and a replace directive);
+            # the path names the package, it is not a download location.
+            "go": {"importBasePath": GO_IMPORT_BASE_PATH},
         },
     }
 

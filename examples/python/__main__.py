@@ -35,7 +35,7 @@ golden = PinnedImage(
     image_type="custom",
     name_regex=r"^golden-web-\d{4}\.\d{2}\.\d{2}$",
     most_recent=True,
-    repin=config.get("webRepin"),
+    repin=config.get("webRepin") or None,  # empty (the default): never re-pinned
 )
 
 

@@ -1,0 +1,86 @@
+// Command pulumi-sdkgen generates a language SDK from a Pulumi package schema with the codegen packages of
+// github.com/pulumi/pulumi/pkg/v3.
+//
+// `pulumi package gen-sdk` asks the language host of the target language to generate the SDK, and the nodejs,
+// go and python hosts are not served by the module proxy this project can reach. The codegen packages those
+// hosts call are part of pkg/v3, so this program calls them directly, as the hosts would.
+//
+//	pulumi-sdkgen --language nodejs|go|python --schema schema.json --out DIR
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	gogen "github.com/pulumi/pulumi/pkg/v3/codegen/go"
+	"github.com/pulumi/pulumi/pkg/v3/codegen/nodejs"
+	"github.com/pulumi/pulumi/pkg/v3/codegen/python"
+	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
+)
+
+const tool = "pulumi-sdkgen"
+
+func main() {
+	language := flag.String("language", "", "nodejs, go or python")
+	schemaPath := flag.String("schema", "schema.json", "the package schema")
+	out := flag.String("out", "", "the directory to write the SDK into (replaced)")
+	flag.Parse()
+	if err := run(*language, *schemaPath, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(language, schemaPath, out string) error {
+	if out == "" {
+		return errors.New("--out is required")
+	}
+	raw, err := os.ReadFile(schemaPath)
+	if err != nil {
+		return err
+	}
+	var spec schema.PackageSpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return fmt.Errorf("%s is not a package schema: %w", schemaPath, err)
+	}
+	pkg, diags, err := schema.BindSpec(spec, nil, schema.ValidationOptions{})
+	if err != nil {
+		return err
+	}
+	if diags.HasErrors() {
+		return fmt.Errorf("%s does not bind: %w", schemaPath, diags)
+	}
+
+	var files map[string][]byte
+	switch language {
+	case "nodejs":
+		files, err = nodejs.GeneratePackage(tool, pkg, nil, nil, false, nil)
+	case "go":
+		files, err = gogen.GeneratePackage(tool, pkg, nil)
+	case "python":
+		files, err = python.GeneratePackage(tool, pkg, nil, nil)
+	default:
+		return fmt.Errorf("--language must be nodejs, go or python, not %q", language)
+	}
+	if err != nil {
+		return err
+	}
+
+	if err := os.RemoveAll(out); err != nil {
+		return err
+	}
+	for name, content := range files {
+		path := filepath.Join(out, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
