@@ -34,7 +34,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from pydantic import ValidationError
 
 from ._client import Client
-from ._errors import CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
+from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
 from ._lock import fetch_pinned
 from ._lookup import find_images, lookup_images
@@ -168,7 +168,28 @@ class PinnedImageProvider(ResourceProvider):
                 inputs["region"] = region
             elif (failure := self._missing_region(query)) is not None:
                 return CheckResult(inputs, [failure])
+        filters = _filters(inputs)
+        renewed = not _olds or _filters(_olds) != filters or _olds.get(REPIN) != inputs.get(REPIN)
+        if renewed and not is_unknown(filters):
+            failure = self._unresolvable(ImageQuery.model_validate(filters))
+            if failure is not None:
+                return CheckResult(inputs, [failure])
         return CheckResult(inputs, [])
+
+    def _unresolvable(self, query: ImageQuery) -> CheckFailure | None:
+        """A pin about to be resolved (new, or its query or ``repin`` changed) that matches nothing, or several.
+
+        Create would fail the same way, but only at ``up``, and the dynamic-provider host reports a failed
+        create with a Python traceback; a check failure is one sentence, at preview. Not checkable without
+        settings (a keyless preview); an unchanged pin is never re-resolved here: drift is refresh's business.
+        """
+        try:
+            lookup_images(query, settings=self._settings(query))
+        except (NoImageFoundError, AmbiguousImageError) as exc:
+            return CheckFailure("", str(exc))
+        except UCloudImagesError:
+            pass  # keys or settings missing or not known yet, or an API failure: create reports it
+        return None
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
         """No change unless a filter or ``repin`` changed; then a replacement, with ``image_id`` among the reasons."""

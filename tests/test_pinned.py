@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +62,10 @@ def test_check_normalises_the_inputs_and_fills_in_the_configured_region(
     inputs = checked(provider, **GOLDEN, features=["ipv6", "CloudInit"], repin="2026-03")
     assert inputs == {"image_type": "Custom", "name_regex": r"^golden-web-\d", "most_recent": True,
                       "features": ["CloudInit", "IPv6"], "repin": "2026-03", "region": "cn-bj2"}
-    assert ucloud_emulator_env.request_count == 0
+    # A new pin's query is resolved at check, so a preview fails on no match; create then reuses that answer.
+    assert ucloud_emulator_env.request_count == 1
+    provider.create(inputs)
+    assert ucloud_emulator_env.request_count == 1
 
 
 def test_check_names_every_bad_property_at_once(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:
@@ -210,7 +214,7 @@ def test_a_changed_filter_or_repin_replaces_the_pin_naming_image_id(
     ucloud_emulator_env: Emulator, provider: PinnedImageProvider, change: dict[str, Any], reason: str
 ) -> None:
     image_id, _, outs = created(provider, **GOLDEN)
-    news = checked(provider, **{**GOLDEN, **change})
+    news = provider.check({}, {**GOLDEN, **change}).inputs  # (most_recent False fails the check: ambiguous)
     diff = provider.diff(image_id, outs, news)
     assert diff.changes is True
     assert diff.replaces == [reason, "image_id"]
@@ -303,11 +307,55 @@ def test_a_read_with_neither_a_query_nor_filters_is_one_clear_error(provider: Pi
 
 def test_a_create_failure_is_the_library_error_alone(ucloud_emulator_env: Emulator,
                                                      provider: PinnedImageProvider) -> None:
-    inputs = checked(provider, image_type="custom", name_regex="^golden-web-")  # several match, no most_recent
+    inputs = {"image_type": "custom", "name_regex": "^golden-web-", "region": "cn-bj2"}  # several match
     with pytest.raises(AmbiguousImageError, match=r"^\d+ images in region cn-bj2 match ") as caught:
         provider.create(inputs)
     frames = traceback.extract_tb(caught.value.__traceback__)
     assert [frame.name for frame in frames][1:] == ["wrapper"]  # the caller, then the provider method: no internals
+
+
+@pytest.mark.parametrize(("filters", "sentence"), [
+    ({"image_type": "custom", "name_regex": "^golden-web-"}, r"^\d+ images in region cn-bj2 match "),
+    ({"name_regex": "^no-such-image$"}, r"^No image in region cn-bj2 matches "),
+])
+def test_check_of_a_new_pin_fails_with_the_lookup_sentence(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider, filters: dict[str, Any], sentence: str
+) -> None:
+    """At preview, not only at up (where the dynamic-provider host would add a traceback)."""
+    result = provider.check({}, {**filters, "__provider": "serialized"})
+    (failure,) = result.failures
+    assert re.match(sentence, failure.reason)
+
+
+def test_check_of_an_unchanged_pin_never_resolves_its_query(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    _, inputs, _ = created(provider, **GOLDEN)
+    ucloud_emulator_env.remove(PINNED)  # the pin's image is gone: refresh's business, not check's
+    ucloud_emulator_env.remove(PREVIOUS)
+    before = ucloud_emulator_env.request_count
+    assert provider.check(inputs, {**inputs, "__provider": "serialized"}).failures == []
+    assert ucloud_emulator_env.request_count == before
+
+
+def test_check_of_a_changed_query_resolves_it_again(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    _, inputs, _ = created(provider, **GOLDEN)
+    news = {**inputs, "most_recent": False, "__provider": "serialized"}
+    (failure,) = provider.check(inputs, news).failures
+    assert re.match(r"^\d+ images in region cn-bj2 match ", failure.reason)
+    (failure,) = provider.check(inputs, {**inputs, "repin": "x", "name_regex": "^nothing$"}).failures
+    assert failure.reason.startswith("No image in region cn-bj2 matches ")
+
+
+def test_check_without_keys_leaves_the_lookup_to_create(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("UCLOUD_PRIVATE_KEY")
+    result = provider.check({}, {"name_regex": "^no-such-image$", "__provider": "serialized"})
+    assert result.failures == []
+    assert ucloud_emulator_env.request_count == 0
 
 
 def test_delete_touches_nothing(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:

@@ -63,6 +63,13 @@ class Project:
     def config(self, key: str, value: str, *, secret: bool = False) -> None:
         self.run("config", "set", *(["--secret"] if secret else ["--plaintext"]), key, value)
 
+    def manifest_update(self, changes: Mapping[str, Any]) -> None:
+        """Merge ``changes`` into Pulumi.yaml (top-level keys replaced): a YAML program's edit."""
+        path = self.dir / "Pulumi.yaml"
+        manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+        manifest.update(changes)
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+
     def outputs(self) -> dict[str, Any]:
         return dict(json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout))
 

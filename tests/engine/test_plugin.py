@@ -4,43 +4,47 @@ creates a PinnedImage through ``pulumi-resource-ucloud-images``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from engine_project import VENV_BIN, new_project
+from engine_project import VENV_BIN, Project, new_project
 
-from pulumi_ucloud_images import AmbiguousImageError, lookup_images
+from pulumi_ucloud_images import find_images as list_images
+from pulumi_ucloud_images import lookup_images
 from pulumi_ucloud_images._emulator import Emulator
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
+UBUNTU = {"osType": "Linux", "imageType": "Base", "nameRegex": r"^Ubuntu 22\.04", "architecture": "x86_64",
+          "mostRecent": True}
 PROGRAM = {
     "variables": {
         "centos": {"fn::invoke": {"function": "ucloud-images:index:getImages",
                                   "arguments": {"osType": "Linux", "nameRegex": r"^CentOS 7\.2 64"}}},
-        "ubuntu": {"fn::invoke": {"function": "ucloud-images:index:getImages",
-                                  "arguments": {"osType": "Linux", "imageType": "Base", "nameRegex": r"^Ubuntu 22\.04",
-                                                "architecture": "x86_64", "mostRecent": True}}},
     },
     "resources": {
-        "pinnedCentos": {"type": "ucloud-images:index:PinnedImage",
-                         "properties": {"osType": "Linux", "nameRegex": r"^CentOS 7\.2 64", "repin": "1"}},
+        "pinnedUbuntu": {"type": "ucloud-images:index:PinnedImage", "properties": {**UBUNTU, "repin": "1"}},
     },
     "outputs": {
         "centosImageId": "${centos.imageId}",
-        "ubuntuImageId": "${ubuntu.imageId}",
-        "ubuntuCandidates": "${ubuntu.ids}",
-        "pinnedImageId": "${pinnedCentos.imageId}",
-        "pinnedLatestImageId": "${pinnedCentos.latestImageId}",
+        "centosCandidates": "${centos.ids}",
+        "pinnedImageId": "${pinnedUbuntu.imageId}",
+        "pinnedLatestImageId": "${pinnedUbuntu.latestImageId}",
     },
 }
+PROVIDERS = {"providers": [{"name": "ucloud-images", "path": str(VENV_BIN)}]}
+
+
+def pin_outputs(project: Project) -> dict[str, Any]:
+    (pin,) = [r for r in project.resources().values() if r["type"] == "ucloud-images:index:PinnedImage"]
+    return dict(pin["outputs"])
 
 
 def test_a_yaml_program_invokes_get_images_and_pins_through_the_plugin(
     tmp_path: Path, engine_dir: Path, emulator: Emulator, emulator_env: dict[str, str]
 ) -> None:
-    manifest = {"name": "plugin", "runtime": "yaml", **PROGRAM,
-                "plugins": {"providers": [{"name": "ucloud-images", "path": str(VENV_BIN)}]}}
-    project = new_project(tmp_path, engine_dir, emulator_env, manifest=manifest)
+    project = new_project(tmp_path, engine_dir, emulator_env,
+                          manifest={"name": "plugin", "runtime": "yaml", **PROGRAM, "plugins": PROVIDERS})
     project.run("preview")
     project.run("up", "--yes")
 
@@ -48,19 +52,23 @@ def test_a_yaml_program_invokes_get_images_and_pins_through_the_plugin(
     centos = lookup_images(os_type="linux", name_regex=r"^CentOS 7\.2 64")
     ubuntu = lookup_images(os_type="linux", image_type="base", name_regex=r"^Ubuntu 22\.04", architecture="x86_64",
                            most_recent=True)
-    assert outputs["centosImageId"] == outputs["pinnedImageId"] == outputs["pinnedLatestImageId"] == centos.image_id
-    assert outputs["ubuntuImageId"] == ubuntu.image_id
-    assert outputs["ubuntuCandidates"] == list(ubuntu.ids)
-    (pin,) = [r for r in project.resources().values() if r["type"] == "ucloud-images:index:PinnedImage"]
-    assert pin["outputs"]["imageId"] == centos.image_id
+    assert (outputs["centosImageId"], outputs["centosCandidates"]) == (centos.image_id, list(centos.ids))
+    assert outputs["pinnedImageId"] == outputs["pinnedLatestImageId"] == ubuntu.image_id
+    assert pin_outputs(project)["imageName"] == ubuntu.image.image_name
 
-    # A newer twin of the pinned image changes nothing; a refresh shows it as the latest.
-    newest = next(r for r in emulator.images("cn-bj2") if r["ImageId"] == centos.image_id)
-    emulator.publish({**newest, "ImageId": "uimage-c72new", "CreateTime": newest["CreateTime"] + 1})
+    # A newer image matching the pin's query changes nothing; a refresh shows it as the latest.
+    newest = next(r for r in emulator.images("cn-bj2") if r["ImageId"] == ubuntu.image_id)
+    emulator.publish({**newest, "ImageId": "uimage-ub2212", "CreateTime": newest["CreateTime"] + 86400})
     project.run("preview", "--expect-no-changes")
     project.run("refresh", "--yes")
-    (pin,) = [r for r in project.resources().values() if r["type"] == "ucloud-images:index:PinnedImage"]
-    assert (pin["outputs"]["imageId"], pin["outputs"]["latestImageId"]) == (centos.image_id, "uimage-c72new")
+    pin = pin_outputs(project)
+    assert (pin["imageId"], pin["latestImageId"]) == (ubuntu.image_id, "uimage-ub2212")
+
+    # A new repin value re-pins to the newest image.
+    project.manifest_update({"resources": {"pinnedUbuntu": {"type": "ucloud-images:index:PinnedImage",
+                                                            "properties": {**UBUNTU, "repin": "2"}}}})
+    project.run("up", "--yes")
+    assert project.outputs()["pinnedImageId"] == "uimage-ub2212"
     project.run("destroy", "--yes")
 
 
@@ -69,16 +77,17 @@ def test_a_yaml_program_shows_the_plugin_error_for_an_ambiguous_query(
 ) -> None:
     manifest = {
         "name": "plugin-errors", "runtime": "yaml",
-        "plugins": {"providers": [{"name": "ucloud-images", "path": str(VENV_BIN)}]},
+        "plugins": PROVIDERS,
         "variables": {"any": {"fn::invoke": {"function": "ucloud-images:index:getImages",
                                              "arguments": {"osType": "Linux", "nameRegex": "^Ubuntu"}}}},
         "outputs": {"id": "${any.imageId}"},
     }
-    with pytest.raises(AmbiguousImageError) as raised:
-        lookup_images(os_type="linux", name_regex="^Ubuntu")
+    count = len(list_images(os_type="linux", name_regex="^Ubuntu"))
     project = new_project(tmp_path, engine_dir, emulator_env, manifest=manifest)
     done = project.run("preview", check=False)
     shown = done.stdout + done.stderr
     assert done.returncode != 0
-    assert str(raised.value).splitlines()[0] in shown
+    # The core's sentence, in the plugin's spelling of the query (camelCase).
+    assert f"{count} images in region cn-bj2 match osType='Linux', nameRegex='^Ubuntu', states=[Available]" in shown
+    assert "Set mostRecent to take the newest, or tighten the filters." in shown
     assert "Traceback" not in shown

@@ -9,12 +9,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/blang/semver"
 
 	gogen "github.com/pulumi/pulumi/pkg/v3/codegen/go"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/nodejs"
@@ -47,7 +50,7 @@ func run(language, schemaPath, out string) error {
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		return fmt.Errorf("%s is not a package schema: %w", schemaPath, err)
 	}
-	pkg, diags, err := schema.BindSpec(spec, nil, schema.ValidationOptions{})
+	pkg, diags, err := schema.BindSpec(spec, selfContained{}, schema.ValidationOptions{})
 	if err != nil {
 		return err
 	}
@@ -58,11 +61,11 @@ func run(language, schemaPath, out string) error {
 	var files map[string][]byte
 	switch language {
 	case "nodejs":
-		files, err = nodejs.GeneratePackage(tool, pkg, nil, nil, false, nil)
+		files, err = nodejs.GeneratePackage(tool, pkg, nil, nil, false, selfContained{})
 	case "go":
 		files, err = gogen.GeneratePackage(tool, pkg, nil)
 	case "python":
-		files, err = python.GeneratePackage(tool, pkg, nil, nil)
+		files, err = python.GeneratePackage(tool, pkg, nil, selfContained{})
 	default:
 		return fmt.Errorf("--language must be nodejs, go or python, not %q", language)
 	}
@@ -83,4 +86,26 @@ func run(language, schemaPath, out string) error {
 		}
 	}
 	return nil
+}
+
+// selfContained is the loader of a schema that references no other package: every reference is an error.
+type selfContained struct{}
+
+func (selfContained) LoadPackage(pkg string, _ *semver.Version) (*schema.Package, error) {
+	return nil, fmt.Errorf("the schema references package %q; pulumi-sdkgen loads none", pkg)
+}
+
+func (l selfContained) LoadPackageV2(_ context.Context, d *schema.PackageDescriptor) (*schema.Package, error) {
+	return l.LoadPackage(d.Name, d.Version)
+}
+
+func (l selfContained) LoadPackageReference(pkg string, v *semver.Version) (schema.PackageReference, error) {
+	_, err := l.LoadPackage(pkg, v)
+	return nil, err
+}
+
+func (l selfContained) LoadPackageReferenceV2(
+	_ context.Context, d *schema.PackageDescriptor,
+) (schema.PackageReference, error) {
+	return l.LoadPackageReference(d.Name, d.Version)
 }
