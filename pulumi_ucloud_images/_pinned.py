@@ -30,7 +30,6 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from pulumi.runtime.rpc import UNKNOWN
 from pydantic import ValidationError
 
 from ._client import Client
@@ -38,6 +37,7 @@ from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, N
 from ._image import Image
 from ._lock import fetch_pinned
 from ._lookup import find_images, lookup_images
+from ._pulumi_sdk import UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
 from ._settings import _SOURCES, Settings, resolve_region, resolve_settings
 

@@ -52,9 +52,7 @@ from pulumi.provider.experimental.provider import (
     UpdateRequest,
     UpdateResponse,
 )
-from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2_grpc
-from pulumi.runtime.rpc import UNKNOWN
 from pydantic import SecretStr, ValidationError
 from pydantic_core import InitErrorDetails
 
@@ -63,6 +61,7 @@ from ._lookup import lookup_images
 from ._pinned import OUTPUTS as PINNED_OUTPUTS
 from ._pinned import QUERY as PINNED_QUERY
 from ._pinned import PinnedImageProvider, SettingsNotKnownError, integral, is_unknown
+from ._pulumi_sdk import GRPC_SERVER_OPTIONS, UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
 from ._schema import CONFIG_KEYS, GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, QUERY_NAMING, camel, render
 from ._settings import _SOURCES, resolve_settings
@@ -479,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
 
     async def serve() -> None:
-        grpc_server = grpc.aio.server(options=_GRPC_CHANNEL_OPTIONS)
+        grpc_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         servicer = _Servicer([], __version__, UCloudImagesProvider(), engine_address=args.engine)
         provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, grpc_server)
         port = grpc_server.add_insecure_port("127.0.0.1:0")
