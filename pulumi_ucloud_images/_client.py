@@ -230,7 +230,7 @@ class Client:
 
     def _send_once(self, params: Mapping[str, Any], action: str, timeout: float) -> tuple[dict[str, Any], str]:
         settings = self.settings
-        form = sign(params, settings.public_key, settings.private_key.get_secret_value())
+        form = sign(params, settings.public_key, settings.private_key)  # revealed only inside the hash
         with self._lock:
             self.requests_sent += 1
         url = settings.base_url

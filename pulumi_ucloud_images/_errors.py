@@ -13,6 +13,7 @@ __all__ = [
     "InvalidQueryError",
     "LockfileError",
     "NoImageFoundError",
+    "ProfileError",
     "ResponseFormatError",
     "TransportError",
     "UCloudImagesError",
@@ -54,6 +55,15 @@ class CredentialsError(UCloudImagesError):
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class ProfileError(CredentialsError):
+    """The UCloud CLI's profile files are malformed, or a profile or file that was named is not there.
+
+    Bad input (exit 2), like any other malformed file; still a :class:`CredentialsError`.
+    """
+
+    exit_code = 2
 
 
 class LockfileError(UCloudImagesError):

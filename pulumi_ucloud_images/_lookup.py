@@ -10,7 +10,7 @@ from ._errors import InvalidQueryError
 from ._image import Image
 from ._query import ImageQuery, parse_query
 from ._select import LookupResult, filter_images, select
-from ._settings import Settings, resolve_settings
+from ._settings import Settings, conceal_key_argument, resolve_settings
 
 __all__ = ["Listing", "fetch_listing", "find_images", "lookup_images"]
 
@@ -38,6 +38,7 @@ def fetch_listing(
 
     Takes the same arguments as :func:`lookup_images`. Every input is checked before the first request.
     """
+    conceal_key_argument(filters)  # from here on, no local holds the private key outside a SecretStr
     setting_args = {name: filters.pop(name) for name in SETTING_NAMES if name in filters}
     if isinstance(query, ImageQuery):
         query = parse_query(query.to_args(), **filters) if filters else query
@@ -76,6 +77,7 @@ def lookup_images(
     (unless ``most_recent``), :class:`InvalidQueryError` before any request on bad input. ``naming`` spells
     the fields in those errors as the caller does (e.g. ``{"most_recent": "--most-recent"}``).
     """
+    conceal_key_argument(filters)  # before anything can fail: a traceback's locals must not show the key
     listing = fetch_listing(query, settings=settings, client=client, **filters)
     return select(listing.images, listing.query, listing.region, naming=naming)
 
@@ -89,5 +91,6 @@ def find_images(
     **filters: Any,
 ) -> list[Image]:
     """Every image that matches, newest first; no strictness (an empty list is a valid answer)."""
+    conceal_key_argument(filters)
     listing = fetch_listing(query, settings=settings, client=client, **filters)
     return filter_images(listing.images, listing.query)

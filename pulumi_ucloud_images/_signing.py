@@ -6,6 +6,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import SecretStr
+
 __all__ = ["flatten", "sign", "signature"]
 
 
@@ -42,19 +44,22 @@ def flatten(params: Mapping[str, Any]) -> dict[str, str]:
     return flat
 
 
-def signature(flat_params: Mapping[str, str], private_key: str) -> str:
-    """Lower-case hex SHA-1 of every ``key + value`` in code-point key order, then the private key."""
+def signature(flat_params: Mapping[str, str], private_key: str | SecretStr) -> str:
+    """Lower-case hex SHA-1 of every ``key + value`` in code-point key order, then the private key.
+
+    Pass the key as a ``SecretStr`` and it is revealed only inside the hash update, never bound to a name.
+    """
     digest = hashlib.sha1(usedforsecurity=False)
     for key in sorted(flat_params):
         if key == "Signature":
             continue
         digest.update(key.encode("utf-8"))
         digest.update(flat_params[key].encode("utf-8"))
-    digest.update(private_key.encode("utf-8"))
+    digest.update((private_key.get_secret_value() if isinstance(private_key, SecretStr) else private_key).encode())
     return digest.hexdigest()
 
 
-def sign(params: Mapping[str, Any], public_key: str, private_key: str) -> dict[str, str]:
+def sign(params: Mapping[str, Any], public_key: str, private_key: str | SecretStr) -> dict[str, str]:
     """Return the flattened parameters with ``PublicKey`` and ``Signature`` added."""
     flat = flatten(params)
     flat["PublicKey"] = public_key

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pulumi_ucloud_images._errors import CredentialsError, InvalidQueryError
-from pulumi_ucloud_images._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, resolve_settings
+from pulumi_ucloud_images._errors import CredentialsError, InvalidQueryError, ProfileError
+from pulumi_ucloud_images._settings import (
+    CLI_FACE,
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    PYTHON_FACE,
+    Face,
+    resolve_settings,
+)
 
 # setting -> (explicit keyword, Pulumi config key, environment variable, profile-file key)
 SOURCES = {
@@ -279,7 +287,7 @@ def test_a_missing_key_names_every_place_looked(tmp_path: Path, missing: str, la
     assert caught.value.exit_code == 5
     assert str(caught.value) == (
         f"No UCloud {label} was found; looked at the {missing} argument, Pulumi config {config_key}, the environment "
-        f"variable {env_key} and the UCloud CLI's {tmp_path / '.ucloud' / 'config.json'} (no such file)."
+        f"variable {env_key} and the UCloud CLI's {tmp_path / '.ucloud' / 'credential.json'} (no such file)."
     )
 
 
@@ -303,10 +311,11 @@ def test_a_missing_key_names_the_profile_that_was_searched(tmp_path: Path) -> No
 
 def test_a_missing_key_says_when_no_profile_is_active(tmp_path: Path) -> None:
     folder = write_profiles(tmp_path, [{"profile": "default", "region": "cn-bj2"}], KEYS)
-    with pytest.raises(CredentialsError) as caught:
-        resolve_settings(env={}, home=tmp_path)
+    with pytest.raises(CredentialsError) as caught:  # a region is given: a missing one would be said first
+        resolve_settings(region="hk", env={}, home=tmp_path)
     assert str(caught.value).endswith(
-        f"and the UCloud CLI's files (no profile is named, and none is marked active in {folder / 'config.json'})."
+        f"and the UCloud CLI's {folder / 'credential.json'} (no profile is named, and none is marked active in "
+        f"{folder / 'config.json'})."
     )
 
 
@@ -417,3 +426,137 @@ def test_a_key_of_the_wrong_type_in_the_credential_file_is_refused(tmp_path: Pat
         f"Profile 'default' in the UCloud credential file {folder / 'credential.json'} has a 'public_key' "
         "that is not a string."
     )
+
+
+# -- profiles asked for, profiles in doubt, and files that are not profile files ----------------------
+
+
+def test_a_named_profile_is_an_error_when_there_are_no_files(tmp_path: Path) -> None:
+    env = {"UCLOUD_PUBLIC_KEY": "pk", "UCLOUD_PRIVATE_KEY": "sk", "UCLOUD_REGION": "hk", "UCLOUD_PROFILE": "prod"}
+    with pytest.raises(ProfileError) as caught:
+        resolve_settings(env=env, home=tmp_path)
+    folder = tmp_path / ".ucloud"
+    assert str(caught.value) == (
+        f"The UCloud profile 'prod' is in neither {folder / 'config.json'} (no such file) nor "
+        f"{folder / 'credential.json'} (no such file)."
+    )
+    assert caught.value.exit_code == 2 and isinstance(caught.value, CredentialsError)
+
+
+def test_two_active_profiles_are_an_error_unless_one_is_named(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, [{**PROFILES[0]}, {**PROFILES[1], "active": True}], KEYS)
+    with pytest.raises(ProfileError) as caught:
+        resolve_settings(env={}, home=tmp_path)
+    assert str(caught.value) == (
+        f"The UCloud config file {folder / 'config.json'} marks 2 profiles active ('default', 'data'); mark one, "
+        "or name the profile with the profile argument or UCLOUD_PROFILE."
+    )
+    assert resolve_settings(profile="data", env={}, home=tmp_path).public_key == "pk-data"  # no doubt then
+
+
+def test_two_profiles_of_one_name_are_an_error(tmp_path: Path) -> None:
+    folder = write_profiles(tmp_path, PROFILES, [*KEYS, {"profile": "data", "public_key": "pk-other"}])
+    with pytest.raises(ProfileError, match=r"credential file .* has two profiles named 'data'; keep one") as caught:
+        resolve_settings(env={}, home=tmp_path)
+    assert str(folder / "credential.json") in str(caught.value)
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.timeout(20)  # a FIFO read would wait for a writer for ever
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda folder: _fifo(folder / "fifo.json"), "cannot be read: it is a FIFO (named pipe), not a regular file."),
+        (lambda folder: Path("/dev/zero"), "cannot be read: it is a character device, not a regular file."),
+        (lambda folder: folder, "cannot be read: it is a directory, not a regular file."),
+        (
+            lambda folder: (folder / "big.json").write_text("[" + " " * (1024 * 1024) + "]") and folder / "big.json",
+            "cannot be read: it is larger than 1 MiB, far more than such a file ever holds.",
+        ),
+        (lambda folder: (folder / "deep.json").write_text("[" * 100_000) and folder / "deep.json",
+         "is nested too deeply to be a profile file."),
+    ],
+)
+def test_a_profile_file_that_is_no_profile_file_is_one_sentence(
+    tmp_path: Path, make: Callable[[Path], Path], problem: str
+) -> None:
+    path = make(tmp_path)
+    env = {"UCLOUD_SHARED_CONFIG_FILE": str(path), "UCLOUD_PUBLIC_KEY": "pk", "UCLOUD_PRIVATE_KEY": "sk"}
+    with pytest.raises(ProfileError) as caught:
+        resolve_settings(region="hk", env=env, home=tmp_path)
+    assert str(caught.value) == f"The UCloud config file {path} {problem}"
+    assert caught.value.exit_code == 2
+
+
+# -- each front end speaks its own words ---------------------------------------------------------------
+
+
+def test_the_command_names_its_flags_and_the_files_under_home(tmp_path: Path) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path, face=CLI_FACE)
+    assert str(caught.value) == (
+        "No UCloud region was given; looked at --region, the environment variable UCLOUD_REGION and the UCloud "
+        "CLI's ~/.ucloud/config.json (no such file)."
+    )
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(public_key="pk", region="hk", env={}, home=tmp_path, face=CLI_FACE)
+    assert str(caught.value) == (
+        "No UCloud private key was found; looked at --private-key, the environment variable UCLOUD_PRIVATE_KEY "
+        "and the UCloud CLI's ~/.ucloud/credential.json (no such file)."
+    )
+    with pytest.raises(ProfileError) as caught:
+        resolve_settings(public_key="pk", private_key="sk", region="hk", profile="prod", env={}, home=tmp_path,
+                         face=CLI_FACE)
+    assert str(caught.value) == (
+        "The UCloud profile named by --profile is in neither ~/.ucloud/config.json (no such file) nor "
+        "~/.ucloud/credential.json (no such file)."
+    )
+
+
+@pytest.mark.parametrize(("face", "region_at"), [
+    (PYTHON_FACE, "the region argument, Pulumi config ucloud:region, the environment variable UCLOUD_REGION"),
+    (CLI_FACE, "--region, the environment variable UCLOUD_REGION"),
+])
+def test_a_missing_region_is_said_before_missing_keys(tmp_path: Path, face: Face, region_at: str) -> None:
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(env={}, home=tmp_path, face=face)
+    message = str(caught.value)
+    assert message.startswith(f"No UCloud region was given and no public or private key was found; looked for "
+                              f"the region at {region_at} and ")
+    assert message.index("region") < message.index("public key")
+    assert message.endswith("(and likewise for the private key).")
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(public_key="pk", env={}, home=tmp_path, face=face)
+    assert str(caught.value).startswith("No UCloud region was given and no private key was found; looked for the "
+                                        "region at ")
+
+
+def test_the_command_never_repeats_the_value_of_a_settings_flag(tmp_path: Path) -> None:
+    for bad in ({"timeout": 0.0}, {"base_url": "api.ucloud.cn-SECRETISH"}):
+        with pytest.raises(InvalidQueryError) as caught:
+            resolve_settings(public_key="pk", private_key="sk", region="hk", env={}, home=tmp_path, face=CLI_FACE,
+                             **bad)  # type: ignore[arg-type]
+        assert "SECRETISH" not in str(caught.value) and "0.0" not in str(caught.value)
+        assert str(caught.value).endswith("(the value given is not shown).")
+    # a value from the environment is not a flag's: it is named with the variable it came from
+    with pytest.raises(InvalidQueryError, match=r"^Invalid timeout 'soon' \(from the environment variable"):
+        resolve_settings(public_key="pk", private_key="sk", region="hk", env={"UCLOUD_TIMEOUT_SECOND": "soon"},
+                         home=tmp_path, face=CLI_FACE)
+
+
+def test_a_face_config_source_is_read_only_for_what_it_can_hold(tmp_path: Path) -> None:
+    face = CLI_FACE.with_config({"region": "region in [settings] of x.toml"})
+    read: list[str] = []
+
+    def config(key: str) -> str | None:
+        read.append(key)
+        return "cn-sh2" if key == "ucloud:region" else "never-read"
+
+    settings = resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path, face=face, config=config)
+    assert settings.region == "cn-sh2" and set(read) == {"ucloud:region"}
+    with pytest.raises(CredentialsError, match=r"looked at --public-key, the environment variable UCLOUD_PUBLIC"):
+        resolve_settings(private_key="sk", env={}, home=tmp_path, face=face, config=config)
