@@ -43,6 +43,7 @@ import requests
 from pydantic_core import from_json
 from requests.adapters import HTTPAdapter
 
+from ._display import shown as server_text
 from ._errors import APIError, ResponseFormatError, TransportError
 from ._image import Image, Page, parse_page
 from ._settings import Settings
@@ -257,7 +258,7 @@ class Client:
 
     def _decode(self, response: requests.Response, raw: bytes, action: str) -> tuple[dict[str, Any], str]:
         status = response.status_code
-        request_id = response.headers.get(REQUEST_ID_HEADER, "")
+        request_id = server_text(response.headers.get(REQUEST_ID_HEADER, ""), 100)  # the server's text
         shown_id = request_id or "unknown"
 
         def malformed(what: str) -> ResponseFormatError:

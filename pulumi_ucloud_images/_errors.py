@@ -6,6 +6,8 @@ exit codes without a table of its own.
 
 from __future__ import annotations
 
+from ._display import shown
+
 __all__ = [
     "APIError",
     "AmbiguousImageError",
@@ -105,19 +107,26 @@ _HINTS = {
 }
 
 
+_MESSAGE_LIMIT = 300
+_REQUEST_ID_LIMIT = 100
+
+
 class APIError(UCloudImagesError):
     """The API answered with RetCode != 0."""
 
     exit_code = 5
 
     def __init__(self, ret_code: int, message: str, *, action: str, request_id: str, detail: str = "") -> None:
+        # The message and the request id are the server's text: shown without control characters, cut short.
+        message = shown(message.strip(), _MESSAGE_LIMIT)
+        request_id = shown(request_id, _REQUEST_ID_LIMIT)
         self.ret_code = ret_code
         self.api_message = message
         self.action = action
         self.request_id = request_id
         hint = _HINTS.get(ret_code)
         super().__init__(
-            f"UCloud API {action} failed with RetCode {ret_code}: {message.strip().rstrip('.') or '(no message)'} "
+            f"UCloud API {action} failed with RetCode {ret_code}: {message.rstrip('.') or '(no message)'} "
             f"(request id {request_id or 'unknown'}){f'; {hint}' if hint else ''}{f' ({detail})' if detail else ''}."
         )
 

@@ -7,12 +7,14 @@ response of the wrong shape fails as :class:`ResponseFormatError` instead of sur
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from ._display import shown
 from ._errors import ResponseFormatError
 
 __all__ = ["Image", "ImagePrice", "Page", "parse_page"]
@@ -31,6 +33,8 @@ _SELECTED = frozenset(
     for spelling in (name, alias)
 )
 _log = logging.getLogger("pulumi_ucloud_images")
+# Every ImageId form the API uses (uimage-xxxxxx, 32 hex digits, UUIDs) is printable ASCII without spaces.
+_IMAGE_ID = re.compile(r"[!-~]{1,128}")
 
 
 class ImagePrice(BaseModel):
@@ -127,7 +131,7 @@ def _lenient(record: Mapping[str, Any], index: int) -> dict[str, Any]:
         if ignored:
             _log.warning(
                 "DescribeImage ImageSet[%d] (%s): ignored %s of an unexpected type",
-                index, cleaned.get("ImageId", "no ImageId"), ", ".join(ignored),
+                index, shown(cleaned.get("ImageId", "no ImageId"), 40), ", ".join(ignored),
             )
             return {key: value for key, value in cleaned.items() if key not in ignored}
     return cleaned
@@ -193,4 +197,7 @@ def parse_page(body: Any, *, action: str = "DescribeImage", request_id: str = ""
     for index, image in enumerate(images):
         if not image.image_id:
             raise bad(f"an ImageSet[{index}] with an empty ImageId")
+        if not _IMAGE_ID.fullmatch(image.image_id):
+            # An ID is printed alone on stdout for pipelines: it must be plain text a terminal cannot act on.
+            raise bad(f"an ImageSet[{index}] whose ImageId is not an ID: {shown(image.image_id, 40)!r}")
     return Page(total_count=total, images=tuple(images))

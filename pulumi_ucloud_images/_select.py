@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._display import shown as server_text
 from ._errors import AmbiguousImageError, NoImageFoundError
 from ._image import Image
 from ._query import ImageQuery
@@ -16,6 +17,7 @@ from ._query import ImageQuery
 __all__ = ["LookupResult", "ambiguous_error", "filter_images", "newest_first", "no_match_error", "select"]
 
 _SHOWN_CANDIDATES = 10
+_NAME_LIMIT = 80  # an image name is the server's text: shown without control characters, cut to this length
 
 
 class LookupResult(BaseModel):
@@ -74,7 +76,7 @@ def no_match_error(
     else:
         where = f"DescribeImage listed {len(listed)} image{'s' if len(listed) != 1 else ''}, none passing every filter"
         elsewhere = Counter(
-            image.state or "no state"
+            server_text(image.state, 40) or "no state"
             for image in listed
             if image.state not in query.states and query.model_copy(update={"states": (image.state,)}).matches(image)
         )
@@ -94,7 +96,8 @@ def ambiguous_error(
     """Several matches: list the first candidates, count the rest, and say how to decide."""
     naming = naming or {}
     shown = "; ".join(
-        f"{image.image_id} {image.image_name!r} created {_created(image)}" for image in matches[:_SHOWN_CANDIDATES]
+        f"{image.image_id} {server_text(image.image_name, _NAME_LIMIT)!r} created {_created(image)}"
+        for image in matches[:_SHOWN_CANDIDATES]
     )
     more = len(matches) - _SHOWN_CANDIDATES
     return AmbiguousImageError(
