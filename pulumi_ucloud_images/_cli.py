@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import difflib
 import os
+import re
 import sys
 import tempfile
 import unicodedata
@@ -20,14 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from ._display import json_for_people, shown
 from ._errors import InvalidQueryError, UCloudImagesError
 from ._image import Image
 from ._lookup import fetch_listing, lookup_images
 from ._query import ImageQuery, field_extra, invalid_query_error
 from ._select import filter_images, no_match_error
-from ._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Settings, resolve_settings
+from ._settings import CLI_FACE, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Settings, resolve_settings
 from ._version import __version__
 
 __all__ = ["main"]
@@ -41,56 +43,230 @@ _NOT_WITH_EMULATOR = ("profile", "base_url", "public_key", "private_key")
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
+class _UsageProblem(Exception):
+    """A usage error argparse reports as text (a missing command), raised instead of printed."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one sentence on stderr first and exit code 2, and flags are spelled
-    out in full (no abbreviations), so a script never depends on one."""
+    """argparse, with flags spelled out in full (no abbreviations, so a script never depends on one) and
+    errors raised rather than printed: :func:`_parse` words every usage error itself, naming the option and
+    what it takes but never the value given (a key typed in the wrong place must not be printed)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("exit_on_error", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        unknown = "unrecognized arguments: "
-        if message.startswith(unknown):
-            # argparse repeats every token, values too: a mistyped --private_key would print the key.
-            flags = [token for token in message[len(unknown) :].split() if token.startswith("-")]
-            message = f"unrecognized flags: {' '.join(flags)} (their values are not shown)" if flags else (
-                "unexpected arguments (not shown): every value belongs to a flag"
-            )
-        sys.stderr.write(f"ucloud-images: error: {message[0].upper()}{message[1:]}.\n")
-        sys.stderr.write(f"Run '{self.prog} --help' for the flags.\n")
-        raise SystemExit(EXIT_USAGE)
+        raise _UsageProblem(self, message)
 
 
-def _number(kind: type[float] | type[int], low: float, high: float | None = None) -> Callable[[str], Any]:
-    """An argparse type for a number in [low, high], so a bad value is a usage error, not a traceback."""
-    span = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+def _number(
+    kind: type[float] | type[int], low: float | None = None, high: float | None = None, *, unit: str = ""
+) -> Callable[[str], Any]:
+    """An argparse type for a number in [low, high]; ``accepts`` says what it takes, for usage errors."""
+    noun = ("a whole number" if kind is int else "a number") + (f" of {unit}" if unit else "")
+    if low is None:
+        accepts = noun
+    elif high is None:
+        accepts = f"{noun} of at least {low:g}"
+    else:
+        accepts = f"{noun} between {low:g} and {high:g}"
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number {span}") from None
-        if not (low <= value and (high is None or value <= high)):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {span}")
+            raise argparse.ArgumentTypeError(accepts) from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(accepts)
         return value
 
+    parse.accepts = accepts  # type: ignore[attr-defined]
     return parse
+
+
+def _fail(parser: argparse.ArgumentParser, sentence: str) -> NoReturn:
+    sys.stderr.write(f"ucloud-images: error: {sentence[0].upper()}{sentence[1:]}.\n")
+    sys.stderr.write(f"Run '{parser.prog} --help' for the flags.\n")
+    raise SystemExit(EXIT_USAGE)
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {option: action for action in parser._actions for option in action.option_strings}
+
+
+def _flag_of(token: str) -> str:
+    """The option a token names, without any ``=value``: what a usage error may show of it."""
+    return token.split("=", 1)[0]
+
+
+def _command_at(root: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[int, str | None]:
+    """Where the command is on the command line, and which: the first token that names one."""
+    commands = _commands(root)
+    for index, token in enumerate(argv):
+        if token in commands:
+            return index, token
+    return len(argv), None
+
+
+def _closest(flag: str, parser: argparse.ArgumentParser) -> str | None:
+    known = [option for option in _options(parser) if option.startswith("--")]
+    normal = "--" + flag.lstrip("-").replace("_", "-").lower()
+    close = [normal] if normal in known else difflib.get_close_matches(normal, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _unrecognized(flags: list[str], parser: argparse.ArgumentParser) -> str:
+    closest = _closest(flags[0], parser) if len(flags) == 1 else None
+    hint = f"; the closest flag is {closest}" if closest else ""
+    return f"unrecognized flags: {', '.join(flags)} (their values are not shown{hint})"
+
+
+def _leftovers(root: argparse.ArgumentParser, command: str | None, extras: list[str], argv: Sequence[str]) -> str:
+    """One sentence about the tokens nothing took: unknown flags, flags placed before the command, stray values."""
+    at, _ = _command_at(root, argv)
+    parser = _commands(root).get(command or "", root)
+    known = _options(parser)
+    positions = [index for index, token in enumerate(argv) if token in extras]
+    unknown: list[str] = []
+    misplaced: list[str] = []
+    for index in positions:
+        token = argv[index]
+        if not token.startswith("-") or token == "-":
+            continue
+        flag = _flag_of(token)
+        (misplaced if index < at and flag in known else unknown).append(flag)
+    if unknown:
+        return _unrecognized(list(dict.fromkeys(unknown)), parser)
+    if misplaced:
+        flags = list(dict.fromkeys(misplaced))
+        verb = "comes" if len(flags) == 1 else "come"
+        return (
+            f"{', '.join(flags)} {verb} before the command; options go after it, as in "
+            f"'ucloud-images {command} {flags[0]} ...' (the values given are not shown)"
+        )
+    return "unexpected arguments (not shown): every value belongs to a flag"
+
+
+def _argument_problem(root: argparse.ArgumentParser, error: argparse.ArgumentError, argv: Sequence[str]) -> str:
+    """The sentence for an option (or the command) that could not take what followed it, without the value."""
+    name = error.argument_name or "COMMAND"
+    text = str(error.message)
+    at, command = _command_at(root, argv)
+    parsers = [_commands(root)[command]] if command else []
+    parsers += [root, *_commands(root).values()]
+    action = next((option for parser in parsers for option in parser._actions if _action_name(option) == name), None)
+    if isinstance(action, argparse._SubParsersAction):
+        before = [_flag_of(token) for token in argv[:at] if token.startswith("-")]
+        commands = ", ".join(action.choices)
+        if before:
+            owner = next((cmd for cmd, sub in action.choices.items() if before[0] in _options(sub)), "find")
+            verb = "comes" if len(before) == 1 else "come"
+            return (
+                f"{', '.join(before)} {verb} before the command; options go after it, as in "
+                f"'ucloud-images {owner} {before[0]} ...' (the commands are {commands}; the values given are not "
+                "shown)"
+            )
+        return f"unknown command (not shown); the commands are {commands}"
+    if text.startswith(("expected ", "not allowed with argument")):  # argparse's own words, which hold no value
+        return f"argument {name}: {text}"
+    if action is not None and action.nargs == 0:
+        # "-host=x" reads as the short flag -h with "ost=x" after it: it is a misspelled --host, say so.
+        shorts = [option for option in action.option_strings if not option.startswith("--")]
+        typed = [token for token in argv if not token.startswith("--") and token[:2] in shorts and len(token) > 2]
+        if typed:
+            return _unrecognized([_flag_of(typed[0])], parsers[0])
+        return f"argument {name} takes no value (the value given is not shown)"
+    if action is not None and action.choices:
+        return f"argument {name} must be one of {', '.join(map(str, action.choices))} (the value given is not shown)"
+    accepts = getattr(action.type, "accepts", None) if action is not None else None
+    if accepts:
+        return f"argument {name} must be {accepts} (the value given is not shown)"
+    return f"argument {name} cannot take the value given (not shown)"
+
+
+def _action_name(action: argparse.Action) -> str | None:
+    """The name argparse gives an action in its errors (``--timeout``, ``-h/--help``, ``COMMAND``)."""
+    if action.option_strings:
+        return "/".join(action.option_strings)
+    if action.metavar not in (None, argparse.SUPPRESS):
+        return str(action.metavar)
+    return None if action.dest is argparse.SUPPRESS else str(action.dest)
+
+
+def _values_in(argv: Sequence[str]) -> list[str]:
+    """Every value on the command line (not an option name, not a command), longest first."""
+    values: set[str] = set()
+    for token in argv:
+        if token.startswith("-"):
+            if "=" in token:
+                values.add(token.split("=", 1)[1])
+            elif not token.startswith("--") and len(token) > 2:
+                values.add(token[2:])
+        else:
+            values.add(token)
+    return sorted((value for value in values if value), key=len, reverse=True)
+
+
+def _without_values(root: argparse.ArgumentParser, message: str, argv: Sequence[str]) -> str:
+    """A message argparse worded itself, if it quotes nothing from the command line; else a plain sentence."""
+    commands = set(_commands(root))
+    for value in _values_in(argv):
+        if value not in commands and re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", message):
+            return "the command line could not be read (the values given are not shown)"
+    return message
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line; any usage error is one sentence on stderr and exit code 2 (SystemExit)."""
+    root = _build_parser()
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, extras = root.parse_known_args(tokens)
+    except argparse.ArgumentError as error:
+        _fail(_commands(root).get(_command_at(root, tokens)[1] or "", root), _argument_problem(root, error, tokens))
+    except _UsageProblem as problem:
+        flags = [_flag_of(token) for token in tokens if token.startswith("-") and token != "-"]
+        if problem.parser is root and flags and "required" in problem.message:
+            _fail(root, f"{_unrecognized(list(dict.fromkeys(flags)), root)}, and no command was given")
+        _fail(problem.parser, _without_values(root, problem.message, tokens))
+    if extras:
+        command = getattr(args, "command", None)
+        _fail(_commands(root).get(command or "", root), _leftovers(root, command, extras, tokens))
+    return args
 
 
 def _flag_names() -> dict[str, str]:
     return {name: str(field_extra(field)["cli"]) for name, field in ImageQuery.model_fields.items()}
 
 
-def _add_query_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per :class:`ImageQuery` field, spelled and described by the model."""
+def _add_query_flags(parser: argparse.ArgumentParser, *, refused: Sequence[str] = ()) -> None:
+    """One flag per :class:`ImageQuery` field, spelled and described by the model.
+
+    ``refused`` fields do nothing for this command: their flags are accepted by the parser (and hidden from
+    the help) only so that the command can refuse them with a sentence saying why.
+    """
     group = parser.add_argument_group("filters")
     for name, field in ImageQuery.model_fields.items():
         extra = field_extra(field)
         flag = str(extra["cli"])
         metavar = flag.lstrip("-").upper().replace("-", "_")
         if extra.get("flag"):
-            group.add_argument(flag, dest=name, action="store_true", default=None, help=field.description)
+            description = argparse.SUPPRESS if name in refused else field.description
+            group.add_argument(flag, dest=name, action="store_true", default=None, help=description)
         elif extra.get("repeatable"):
             group.add_argument(
                 flag, dest=name, action="append", default=None, metavar=metavar, help=f"{field.description} Repeatable."
@@ -105,9 +281,13 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", help="Profile of the UCloud CLI's ~/.ucloud files.")
     group.add_argument("--base-url", metavar="URL", help=f"API endpoint (default {DEFAULT_BASE_URL}).")
     group.add_argument("--public-key", metavar="KEY", help="API public key.")
-    group.add_argument("--private-key", metavar="KEY", help="API private key (prefer UCLOUD_PRIVATE_KEY).")
+    # Held as a secret from the moment it is parsed: no namespace, dict or traceback shows it.
     group.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help=f"Per-request timeout (default {DEFAULT_TIMEOUT:g})."
+        "--private-key", type=SecretStr, metavar="KEY", help="API private key (prefer UCLOUD_PRIVATE_KEY)."
+    )
+    group.add_argument(
+        "--timeout", type=_number(float, unit="seconds"), metavar="SECONDS",
+        help=f"Per-request timeout (default {DEFAULT_TIMEOUT:g}).",
     )
     group.add_argument(
         "--emulator",
@@ -128,7 +308,7 @@ def _build_parser() -> argparse.ArgumentParser:
     find.set_defaults(handler=_cmd_find)
 
     listing = commands.add_parser("list", help="List every matching image, newest first (exit 3 if none).")
-    _add_query_flags(listing)
+    _add_query_flags(listing, refused=("most_recent",))
     _add_settings_flags(listing)
     listing.add_argument("--output", choices=("table", "json"), default="table", help="table (default) or json.")
     listing.set_defaults(handler=_cmd_list)
@@ -140,7 +320,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--catalog", metavar="PATH", help="JSON file of images (API spelling) to serve instead.")
     emulator.add_argument("--public-key", metavar="KEY", help="Accepted public key (default: the demo key).")
-    emulator.add_argument("--private-key", metavar="KEY", help="Its private key (default: the demo key).")
+    emulator.add_argument(
+        "--private-key", type=SecretStr, metavar="KEY", help="Its private key (default: the demo key)."
+    )
     emulator.add_argument(
         "--latency-ms", type=_number(float, 0, 60_000), default=0.0, metavar="MS", help="Delay added to every answer."
     )
@@ -203,7 +385,7 @@ def _settings_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 def _resolve(query: ImageQuery, settings_args: dict[str, Any]) -> Settings:
     """The query's region and project win over the settings' own."""
     region = query.region or settings_args.pop("region", None)
-    return resolve_settings(**{**settings_args, "region": region, "project_id": query.project_id})
+    return resolve_settings(**{**settings_args, "region": region, "project_id": query.project_id, "face": CLI_FACE})
 
 
 def _cmd_find(args: argparse.Namespace, out: TextIO) -> int:
@@ -211,8 +393,7 @@ def _cmd_find(args: argparse.Namespace, out: TextIO) -> int:
     with _settings_args(args) as settings_args:
         result = lookup_images(query, settings=_resolve(query, settings_args), naming=_flag_names())
     if args.output == "json":
-        json.dump(result.to_json(), out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write(json_for_people(result.to_json()) + "\n")
     else:
         out.write(f"{result.image_id}\n")
     return EXIT_OK
@@ -226,8 +407,20 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
+_NAME_CELL = 60  # the longest image name a table cell shows (the server's text; JSON keeps it whole)
+_CELL = 40
+
+
+def _cell(text: str, limit: int = _CELL) -> str:
+    return shown(text, limit) or "-"
+
+
 def _table(images: Sequence[Image]) -> str:
-    """Aligned columns (CJK characters count double); names with stray spaces are quoted to show them."""
+    """Aligned columns (CJK characters count double); names with stray spaces are quoted to show them.
+
+    Every cell is the server's text, so it is shown without control characters or escape sequences and cut
+    to a cell's length.
+    """
     header = ("IMAGE ID", "NAME", "TYPE", "OS", "ARCH", "STATE", "ZONE", "CREATED (UTC)", "FEATURES")
 
     def created(image: Image) -> str:
@@ -235,17 +428,21 @@ def _table(images: Sequence[Image]) -> str:
             return "-"
         return datetime.fromtimestamp(image.create_time, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
+    def name(image: Image) -> str:
+        text = shown(image.image_name, _NAME_CELL)
+        return repr(text) if text != text.strip() else text or "-"
+
     rows = [header] + [
         (
-            image.image_id,
-            repr(image.image_name) if image.image_name != image.image_name.strip() else image.image_name or "-",
-            image.image_type or "-",
-            image.os_type or "-",
+            _cell(image.image_id),
+            name(image),
+            _cell(image.image_type),
+            _cell(image.os_type),
             image.architecture,
-            image.state or "-",
-            image.zone or "-",
+            _cell(image.state),
+            _cell(image.zone),
             created(image),
-            ",".join(image.features) or "-",
+            _cell(",".join(image.features), 2 * _NAME_CELL),
         )
         for image in images
     ]
@@ -255,13 +452,18 @@ def _table(images: Sequence[Image]) -> str:
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    if args.most_recent:
+        raise InvalidQueryError(
+            "--most-recent chooses one image, and list shows every match (newest first), so it would do nothing "
+            "here; use 'ucloud-images find --most-recent' for the newest one.",
+            field="most_recent",
+        )
     query = _query_from(args)
     with _settings_args(args) as settings_args:
         listing = fetch_listing(query, settings=_resolve(query, settings_args))
     images = filter_images(listing.images, listing.query)
     if args.output == "json":
-        json.dump([image.to_api() for image in images], out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write(json_for_people([image.to_api() for image in images]) + "\n")
     elif images:
         out.write(_table(images))
     if not images:
@@ -274,9 +476,9 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
 
     if (args.public_key is None) != (args.private_key is None):
         raise InvalidQueryError("Give --public-key and --private-key together, or neither for the demo pair.")
-    if args.public_key == "" or args.private_key == "":
+    if args.public_key == "" or (args.private_key is not None and not args.private_key.get_secret_value()):
         raise InvalidQueryError("--public-key and --private-key must not be empty.")
-    keys = {args.public_key: args.private_key} if args.public_key else None
+    keys = {args.public_key: args.private_key.get_secret_value()} if args.public_key else None
     try:
         serve_forever(
             host=args.host,
@@ -297,9 +499,10 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ucloud-images``; returns the exit code (the console script exits with it)."""
     try:
-        args = _build_parser().parse_args(argv)
+        args = _parse(argv)
     except SystemExit as exit_:  # --help and --version (code 0 or None), usage errors (2)
         return EXIT_OK if exit_.code is None else exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    del argv  # the command line may hold a key; from here on only ``args`` does, as a SecretStr
     handler: Handler = args.handler
     try:
         return int(handler(args, sys.stdout))

@@ -25,7 +25,7 @@ from pulumi.runtime.proto.resource_pb2_grpc import ResourceMonitorStub
 from pulumi.runtime.settings import get_monitor
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ._errors import ResponseFormatError, UCloudImagesError
+from ._errors import InvalidQueryError, ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
 from ._lookup import SETTING_NAMES, lookup_images
 from ._query import ImageQuery, parse_query
@@ -199,6 +199,28 @@ def _invoke_args(query: ImageQuery) -> dict[str, Any]:
     return {QUERY_NAMING[name]: value for name, value in query.to_args().items()}
 
 
+def _refuse_ignored_lock_options(values: Mapping[str, Any]) -> None:
+    """``verify`` and ``lockfile`` only mean something with ``lock``; settings mean nothing with ``lock`` unless
+    ``verify`` makes the one API call. An option that would be silently ignored is refused instead."""
+    if values["lock"] is None:
+        given = [name for name in ("verify", "lockfile") if values[name] not in (None, False)]
+        if given:
+            raise InvalidQueryError(
+                f"{' and '.join(given)} {'work' if len(given) > 1 else 'works'} only with lock=NAME (reading a pin "
+                "from the lockfile); pass lock, or leave "
+                f"{'them' if len(given) > 1 else 'it'} out.",
+                field=given[0],
+            )
+    elif not values["verify"]:
+        settings = [name for name in SETTING_NAMES if values.get(name) is not None]
+        if settings:
+            raise InvalidQueryError(
+                f"With lock and without verify no API call is made, so {', '.join(settings)} would do nothing; "
+                "leave them out, or pass verify=True to check the pinned image.",
+                field=settings[0],
+            )
+
+
 def _look_up(
     query: ImageQuery,
     settings_args: Mapping[str, Any],
@@ -304,6 +326,7 @@ def get_images(
 ) -> AwaitableGetImagesResult:
     """Find the one UCloud image that matches every filter, or raise."""
     values = dict(locals())
+    _reported(lambda: _refuse_ignored_lock_options(values))
     opts = pulumi.InvokeOptions.merge(None, opts)
     query = _reported(lambda: _query_of(values))
     if _mocks_are_set():
@@ -346,6 +369,7 @@ def get_images_output(
     An unknown input (during preview) gives an unknown result; a secret input makes the result secret.
     """
     values = dict(locals())
+    _reported(lambda: _refuse_ignored_lock_options(values))
     output_opts = pulumi.InvokeOutputOptions.merge(None, opts)
     inputs = {name: values[name] for name in (*ImageQuery.model_fields, *SETTING_NAMES)}
     if all(_is_plain(value) for value in inputs.values()):

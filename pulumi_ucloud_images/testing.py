@@ -1,4 +1,7 @@
-"""pytest fixtures for offline tests against the bundled DescribeImage emulator.
+"""The bundled DescribeImage emulator and pytest fixtures for offline tests against it.
+
+``Emulator`` (with its demo key pair ``DEMO_PUBLIC_KEY`` / ``DEMO_PRIVATE_KEY`` and ``DEMO_REGION``) is
+public here: ``from pulumi_ucloud_images.testing import Emulator``.
 
 Installing the package registers this module as the ``ucloud_images`` pytest plugin, so any test suite can
 ask for these fixtures without a conftest:
@@ -34,7 +37,7 @@ from ._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 if TYPE_CHECKING:
     import pytest
 
-__all__ = ["ucloud_emulator", "ucloud_emulator_env"]
+__all__ = ["DEMO_PRIVATE_KEY", "DEMO_PUBLIC_KEY", "DEMO_REGION", "Emulator", "ucloud_emulator", "ucloud_emulator_env"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

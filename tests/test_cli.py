@@ -194,11 +194,11 @@ def test_list_with_no_match_exits_3(capsys: pytest.CaptureFixture[str], account:
                                         "repeat greater than max repeat at position 2."),
         (
             ["--timeout", "0"],
-            "Invalid timeout 0.0 (from the timeout argument): must be a positive, finite number of seconds.",
+            "Invalid --timeout: must be a positive, finite number of seconds (the value given is not shown).",
         ),
         (
             ["--base-url", "api.ucloud.cn"],
-            "Invalid base_url 'api.ucloud.cn' (from the base_url argument): must be an http:// or https:// URL.",
+            "Invalid --base-url: must be an http:// or https:// URL (the value given is not shown).",
         ),
     ],
 )
@@ -217,14 +217,16 @@ def test_bad_input_exits_2_with_one_sentence_and_no_request(
     ("argv", "sentence"),
     [
         (["find", "--colour", "red"], "Unrecognized flags: --colour (their values are not shown)."),
-        (["find", "--output", "xml"], "Argument --output: invalid choice: 'xml' (choose from 'id', 'json')."),
-        (["find", "--timeout", "soon"], "Argument --timeout: invalid float value: 'soon'."),
-        (["frobnicate"], "Argument COMMAND: invalid choice: 'frobnicate'"),
+        (["find", "--output", "xml"], "Argument --output must be one of id, json (the value given is not shown)."),
+        (["find", "--timeout", "soon"],
+         "Argument --timeout must be a number of seconds (the value given is not shown)."),
+        (["frobnicate"], "Unknown command (not shown); the commands are find, list, emulator, lock."),
         ([], "The following arguments are required: COMMAND."),
-        (["emulator", "--port", "70000"], "Argument --port: '70000' is not between 0 and 65535."),
-        (["emulator", "--fault-rate", "2"], "Argument --fault-rate: '2' is not between 0 and 1."),
-        (["emulator", "--max-limit", "0"], "Argument --max-limit: '0' is not at least 1."),
-        (["emulator", "--latency-ms", "fast"], "Argument --latency-ms: 'fast' is not a number between 0 and 60000."),
+        (["emulator", "--port", "70000"],
+         "Argument --port must be a whole number between 0 and 65535 (the value given is not shown)."),
+        (["emulator", "--fault-rate", "2"], "Argument --fault-rate must be a number between 0 and 1 (the value given"),
+        (["emulator", "--max-limit", "0"], "Argument --max-limit must be a whole number of at least 1 (the value"),
+        (["emulator", "--latency-ms", "fast"], "Argument --latency-ms must be a number between 0 and 60000 (the"),
     ],
 )
 def test_usage_errors_exit_2_with_one_sentence_then_a_hint(
@@ -243,8 +245,8 @@ def test_a_missing_region_exits_2_naming_every_place_looked(
     code, out, err = run(capsys, "find", *CENTOS_72)
     assert (code, out) == (2, "")
     sentence = assert_one_sentence_error(err)
-    assert sentence.startswith("No UCloud region was given; looked at the region argument, Pulumi config "
-                               "ucloud:region, the environment variable UCLOUD_REGION and ")
+    assert sentence == ("No UCloud region was given; looked at --region, the environment variable UCLOUD_REGION and "
+                        "the UCloud CLI's ~/.ucloud/config.json (no such file).")
 
 
 def test_missing_keys_exit_5(capsys: pytest.CaptureFixture[str], emulator: Emulator) -> None:
@@ -449,3 +451,82 @@ def test_an_error_still_reaches_stderr_when_the_reader_of_stdout_is_gone(
     code = main(["list", "--emulator", "--name-regex", "^no such image", "--output", "json"])
     assert code == 3
     assert capsys.readouterr().err.startswith("ucloud-images: error: No image in region cn-bj2 matches")
+
+
+# -- profiles and the words the command speaks ------------------------------------------------------------
+
+
+def _profiles(config: str | list[dict[str, object]], credentials: list[dict[str, object]] | None = None) -> None:
+    folder = Path.home() / ".ucloud"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(config if isinstance(config, str) else json.dumps(config), encoding="utf-8")
+    if credentials is not None:
+        (folder / "credential.json").write_text(json.dumps(credentials), encoding="utf-8")
+
+
+def test_a_profile_asked_for_and_missing_is_an_error_not_a_fall_back(
+    capsys: pytest.CaptureFixture[str], account: Emulator
+) -> None:
+    code, out, err = run(capsys, "find", "--profile", "production", *CENTOS_72)
+    assert (code, out) == (2, "")
+    assert assert_one_sentence_error(err) == (
+        "The UCloud profile named by --profile is in neither ~/.ucloud/config.json (no such file) nor "
+        "~/.ucloud/credential.json (no such file)."
+    )
+    assert "production" not in err and account.request_count == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "start"),
+    [
+        ("{broken", "The UCloud config file ~/.ucloud/config.json is not valid JSON: "),
+        ([{"profile": "a", "active": True}, {"profile": "b", "active": True}],
+         "The UCloud config file ~/.ucloud/config.json marks 2 profiles active ('a', 'b'); mark one, or name the "
+         "profile with --profile or UCLOUD_PROFILE."),
+        ([{"profile": "a", "active": True, "timeout_sec": "fast"}],
+         "Invalid timeout 'fast' (from timeout_sec of profile 'a' in ~/.ucloud/config.json): "),
+        ([{"profile": "a", "active": "yes"}], "Profile 'a' in the UCloud config file ~/.ucloud/config.json has "),
+    ],
+)
+def test_malformed_profile_files_are_bad_input_exit_2(
+    capsys: pytest.CaptureFixture[str], account: Emulator, config: str | list[dict[str, object]], start: str
+) -> None:
+    _profiles(config)
+    code, out, err = run(capsys, "find", *CENTOS_72)
+    assert (code, out) == (2, "")
+    assert assert_one_sentence_error(err).startswith(start)
+    assert account.request_count == 0
+
+
+def test_a_missing_key_is_looked_for_in_the_credential_file(
+    capsys: pytest.CaptureFixture[str], emulator: Emulator
+) -> None:
+    _profiles([{"profile": "a", "active": True, "region": "cn-bj2"}], [{"profile": "a", "public_key": "pk"}])
+    code, _, err = run(capsys, "find", "--base-url", emulator.base_url, *CENTOS_72)
+    assert code == 5
+    assert assert_one_sentence_error(err) == (
+        "No UCloud private key was found; looked at --private-key, the environment variable UCLOUD_PRIVATE_KEY and "
+        "profile 'a' in ~/.ucloud/credential.json."
+    )
+
+
+def test_with_neither_region_nor_keys_the_region_is_said_first(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "find", *CENTOS_72)
+    assert code == 5
+    assert assert_one_sentence_error(err).startswith(
+        "No UCloud region was given and no public or private key was found; looked for the region at --region, "
+        "the environment variable UCLOUD_REGION and the UCloud CLI's ~/.ucloud/config.json (no such file), and "
+        "for the public key at --public-key, "
+    )
+    assert "Pulumi" not in err and "argument" not in err
+
+
+def test_list_refuses_most_recent_which_it_would_ignore(
+    capsys: pytest.CaptureFixture[str], account: Emulator
+) -> None:
+    code, out, err = run(capsys, "list", *UBUNTU_2204, "--most-recent")
+    assert (code, out) == (2, "")
+    assert assert_one_sentence_error(err).startswith("--most-recent chooses one image, and list shows every match")
+    assert account.request_count == 0
+    code, out, _ = run(capsys, "list", "--help")
+    assert code == 0 and "--most-recent" not in out

@@ -1,0 +1,160 @@
+"""The command never prints the value given to an option in a usage error, whatever the mistake.
+
+Every option of every command (``find``, ``list``, ``lock``, ``emulator`` and the top level) is tried with a
+distinctive value in each careless form: misspelled, misspelled with ``=``, with one dash, abbreviated, placed
+before the command (with and without ``=``), and given a value it cannot take. The options are read from the
+parser itself, so an option added later is walked too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pulumi_ucloud_images import _cli
+
+MARK = "SeCrEt"  # every value carries it, so a partial echo is found too
+
+
+@dataclass(frozen=True)
+class Case:
+    option: str  # the option as the parser knows it (``--private-key``)
+    command: str  # "" for the top level
+    form: str
+    argv: tuple[str, ...]
+    named: str  # what the error must name instead of the value
+
+    def __str__(self) -> str:
+        return f"{self.command or '(top)'} {self.option} {self.form}"
+
+
+def _value(index: int) -> str:
+    return f"zQ{index:04d}{MARK}x"
+
+
+def _options(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action]]:
+    """One entry per option of a parser: its long spelling (``--help`` for ``-h/--help``) and its action."""
+    found = []
+    for action in parser._actions:
+        if action.option_strings:
+            found.append((max(action.option_strings, key=len), action))
+    return found
+
+
+def _misspelled(option: str, known: set[str]) -> str:
+    body = option[2:]
+    typo = "--" + (body.replace("-", "_", 1) if "-" in body else body + "s")
+    assert typo not in known
+    return typo
+
+
+def _abbreviated(option: str, known: set[str]) -> str:
+    short = option[: max(3, len(option) - 2)]
+    assert short not in known
+    return short
+
+
+def _cases() -> list[Case]:
+    root = _cli._build_parser()
+    commands = _cli._commands(root)
+    cases: list[Case] = []
+
+    def add(option: str, command: str, form: str, argv: list[str], named: str) -> None:
+        cases.append(Case(option, command, form, tuple(argv), named))
+
+    parsers: list[tuple[str, argparse.ArgumentParser]] = [("", root), *commands.items()]
+    top_level = set(_cli._options(root))
+    for command, parser in parsers:
+        known = set(_cli._options(parser))
+        head = [command] if command else []
+        for option, action in _options(parser):
+            n = len(cases)
+            typo = _misspelled(option, known)
+            add(option, command, "misspelled", [*head, typo, _value(n)], typo)
+            add(option, command, "misspelled=", [*head, f"{typo}={_value(n + 1)}"], typo)
+            add(option, command, "one dash=", [*head, f"-{option[2:]}={_value(n + 2)}"], f"-{option[2:]}")
+            short = _abbreviated(option, known)
+            add(option, command, "abbreviated=", [*head, f"{short}={_value(n + 3)}"], short)
+            if command and option not in top_level:  # (--help before a command is the top level's help)
+                add(option, command, "before the command", [option, _value(n + 4), command], option)
+            if command:
+                add(option, command, "before the command=", [f"{option}={_value(n + 5)}", command], option)
+            n = len(cases)
+            if action.nargs == 0:
+                add(option, command, "flag=value", [*head, f"{option}={_value(n)}"], option)
+            elif action.choices or getattr(action.type, "accepts", None):
+                add(option, command, "bad value", [*head, option, _value(n)], option)
+                add(option, command, "bad value=", [*head, f"{option}={_value(n + 1)}"], option)
+            else:  # any text is a value: the one that cannot be taken is one that looks like an option
+                add(option, command, "value like an option", [*head, option, f"-{_value(n)}"], option)
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.fixture
+def no_handler_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every case is a usage error: a command that starts (an emulator serving forever) fails the test."""
+
+    def refuse(args: argparse.Namespace, out: object) -> int:
+        raise AssertionError("the command line parsed and a command ran")
+
+    for name in ("_cmd_find", "_cmd_list", "_cmd_emulator"):
+        monkeypatch.setattr(_cli, name, refuse)
+    from pulumi_ucloud_images import _lock
+
+    monkeypatch.setattr(_lock, "_cmd_lock", refuse)
+    yield
+
+
+def test_every_option_of_every_command_is_walked_in_every_form() -> None:
+    root = _cli._build_parser()
+    expected = {("", option) for option, _ in _options(root)}
+    expected |= {(name, option) for name, sub in _cli._commands(root).items() for option, _ in _options(sub)}
+    assert {(case.command, case.option) for case in CASES} == expected
+    assert {case.command for case in CASES} == {"", "find", "list", "lock", "emulator"}
+    forms = Counter(case.form for case in CASES)
+    subcommand_options = len({key for key in expected if key[0]})
+    for form in ("misspelled", "misspelled=", "one dash=", "abbreviated="):
+        assert forms[form] == subcommand_options + len(_options(root))
+    assert forms["before the command="] == subcommand_options
+    helps = sum(1 for key in expected if key[0] and key[1] == "--help")
+    assert forms["before the command"] == subcommand_options - helps
+    # each option also gets the value it cannot take (two forms for typed options and choices)
+    assert forms["flag=value"] + forms["bad value"] + forms["value like an option"] == len(expected)
+    assert len(CASES) == len({case.argv for case in CASES}) >= 400
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_no_usage_error_echoes_a_value(
+    case: Case, capsys: pytest.CaptureFixture[str], no_handler_runs: None
+) -> None:
+    code = _cli.main(list(case.argv))
+    out, err = capsys.readouterr()
+    assert code == 2, (case, err)
+    assert out == ""
+    assert MARK not in err and MARK.lower() not in err.lower()
+    first = err.splitlines()[0]
+    assert first.startswith("ucloud-images: error: ") and first.endswith("."), err
+    assert "Traceback" not in err
+    assert case.named in first, (case, first)  # it names the option (as typed) instead
+
+
+@pytest.mark.slow
+def test_the_installed_command_does_not_echo_either(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("ucloud-images")
+    for argv in (["find", f"--private_key={MARK}1"], ["--private-key", f"{MARK}2", "find"],
+                 ["lock", "--timeout", f"{MARK}3"], ["emulator", f"-private-key={MARK}4"]):
+        done = subprocess.run([str(script), *argv], capture_output=True, text=True, timeout=60,
+                              env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        assert done.returncode == 2
+        assert MARK not in done.stdout + done.stderr
+        assert done.stderr.startswith("ucloud-images: error: ")
