@@ -13,9 +13,11 @@ import contextlib
 import json
 import os
 import re
+import reprlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,12 +27,15 @@ from typing import Any, TextIO, TypeVar
 from pydantic import ValidationError
 
 from ._client import Client, shared_client
+from ._display import json_for_people
+from ._display import shown as server_text
 from ._errors import LockfileError, NoImageFoundError, UCloudImagesError
+from ._files import FileProblem, read_small_file
 from ._image import Image
 from ._lookup import lookup_images
 from ._query import ImageQuery, invalid_query_error, parse_query
 from ._select import LookupResult
-from ._settings import Settings, resolve_settings
+from ._settings import _SOURCES, CLI_FACE, resolve_region, resolve_settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,6 +65,29 @@ _PIN_KEYS = ("create_time", "image_id", "image_name", "locked_at", "query", "reg
 _MAX_RESOLVERS = 8
 _MISSING: Any = object()
 _T = TypeVar("_T")
+# Far beyond any real file (a pin is a few hundred bytes), and small enough to read and parse at once.
+FILE_LIMIT = 4 * 1024 * 1024
+# How long `lock` waits for another `lock` of the same lockfile to finish before giving up.
+LOCK_WAIT_SECONDS = 300.0
+_brief = reprlib.Repr()
+_brief.maxlevel, _brief.maxstring, _brief.maxother, _brief.maxlist, _brief.maxdict = 3, 40, 40, 4, 4
+
+
+def _read_text(path: Path, what: str, missing: str) -> str:
+    """The text of a selection file or lockfile: a regular file, at most FILE_LIMIT bytes, UTF-8.
+
+    ``what`` names the file in messages (``The lockfile x.json``); ``missing`` is the sentence for no file.
+    """
+    try:
+        data = read_small_file(path, FILE_LIMIT)
+    except FileProblem as problem:
+        if problem.missing:
+            raise LockfileError(missing) from None
+        raise LockfileError(f"{what} cannot be read: {problem.reason}.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LockfileError(f"{what} is not UTF-8 text (byte {exc.start}).") from None
 
 
 # -- the selection file --------------------------------------------------------------------------------
@@ -78,22 +106,22 @@ def read_selections(path: str | os.PathLike[str]) -> Selections:
     """Parse and validate a selection file; every problem is one sentence naming the file and the key."""
     path = Path(path)
     where = f"the selection file {path}"
+    text = _read_text(
+        path,
+        f"The selection file {path}",
+        f"The selection file {path} does not exist; create it with one [selections.NAME] table of filters per "
+        "image.",
+    )
     try:
-        text = path.read_bytes().decode("utf-8")
         data = tomllib.loads(text)
-    except FileNotFoundError:
-        raise LockfileError(
-            f"The selection file {path} does not exist; create it with one [selections.NAME] table of filters "
-            "per image."
-        ) from None
-    except OSError as exc:
-        raise LockfileError(f"The selection file {path} cannot be read: {exc.strerror or exc}.") from None
-    except UnicodeDecodeError as exc:
-        raise LockfileError(f"The selection file {path} is not UTF-8 text (byte {exc.start}).") from None
     except tomllib.TOMLDecodeError as exc:
         last_line = f"(at the end of the document, line {len(text.splitlines())})"
         reason = str(exc).replace("(at end of document)", last_line)
         raise LockfileError(f"The selection file {path} is not valid TOML: {reason}.") from None
+    except RecursionError:
+        raise LockfileError(
+            f"The selection file {path} nests arrays or tables too deeply to be a selection file."
+        ) from None
 
     for key in data:
         if key not in ("settings", "selections"):
@@ -133,7 +161,7 @@ def read_selections(path: str | os.PathLike[str]) -> Selections:
 
 def _table(value: Any, where: str, label: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise LockfileError(f"In {where}, {label} must be a table, not {type(value).__name__} {value!r:.40}.")
+        raise LockfileError(f"In {where}, {label} must be a table, not {type(value).__name__} {_brief.repr(value)}.")
     return value
 
 
@@ -210,7 +238,7 @@ class Pin:
 
     def describe(self) -> str:
         created = _iso(self.create_time) if self.create_time else "an unknown time"
-        return f"{self.image_id} {self.image_name.strip()!r} created {created}"
+        return f"{server_text(self.image_id, 80)} {server_text(self.image_name.strip(), 80)!r} created {created}"
 
 
 def _shown(query: ImageQuery) -> dict[str, Any]:
@@ -235,14 +263,9 @@ def _seconds(text: Any) -> int | None:
 
 def read_lockfile(path: Path) -> dict[str, Pin]:
     """Parse and validate a lockfile; every problem is one sentence naming the file and the key or line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LockfileError(f"The lockfile {path} does not exist; run 'ucloud-images lock' to create it.") from None
-    except OSError as exc:
-        raise LockfileError(f"The lockfile {path} cannot be read: {exc.strerror or exc}.") from None
-    except UnicodeDecodeError as exc:
-        raise LockfileError(f"The lockfile {path} is not UTF-8 text (byte {exc.start}).") from None
+    text = _read_text(
+        path, f"The lockfile {path}", f"The lockfile {path} does not exist; run 'ucloud-images lock' to create it."
+    )
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -262,10 +285,15 @@ def read_lockfile(path: Path) -> dict[str, Pin]:
             f"The lockfile {path} is not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); fix it, "
             "or delete it and run 'ucloud-images lock'."
         ) from None
+    except RecursionError:
+        raise LockfileError(
+            f"The lockfile {path} nests arrays or objects too deeply to be a lockfile; fix it, or delete it and run "
+            "'ucloud-images lock'."
+        ) from None
 
     def bad(key: str, expected: str, found: Any) -> LockfileError:
-        shown = "nothing" if found is _MISSING else f"{type(found).__name__} {found!r:.60}"
-        return LockfileError(f"The lockfile {path} is malformed at {key}: expected {expected}, found {shown}.")
+        what = "nothing" if found is _MISSING else f"{type(found).__name__} {_brief.repr(found)}"
+        return LockfileError(f"The lockfile {path} is malformed at {key}: expected {expected}, found {what}.")
 
     def field(mapping: dict[str, Any], key: str, prefix: str, kind: type[_T], expected: str) -> _T:
         value = mapping.get(key, _MISSING)
@@ -331,29 +359,126 @@ def _no_extra_keys(mapping: Mapping[str, Any], allowed: Sequence[str], path: Pat
 
 
 def lockfile_text(pins: Mapping[str, Pin]) -> str:
-    """The lockfile as written: indented, keys sorted, non-ASCII names kept readable, one final newline."""
+    """The lockfile as written: indented, keys sorted, non-ASCII names kept readable, one final newline.
+
+    Characters an editor or a diff would act on (control and bidirectional characters in an image name)
+    are written as ``\\u`` escapes, so a reviewed diff shows what the file holds.
+    """
     document = {"selections": {name: pin.to_json() for name, pin in pins.items()}, "version": LOCKFILE_VERSION}
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json_for_people(document, indent=2, sort_keys=True) + "\n"
+
+
+def _target(path: Path) -> Path:
+    """The file a lockfile path stands for: a symbolic link is followed, so the link stays a link."""
+    return Path(os.path.realpath(path))
+
+
+def _temporary_name(target: Path) -> re.Pattern[str]:
+    """Temporary files of a write to ``target``: ``.NAME.XXXXXXXX.tmp`` next to it (mkstemp's 8 characters)."""
+    return re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> list[str]:
+    """Delete the temporary files a killed write left next to the lockfile; the names of those removed.
+
+    Called only while holding the lockfile's lock (:func:`exclusive`), so no write in progress owns them.
+    """
+    target = _target(path)
+    pattern = _temporary_name(target)
+    removed: list[str] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, *, wait: float = LOCK_WAIT_SECONDS, notice: TextIO | None = None) -> Iterator[None]:
+    """Hold the lock on the lockfile at ``path`` for a read-modify-write: one ``lock`` at a time updates it.
+
+    ``fcntl.flock`` on a sidecar file ``.NAME.lock`` next to the lockfile's real target (two links to one
+    lockfile share one lock). The sidecar is removed on release; a waiter that then holds a lock on the
+    removed file notices (its inode is no longer the path's) and locks the new one. Waits up to ``wait``
+    seconds, saying so once on ``notice``; without ``fcntl`` (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    target = _target(path)
+    sidecar = target.with_name(f".{target.name}.lock")
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            descriptor = os.open(sidecar, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise LockfileError(
+                f"The lockfile {path} cannot be locked for writing ({exc.strerror or exc}); it was left unchanged."
+            ) from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockfileError(
+                            f"Another 'ucloud-images lock' has been updating {path} for {wait:g} s; it was left "
+                            "unchanged (try again when that one is done)."
+                        ) from None
+                    if not told and notice is not None:
+                        notice.write(f"ucloud-images: waiting for another 'ucloud-images lock' updating {path}\n")
+                        notice.flush()
+                        told = True
+                    time.sleep(0.05)
+            try:
+                same = os.path.samestat(os.fstat(descriptor), os.stat(sidecar))
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(descriptor)
+            raise
+        if same:
+            break
+        os.close(descriptor)  # the holder before us removed this sidecar: lock the one at the path now
+    try:
+        remove_stale_temporaries(path)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(sidecar)
+        os.close(descriptor)
 
 
 def write_lockfile(path: Path, pins: Mapping[str, Pin]) -> None:
-    """Replace the lockfile atomically: readers see the old file or the new one, never a part of either."""
+    """Replace the lockfile atomically: readers see the old file or the new one, never a part of either.
+
+    A symbolic link is written through (its target is replaced; the link stays). The new text goes to a
+    temporary file ``.NAME.XXXXXXXX.tmp`` beside the target, is flushed to disk and renamed over it; a failed
+    write removes it, and one a killed process left is removed by the next ``lock``.
+    """
     text = lockfile_text(pins)
+    target = _target(path)
     try:
-        mode = path.stat().st_mode & 0o777
+        mode = target.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644
     except OSError as exc:
         raise LockfileError(f"The lockfile {path} cannot be written: {exc.strerror or exc}.") from None
     temp: str | None = None
     try:
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp, mode)
-        os.replace(temp, path)
+        os.replace(temp, target)
         temp = None
     except OSError as exc:
         raise LockfileError(
@@ -363,6 +488,12 @@ def write_lockfile(path: Path, pins: Mapping[str, Pin]) -> None:
         if temp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 def find_lockfile(start: Path | None = None) -> Path:
@@ -436,7 +567,7 @@ def fetch_pinned(image_id: str, region: str, query: ImageQuery, client: Client) 
     if image is None:
         return f"the pinned image {image_id} no longer exists in region {region}"
     if image.state not in query.states:
-        state = image.state or "in no state"
+        state = server_text(image.state, 40) or "in no state"  # the server's text
         return f"the pinned image {image_id} is {state} in region {region}, not {' or '.join(query.states)}"
     return image
 
@@ -452,22 +583,33 @@ def _usable(found: Image | str, name: str, lock_path: Path) -> Image:
 # -- resolving selections -----------------------------------------------------------------------------------
 
 
-def _settings_for(selections: Selections, settings_args: Mapping[str, Any]) -> Settings:
-    """Command-line settings win over ``[settings]``, which win over the environment and profile files.
+def _settings_arguments(selections: Selections, settings_args: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :func:`resolve_settings`: the command's flags, then ``[settings]`` (as the config
+    source, named as such in messages), then the environment and the profile files.
 
-    The region the CLI supplies (the emulator's demo region) is only a fallback behind the file's.
+    With ``--emulator`` the endpoint and keys are the emulator's, so of ``[settings]`` only the region counts,
+    and the emulator's demo region is only a fallback behind it.
     """
     given = dict(settings_args)
-    fallback_region = given.pop("region", None)
-    merged: dict[str, Any] = {**selections.settings, **given}
-    region = merged.pop("region", None) or fallback_region
-    return resolve_settings(region=region, require_region=False, **merged)
+    if "config" in given:  # --emulator: it brings its own (empty) config, environment and home
+        region = selections.settings.get("region") or given.pop("region", None)
+        return {**given, "region": region, "face": CLI_FACE}
+    file_settings = dict(selections.settings)
+    face = CLI_FACE.with_config({name: f"{name} in [settings] of {selections.path}" for name in file_settings})
+    by_config_key = {_SOURCES[name][0]: value for name, value in file_settings.items()}
+    return {**given, "config": by_config_key.get, "face": face}
 
 
-def _regions(selections: Selections, settings: Settings) -> dict[str, str]:
+def _configured_region(arguments: Mapping[str, Any]) -> str | None:
+    """The region the settings name, found without the keys (so a missing region is said first)."""
+    names = ("region", "profile", "env", "config", "home", "face")
+    return resolve_region(**{name: arguments[name] for name in names if name in arguments})
+
+
+def _regions(selections: Selections, configured: str | None) -> dict[str, str]:
     regions: dict[str, str] = {}
     for name, query in selections.queries.items():
-        region = query.region or settings.region
+        region = query.region or configured
         if region is None:
             raise LockfileError(
                 f"Selection {name!r} of {selections.path} has no region; set region in it or in [settings], "
@@ -572,32 +714,37 @@ def _cmd_lock(args: argparse.Namespace, out: TextIO) -> int:
     selections = read_selections(args.file)
     lock_path = Path(args.lockfile) if args.lockfile else selections.path.parent / DEFAULT_LOCKFILE
     checking = bool(args.check or args.verify)
-    old = read_lockfile(lock_path) if checking or lock_path.exists() else {}
     for name in args.update or ():
         if name not in selections.queries:
             raise LockfileError(
                 f"Selection {name!r} is not in {selections.path}; its selections are {', '.join(selections.queries)}."
             )
-    with _settings_args(args) as settings_args:
-        settings = _settings_for(selections, settings_args)
-        regions = _regions(selections, settings)
-        client = shared_client(settings)
-        if args.verify:
-            return _verify(selections, old, regions, client, lock_path, out)
-        wanted = list(selections.queries)
-        if args.update:
-            stale = _stale(old, selections, regions)
-            wanted = [name for name in wanted if name in args.update or name in stale]
-        resolved = _resolve(wanted, selections, client)
-    if args.check:
-        return _report_check(_changes(old, resolved), selections, lock_path, out)
-    new = {name: resolved.get(name) or old[name] for name in selections.queries}
-    new = _keep_unchanged(old, new)
-    changes = _changes(old, new)
-    if lock_path.exists() and not changes:
-        out.write(f"{lock_path} is up to date: {len(new)} selection(s) pinned.\n")
-        return 0
-    write_lockfile(lock_path, new)
+    # A write holds the lockfile's lock from reading the old pins to renaming the new file, so two `lock`
+    # runs (say `--update a` and `--update b`) take turns and neither loses the other's pin. --check and
+    # --verify only read, and a write never shows a half-written file, so they take no lock.
+    with contextlib.nullcontext() if checking else exclusive(lock_path, notice=sys.stderr):
+        old = read_lockfile(lock_path) if checking or lock_path.exists() else {}
+        with _settings_args(args) as settings_args:
+            arguments = _settings_arguments(selections, settings_args)
+            regions = _regions(selections, _configured_region(arguments))
+            settings = resolve_settings(**arguments, require_region=False)
+            client = shared_client(settings)
+            if args.verify:
+                return _verify(selections, old, regions, client, lock_path, out)
+            wanted = list(selections.queries)
+            if args.update:
+                stale = _stale(old, selections, regions)
+                wanted = [name for name in wanted if name in args.update or name in stale]
+            resolved = _resolve(wanted, selections, client)
+        if args.check:
+            return _report_check(_changes(old, resolved), selections, lock_path, out)
+        new = {name: resolved.get(name) or old[name] for name in selections.queries}
+        new = _keep_unchanged(old, new)
+        changes = _changes(old, new)
+        if lock_path.exists() and not changes:
+            out.write(f"{lock_path} is up to date: {len(new)} selection(s) pinned.\n")
+            return 0
+        write_lockfile(lock_path, new)
     out.write(f"Wrote {lock_path}: {len(changes)} of {len(new)} selection(s) changed.\n")
     out.writelines(change.line(selections.path) + "\n" for change in changes)
     return 0

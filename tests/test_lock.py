@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -610,3 +612,217 @@ def test_the_installed_command_locks_and_checks_in_a_pipeline(project: Path, ucl
     assert updated.returncode == 0, updated.stderr
     assert pinned(project, "web") == "uimage-ub22nw"
     assert command("--check").returncode == 0
+
+
+# -- two writers, links, leftovers and files that are not lockfiles --------------------------------------
+
+
+def _stale_pins(directory: Path, *names: str) -> None:
+    """Point the named pins at an image no query resolves to, so an update must re-pin them."""
+    path = directory / "ucloud-images.lock.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for name in names:
+        data["selections"][name]["image_id"] = f"uimage-old{name[:3]}"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def test_concurrent_updates_take_turns_and_keep_every_pin(
+    project: Path, run: Run, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run()[0] == 0
+    _stale_pins(project, "web", "legacy")
+    inside: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    real_resolve = _lock._resolve
+
+    def slow_resolve(names: Any, selections: Any, client: Any) -> Any:
+        inside.append(threading.current_thread().name)
+        if len(inside) > 1:
+            overlaps.append(tuple(inside))
+        try:
+            time.sleep(0.3)  # long enough for the other update to reach this point, were it not held back
+            return real_resolve(names, selections, client)
+        finally:
+            inside.remove(threading.current_thread().name)
+
+    monkeypatch.setattr(_lock, "_resolve", slow_resolve)
+    codes: dict[str, int] = {}
+
+    def update(name: str) -> None:
+        codes[name] = main(["lock", "--update", name])
+
+    threads = [threading.Thread(target=update, args=(name,), name=name) for name in ("web", "legacy")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert codes == {"web": 0, "legacy": 0}
+    assert overlaps == []  # one read-modify-write at a time
+    pins = lockfile(project)["selections"]
+    assert pins["legacy"]["image_id"] == "uimage-f1chxn"
+    assert not pins["web"]["image_id"].startswith("uimage-old")
+    assert "waiting for another 'ucloud-images lock'" in capsys.readouterr().err
+    assert sorted(path.name for path in project.iterdir()) == ["ucloud-images.lock.json", "ucloud-images.toml"]
+
+
+@pytest.mark.slow
+def test_concurrent_update_processes_lose_no_pin(project: Path, run: Run) -> None:
+    assert run()[0] == 0
+    for _ in range(3):
+        _stale_pins(project, "web", "legacy")
+        commands = [
+            subprocess.Popen([console_script(), "lock", "--update", name], cwd=project, env={**os.environ},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name in ("web", "legacy")
+        ]
+        assert [command.wait(60) for command in commands] == [0, 0]
+        pins = lockfile(project)["selections"]
+        assert [name for name in ("web", "legacy") if pins[name]["image_id"].startswith("uimage-old")] == []
+
+
+def test_a_symlinked_lockfile_is_updated_through_the_link(project: Path, run: Run, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    link = project / "ucloud-images.lock.json"
+    link.symlink_to(shared / "pins.json")  # dangling: the first lock creates the target
+    assert run()[0] == 0
+    assert link.is_symlink() and (shared / "pins.json").is_file()
+    _stale_pins(project, "legacy")
+    code, out, _ = run("--update", "legacy")
+    assert code == 0 and "~ legacy: uimage-oldleg" in out
+    assert link.is_symlink() and os.readlink(link) == str(shared / "pins.json")
+    assert json.loads((shared / "pins.json").read_text())["selections"]["legacy"]["image_id"] == "uimage-f1chxn"
+    assert sorted(path.name for path in shared.iterdir()) == ["pins.json"]  # no lock or temporary file left
+
+
+def test_the_lock_is_taken_beside_the_real_lockfile(tmp_path: Path) -> None:
+    target = tmp_path / "real" / "pins.json"
+    target.parent.mkdir()
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    one.symlink_to(target)
+    two.symlink_to(target)
+    with _lock.exclusive(one):
+        assert (target.parent / ".pins.json.lock").exists()
+        held = pytest.raises(LockfileError, match=r"Another 'ucloud-images lock' has been updating .*two\.json")
+        with held, _lock.exclusive(two, wait=0.2):  # the other link: the same lock
+            pass
+    assert not (target.parent / ".pins.json.lock").exists()
+
+
+def test_temporary_files_a_killed_write_left_are_removed_by_the_next_lock(project: Path, run: Run) -> None:
+    assert run()[0] == 0
+    left = project / ".ucloud-images.lock.json.k1ll3d_x.tmp"
+    left.write_text('{"half": ', encoding="utf-8")
+    other = project / ".ucloud-images.lock.json.notmine.tmp"  # not a name lock makes: kept
+    other.write_text("", encoding="utf-8")
+    _stale_pins(project, "legacy")
+    assert run("--update", "legacy")[0] == 0
+    assert not left.exists() and other.exists()
+
+
+@pytest.mark.slow
+def test_a_write_killed_before_its_rename_leaves_a_file_the_next_run_removes(project: Path, run: Run) -> None:
+    assert run()[0] == 0
+    _stale_pins(project, "legacy")
+    before = (project / "ucloud-images.lock.json").read_bytes()
+    killer = (
+        "import os, signal, sys\n"
+        "os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "from pulumi_ucloud_images._cli import main\n"
+        "sys.exit(main(['lock', '--update', 'legacy']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", killer], cwd=project, env={**os.environ}, capture_output=True,
+                          timeout=60)
+    assert done.returncode == -9
+    assert (project / "ucloud-images.lock.json").read_bytes() == before  # never half-written
+    leftovers = sorted(path.name for path in project.iterdir() if path.name.endswith(".tmp"))
+    assert len(leftovers) == 1 and leftovers[0].startswith(".ucloud-images.lock.json.")
+    assert run("--update", "legacy")[0] == 0
+    assert sorted(path.name for path in project.iterdir()) == ["ucloud-images.lock.json", "ucloud-images.toml"]
+
+
+@pytest.mark.timeout(30)  # reading a FIFO would wait for a writer for ever
+@pytest.mark.parametrize("flag", ["--lockfile", "--file"])
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda directory: _mkfifo(directory / "pipe"),
+         "cannot be read: it is a FIFO (named pipe), not a regular file."),
+        (lambda directory: Path("/dev/full"), "cannot be read: it is a character device, not a regular file."),
+        (lambda directory: Path("/dev/zero"), "cannot be read: it is a character device, not a regular file."),
+        (lambda directory: directory, "cannot be read: it is a directory, not a regular file."),
+        (
+            lambda directory: _write(directory / "big", " " * (4 * 1024 * 1024 + 1)),
+            "cannot be read: it is larger than 4 MiB, far more than such a file ever holds.",
+        ),
+    ],
+)
+def test_only_regular_files_of_a_sane_size_are_read(
+    project: Path, run: Run, tmp_path: Path, flag: str, make: Callable[[Path], Path], problem: str
+) -> None:
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    path = make(odd)
+    what = "lockfile" if flag == "--lockfile" else "selection file"
+    for mode in (["--check"], []):
+        code, out, err = run(flag, str(path), *mode)
+        assert (code, out) == (2, "")
+        assert err == f"ucloud-images: error: The {what} {path} {problem}\n"
+    if flag == "--lockfile":
+        with pytest.raises(LockfileError, match=re.escape(problem)):
+            locked_lookup("web", parse_query(WEB), path=path)
+
+
+def _mkfifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "problem"),
+    [
+        ("--lockfile", "[" * 100_000, "nests arrays or objects too deeply to be a lockfile; fix it, or delete it"),
+        ("--file", "a = " + "[" * 100_000, "nests arrays or tables too deeply to be a selection file."),
+        ("--lockfile", '{"version": 1, "selections": {"web": ' + "[" * 500 + "]" * 500 + "}}",
+         "is malformed at selections.web: expected an object, found list [[[[...]]]]."),
+    ],
+)
+def test_deep_nesting_is_one_sentence(project: Path, run: Run, flag: str, text: str, problem: str) -> None:
+    path = _write(project / "deep", text)
+    code, _, err = run(flag, str(path), "--check")
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert problem in err
+
+
+def test_a_selection_without_a_region_is_said_before_missing_keys(
+    project: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("UCLOUD_REGION", "UCLOUD_PUBLIC_KEY", "UCLOUD_PRIVATE_KEY"):
+        monkeypatch.delenv(name)
+    (project / "ucloud-images.toml").write_text("[selections.web]\nname_regex = 'x'\n", encoding="utf-8")
+    code, _, err = run()
+    assert code == 2
+    assert err == (
+        "ucloud-images: error: Selection 'web' of ucloud-images.toml has no region; set region in it or in "
+        "[settings], or set UCLOUD_REGION.\n"
+    )
+
+
+def test_settings_errors_name_the_selection_files_settings(project: Path, run: Run) -> None:
+    (project / "ucloud-images.toml").write_text(SELECTIONS.replace('region = "cn-bj2"', 'profile = "prod"'))
+    code, _, err = run()
+    assert code == 2
+    assert err == (
+        "ucloud-images: error: The UCloud profile 'prod' is in neither ~/.ucloud/config.json (no such file) nor "
+        "~/.ucloud/credential.json (no such file).\n"
+    )
+    (project / "ucloud-images.toml").write_text(SELECTIONS.replace('region = "cn-bj2"', 'base_url = "ftp://x"'))
+    code, _, err = run()
+    assert code == 2
+    assert "Invalid base_url 'ftp://x' (from base_url in [settings] of ucloud-images.toml)" in err

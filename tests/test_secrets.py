@@ -189,3 +189,164 @@ def test_the_command_never_prints_a_secret_from_the_environment(
     captured = capsys.readouterr()
     assert "uimage-f1chxn" in captured.out and "public key" in captured.err
     assert_no_secret(captured.out, captured.err)
+
+
+# -- a base URL with a user name or password is refused, in every face, without showing it --------------
+
+
+USERINFO_URL = "http://ops-user:hunter2-userinfo@127.0.0.1:9"
+
+
+def assert_url_not_shown(*texts: str) -> None:
+    for text in texts:
+        assert "hunter2" not in text and "ops-user" not in text
+
+
+def _userinfo_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """The error of every face given the URL: each must be raised, so each face is really tried."""
+    found: dict[str, str] = {}
+    keys = {"public_key": PUBLIC_KEY, "private_key": SECRET, "region": "cn-bj2"}
+
+    def expect(face: str, call: Any) -> None:
+        with pytest.raises(UCloudImagesError) as caught:
+            call()
+        assert caught.value.exit_code == 2, face
+        found[face] = f"{caught.value} {caught.value!r}"
+
+    expect("resolve_settings argument", lambda: resolve_settings(**keys, base_url=USERINFO_URL, env={}, home=tmp_path))
+    expect("environment", lambda: resolve_settings(**keys, env={"UCLOUD_API_BASE_URL": USERINFO_URL}, home=tmp_path))
+    expect("Pulumi config", lambda: resolve_settings(**keys, config={"ucloud:baseUrl": USERINFO_URL}.get, env={},
+                                                     home=tmp_path))
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "config.json").write_text(json.dumps([{"profile": "a", "active": True, "base_url": USERINFO_URL}]))
+    expect("profile file", lambda: resolve_settings(**keys, env={"UCLOUD_SHARED_CONFIG_FILE": str(profiles /
+                                                                                              "config.json")},
+                                                    home=tmp_path))
+    expect("Settings", lambda: Settings(public_key=PUBLIC_KEY, private_key=SECRET, base_url=USERINFO_URL))
+    expect("lookup_images", lambda: lookup_images(**keys, base_url=USERINFO_URL, name_regex="x"))
+
+    from pulumi_ucloud_images import get_images
+
+    expect("get_images", lambda: get_images(**keys, base_url=USERINFO_URL, name_regex="x"))
+    for label, argv in (("command flag", ["find", "--base-url", USERINFO_URL]),
+                        ("command lock", ["lock", "--base-url", USERINFO_URL])):
+        selections = tmp_path / "ucloud-images.toml"
+        selections.write_text("[selections.web]\nregion = 'cn-bj2'\nname_regex = 'x'\n")
+        code = main([*argv, "--public-key", PUBLIC_KEY, "--private-key", SECRET, "--region", "cn-bj2"]
+                    if label == "command flag" else [*argv, "--file", str(selections), "--public-key", PUBLIC_KEY,
+                                                     "--private-key", SECRET])
+        captured = capsys.readouterr()
+        assert code == 2, (label, captured.err)
+        found[label] = captured.out + captured.err
+    selections.write_text(f"[settings]\nbase_url = '{USERINFO_URL}'\n[selections.web]\nregion = 'cn-bj2'\n")
+    assert main(["lock", "--file", str(selections), "--public-key", PUBLIC_KEY, "--private-key", SECRET]) == 2
+    captured = capsys.readouterr()
+    found["selection file [settings]"] = captured.out + captured.err
+    return found
+
+
+def test_a_base_url_with_userinfo_is_refused_in_every_face(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = _userinfo_errors(tmp_path, capsys)
+    assert len(found) == 10
+    for face, text in found.items():
+        assert_url_not_shown(text)
+        assert "user name or password" in text, face
+    assert "Invalid --base-url: it carries a user name or password" in found["command flag"]
+    assert "(from the environment variable UCLOUD_API_BASE_URL)" in found["environment"]
+    assert "(from base_url in [settings] of " in found["selection file [settings]"]
+
+
+# -- no local variable on a lookup's way holds the private key outside a SecretStr -------------------------
+
+
+def _shows_secret(value: Any, depth: int = 0) -> bool:
+    """What a traceback with locals (pytest --showlocals) or an error tracker would show of a value."""
+    if isinstance(value, str):
+        return any(fragment in value for fragment in FRAGMENTS)
+    if depth < 4 and isinstance(value, (dict, list, tuple, set, frozenset)):
+        items = value.items() if isinstance(value, dict) else value
+        return any(_shows_secret(item, depth + 1) for item in items)
+    try:
+        return any(fragment in repr(value) for fragment in FRAGMENTS)
+    except Exception:
+        return False
+
+
+def _holders(call: Any) -> list[str]:
+    """Package frames whose locals show the key as they return, and the frames of a raised error."""
+    import sys
+
+    seen: set[str] = set()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        code = frame.f_code
+        in_package = "pulumi_ucloud_images" in code.co_filename and "_emulator" not in code.co_filename
+        # the command line itself is the user's input, read by the parser: it is not kept past parsing
+        if event == "return" and in_package and code.co_name != "_parse":
+            for name, value in list(frame.f_locals.items()):
+                if _shows_secret(value):
+                    seen.add(f"{Path(code.co_filename).name}:{code.co_name}:{name}")
+
+    sys.setprofile(profile)
+    try:
+        call()
+    except UCloudImagesError as exc:
+        trace = exc.__traceback__
+        while trace is not None:
+            for name, value in list(trace.tb_frame.f_locals.items()):
+                if _shows_secret(value) and trace.tb_frame.f_code.co_name != "<lambda>":
+                    seen.add(f"traceback {trace.tb_frame.f_code.co_name}:{name}")
+            trace = trace.tb_next
+    finally:
+        sys.setprofile(None)
+    return sorted(seen)
+
+
+def test_no_local_holds_the_private_key_on_a_lookups_way(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = emulator.base_url
+    checked = 0
+
+    def lookup(**kwargs: Any) -> Any:
+        return lambda: lookup_images(region="cn-bj2", base_url=url, **kwargs)
+
+    calls = {
+        "explicit, found": lookup(public_key=PUBLIC_KEY, private_key=SECRET, image_id="uimage-f1chxn"),
+        "explicit, no match": lookup(public_key=PUBLIC_KEY, private_key=SECRET, name_regex="^Plan 9"),
+        "explicit, ambiguous": lookup(public_key=PUBLIC_KEY, private_key=SECRET, name_regex="^Ubuntu"),
+        "explicit, keys rejected": lookup(public_key="pk-unknown", private_key=SECRET),
+        "explicit, bad filter": lookup(public_key=PUBLIC_KEY, private_key=SECRET, os_type="plan9"),
+        "explicit, bad timeout": lookup(public_key=PUBLIC_KEY, private_key=SECRET, timeout=-1),
+        "command": lambda: main(["find", "--region", "cn-bj2", "--base-url", url, "--public-key", PUBLIC_KEY,
+                                 "--private-key", SECRET, "--name-regex", "^Plan 9"]),
+    }
+    for label, call in calls.items():
+        assert _holders(call) == [], label
+        checked += 1
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", SECRET)
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", PUBLIC_KEY)
+    assert _holders(lookup(name_regex="^Ubuntu")) == [], "from the environment"
+    monkeypatch.delenv("UCLOUD_PRIVATE_KEY")
+    folder = Path.home() / ".ucloud"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps([{"profile": "p", "active": True}]))
+    (folder / "credential.json").write_text(json.dumps([{"profile": "p", "public_key": PUBLIC_KEY,
+                                                         "private_key": SECRET}]))
+    assert _holders(lookup(name_regex="^Ubuntu")) == [], "from the credential file"
+    (folder / "credential.json").write_text(json.dumps([{"profile": "p", "private_key": SECRET}]) + "]")
+    assert _holders(lookup(name_regex="^Ubuntu")) == [], "from a malformed credential file"
+    capsys.readouterr()
+    assert checked == len(calls)
+
+
+def test_the_holder_check_sees_a_key_held_in_a_local() -> None:
+    """The check above can fail: a plain key in a local of package code is found."""
+    from pulumi_ucloud_images import _signing
+
+    assert _holders(lambda: _signing.sign({"Action": "DescribeImage"}, PUBLIC_KEY, SECRET)) == [
+        "_signing.py:sign:private_key", "_signing.py:signature:private_key"
+    ]
