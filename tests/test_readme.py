@@ -1,0 +1,69 @@
+"""The README is true: its emulator snippet works as pasted, no sentence stops half-way, and its exit-code
+table says what the command does with malformed profile files."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pulumi_ucloud_images._cli import main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def test_the_emulator_snippet_runs_as_pasted(tmp_path: Path) -> None:
+    snippet = next(block for block in _python_blocks() if "with Emulator() as emulator:" in block)
+    assert "from pulumi_ucloud_images._" not in snippet  # a public import only
+    # In a fresh interpreter, with nothing imported or set up beforehand: exactly what a reader pastes.
+    done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "uimage-f1chxn\n"
+
+
+def test_no_paragraph_stops_mid_sentence() -> None:
+    text = README.read_text(encoding="utf-8")
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    for paragraph in re.split(r"\n\s*\n", prose):
+        lines = [line for line in paragraph.strip().splitlines() if line.strip()]
+        if not lines or lines[0].startswith(("|", "#", "-", "1.", "2.", "3.", "4.", "<")):
+            continue  # tables, headings and lists end as they like
+        last = lines[-1].rstrip()
+        assert last.endswith((".", ":", ")", "!", "?", "`")), f"a paragraph ends mid-sentence: {last!r}"
+
+
+def _exit_codes() -> dict[str, str]:
+    table = re.search(r"\| exit code \| meaning \|\n\| --- \| --- \|\n((?:\|.*\|\n)+)", README.read_text("utf-8"))
+    assert table, "the README has the exit-code table"
+    rows = [line.split("|")[1:3] for line in table.group(1).splitlines()]
+    return {code.strip(): meaning.strip() for code, meaning in rows}
+
+
+def test_the_exit_code_table_says_what_malformed_profile_files_do(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codes = _exit_codes()
+    assert "malformed `~/.ucloud` profile file" in codes["2"]
+    assert "profile" not in codes["5"].split("error:")[0]
+    folder = Path.home() / ".ucloud"
+    folder.mkdir()
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", "pk")
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", "sk")
+    monkeypatch.setenv("UCLOUD_REGION", "cn-bj2")
+    for content in ("{broken", json.dumps([{"profile": "a", "active": True}, {"profile": "b", "active": True}])):
+        (folder / "config.json").write_text(content, encoding="utf-8")
+        assert main(["find", "--name-regex", "x"]) == 2
+    capsys.readouterr()
+
+
+def test_the_readme_says_lock_takes_the_emulator_switch_too() -> None:
+    assert "Add `--emulator` to any `find`, `list` or `lock`" in README.read_text(encoding="utf-8")
