@@ -1,7 +1,7 @@
 """``get_images`` and ``get_images_output``: the lookup shaped like a function of a generated Pulumi SDK.
 
 Where the answer comes from depends on the runtime around the call, decided per call by
-:func:`_mocks_are_set`: under ``pulumi.runtime.set_mocks`` the invoke machinery carries the call to the
+:func:`~._pulumi_sdk.mocks_are_set`: under ``pulumi.runtime.set_mocks`` the invoke machinery carries the call to the
 user's ``Mocks.call`` (token ``ucloud-images:index:getImages``) and no request is made; in a real Pulumi
 program and in plain Python the lookup runs here, in-process, through the memoised shared client, so no
 provider plugin is needed. Errors are the library's own, made to also be :class:`pulumi.RunError`, so Pulumi
@@ -19,15 +19,12 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 import pulumi.runtime
-from pulumi.runtime import rpc
-from pulumi.runtime._depends_on import _resolve_depends_on
-from pulumi.runtime.proto.resource_pb2_grpc import ResourceMonitorStub
-from pulumi.runtime.settings import get_monitor
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import InvalidQueryError, ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
 from ._lookup import SETTING_NAMES, lookup_images
+from ._pulumi_sdk import custom_dependencies, mocks_are_set
 from ._query import ImageQuery, parse_query
 from ._schema import GET_IMAGES_TOKEN, QUERY_NAMING
 from ._select import LookupResult
@@ -131,18 +128,6 @@ class AwaitableGetImagesResult(GetImagesResult):
 
 
 # -- where the answer comes from --------------------------------------------------------------------------
-
-
-def _mocks_are_set() -> bool:
-    """True under ``pulumi.runtime.set_mocks``.
-
-    The SDK keeps the resource monitor in its runtime settings: ``None`` with no engine (plain Python), a
-    gRPC ``ResourceMonitorStub`` under a real engine (CLI or Automation API), and an in-process object (a
-    ``MockMonitor``) under ``set_mocks``. Only the last routes lookups through ``pulumi.runtime.invoke``, so
-    the user's ``Mocks.call`` answers and no request is made; the other two look up in this process.
-    """
-    monitor = get_monitor()
-    return monitor is not None and not isinstance(monitor, ResourceMonitorStub)
 
 
 _RUN_ERRORS: dict[type[UCloudImagesError], type[UCloudImagesError]] = {}
@@ -329,7 +314,7 @@ def get_images(
     _reported(lambda: _refuse_ignored_lock_options(values))
     opts = pulumi.InvokeOptions.merge(None, opts)
     query = _reported(lambda: _query_of(values))
-    if _mocks_are_set():
+    if mocks_are_set():
         answer = pulumi.runtime.invoke(GET_IMAGES_TOKEN, _invoke_args(query), opts=opts).value
         result = _from_answer(answer, query)
     else:
@@ -375,7 +360,7 @@ def get_images_output(
     if all(_is_plain(value) for value in inputs.values()):
         _reported(lambda: _query_of(inputs))  # fail at the call
 
-    if _mocks_are_set():
+    if mocks_are_set():
 
         def invoke(resolved: dict[str, Any]) -> pulumi.Output[GetImagesResult]:
             query = _reported(lambda: _query_of(resolved))
@@ -429,27 +414,10 @@ def _is_plain(value: Any) -> bool:
 def _dependencies(opts: pulumi.InvokeOutputOptions) -> pulumi.Output[None]:
     """Known once every ``depends_on`` resource exists; unknown while one is still to be created (a preview).
 
-    As the SDK does for invokes on engines that cannot hold an invoke back: a component stands for its
-    custom-resource descendants (``rpc._expand_dependencies``), and each custom resource must have a known ID.
+    As the SDK does for invokes on engines that cannot hold an invoke back: each custom resource (a component
+    stands for its custom descendants) must have a known ID.
     """
     if opts.depends_on is None:
         return pulumi.Output.from_input(None)
-
-    async def known() -> bool:
-        expanded = await rpc._expand_dependencies(await _resolve_depends_on(opts._depends_on_list()), None)
-        custom = [r for r in expanded.values() if isinstance(r, pulumi.CustomResource)]
-        # A DependencyResource (a custom resource known only by its URN) has no ID to wait for.
-        for resource in custom:
-            if resource.__dict__.get("id") is not None and not await resource.id.is_known():
-                return False
-        return True
-
-    checked = asyncio.ensure_future(known())
-
-    async def value() -> None:
-        await checked
-
-    async def not_secret() -> bool:
-        return False
-
-    return pulumi.Output(set(), value(), checked, not_secret())
+    resources: pulumi.Output[list[pulumi.CustomResource]] = pulumi.Output.from_input(custom_dependencies(opts))
+    return resources.apply(lambda found: pulumi.Output.all(*(r.id for r in found)).apply(lambda _: None))

@@ -25,6 +25,8 @@ PASSPHRASE = "engine-tests"
 # The venv the tests run in has the package installed; programs and plugins run in it too.
 VENV = Path(sys.prefix)
 VENV_BIN = Path(sys.executable).parent
+# HOME as it was before the test fixtures isolate it: Go's and npm's caches live there, and are kept between runs.
+TOOL_HOME = os.environ.get("HOME", "")
 
 
 class Project:

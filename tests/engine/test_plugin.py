@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_project import VENV_BIN, Project, new_project
+from engine_project import ROOT, VENV_BIN, Project, new_project
 
 from pulumi_ucloud_images import find_images as list_images
 from pulumi_ucloud_images import lookup_images
@@ -91,3 +91,17 @@ def test_a_yaml_program_shows_the_plugin_error_for_an_ambiguous_query(
     assert f"{count} images in region cn-bj2 match osType='Linux', nameRegex='^Ubuntu', states=[Available]" in shown
     assert "Set mostRecent to take the newest, or tighten the filters." in shown
     assert "Traceback" not in shown
+
+
+def test_the_yaml_example_runs_under_the_engine(tmp_path: Path, engine_dir: Path, emulator_env: dict[str, str]) -> None:
+    """examples/yaml as shipped, with the plugin named by path as its README shows."""
+    project = new_project(tmp_path, engine_dir, emulator_env, source=ROOT / "examples" / "yaml",
+                          manifest={"plugins": PROVIDERS})
+    project.run("up", "--yes")
+    outputs = project.outputs()
+    centos = lookup_images(os_type="linux", name_regex=r"^CentOS 7\.2 64")
+    ubuntu = lookup_images(os_type="linux", image_type="base", name_regex=r"^Ubuntu 22\.04", features=["CloudInit"],
+                           most_recent=True)
+    assert outputs == {"centosImageId": centos.image_id, "ubuntuImageId": ubuntu.image_id,
+                       "ubuntuCandidates": list(ubuntu.ids), "pinnedImageId": centos.image_id}
+    project.run("destroy", "--yes")
