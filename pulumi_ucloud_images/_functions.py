@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 import pulumi.runtime
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._errors import InvalidQueryError, ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
@@ -28,6 +28,7 @@ from ._pulumi_sdk import custom_dependencies, mocks_are_set
 from ._query import ImageQuery, parse_query
 from ._schema import GET_IMAGES_TOKEN, QUERY_NAMING
 from ._select import LookupResult
+from ._settings import conceal_key, conceal_key_argument
 
 __all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
 
@@ -175,6 +176,18 @@ def _query_of(values: Mapping[str, Any]) -> ImageQuery:
     return parse_query({name: values[name] for name in ImageQuery.model_fields})
 
 
+def _concealed(values: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments with ``private_key`` held as a ``SecretStr`` (or an ``Output`` of one), in place.
+
+    The key is never bound to a name of this module's frames, so neither a traceback nor a profiler finds it.
+    """
+    if values.get("private_key") is None or isinstance(values.get("private_key"), (str, SecretStr)):
+        conceal_key_argument(values)
+    else:
+        values["private_key"] = pulumi.Output.from_input(values["private_key"]).apply(conceal_key)
+    return values
+
+
 def _settings_args(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: values[name] for name in SETTING_NAMES if values.get(name) is not None}
 
@@ -310,7 +323,8 @@ def get_images(
     opts: pulumi.InvokeOptions | None = None,
 ) -> AwaitableGetImagesResult:
     """Find the one UCloud image that matches every filter, or raise."""
-    values = dict(locals())
+    values = _concealed(dict(locals()))
+    del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     opts = pulumi.InvokeOptions.merge(None, opts)
     query = _reported(lambda: _query_of(values))
@@ -353,7 +367,8 @@ def get_images_output(
 
     An unknown input (during preview) gives an unknown result; a secret input makes the result secret.
     """
-    values = dict(locals())
+    values = _concealed(dict(locals()))
+    del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     output_opts = pulumi.InvokeOutputOptions.merge(None, opts)
     inputs = {name: values[name] for name in (*ImageQuery.model_fields, *SETTING_NAMES)}

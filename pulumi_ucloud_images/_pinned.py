@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import pulumi
 from pulumi.dynamic import (
@@ -39,7 +39,7 @@ from ._lock import fetch_pinned
 from ._lookup import find_images, lookup_images
 from ._pulumi_sdk import UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
-from ._settings import _SOURCES, Settings, resolve_region, resolve_settings
+from ._settings import _SOURCES, PYTHON_FACE, Face, Settings, resolve_region, resolve_settings
 
 __all__ = ["PinnedImage", "PinnedImageProvider"]
 
@@ -93,32 +93,37 @@ def _filters(props: Mapping[str, Any]) -> dict[str, Any]:
     return {name: props[name] for name in _FILTERS if props.get(name) is not None}
 
 
-def _text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
 class PinnedImageProvider(ResourceProvider):
     """The CRUD of :class:`PinnedImage`. Holds nothing but the stack config given to :meth:`configure`."""
 
-    def __init__(self) -> None:
+    def __init__(self, face: Face = PYTHON_FACE) -> None:
         super().__init__()
         self._config: Config | None = None
+        self._face = face  # how messages name the settings' sources: the Python API's, or the plugin's
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # the stack config (it may hold the private key) never leaves the process that received it
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         self._config = None
+        self._face = PYTHON_FACE
 
     def configure(self, req: ConfigureRequest) -> None:
         self._config = req.config
 
-    def _read_config(self, *, unknown: Callable[[str], Any]) -> Callable[[str], str | None] | None:
+    def _read_config(self, *, unknown: Callable[[str], str | None]) -> Callable[[str], str | None] | None:
         """The ``config`` source of the settings; ``unknown(key)`` decides what a not-yet-known value reads as."""
         config = self._config
         if config is None:
             return None  # the core then reads the program's own stack config, if any
-        return lambda key: unknown(key) if is_unknown(value := config.get(key)) else _text(value)
+
+        def read(key: str) -> str | None:
+            # The value is never bound to a name here: it may be the private key (see tests/test_secrets.py).
+            if config.get(key) == UNKNOWN:
+                return unknown(key)
+            return cast("str | None", config.get(key) or None)
+
+        return read
 
     def _settings(self, query: ImageQuery) -> Settings:
         def refuse(key: str) -> NoReturn:
@@ -126,14 +131,14 @@ class PinnedImageProvider(ResourceProvider):
             raise SettingsNotKnownError(f"Settings not known yet: {name}; lookups need known settings.")
 
         reader = self._read_config(unknown=refuse)
-        return resolve_settings(region=query.region, project_id=query.project_id, config=reader)
+        return resolve_settings(region=query.region, project_id=query.project_id, config=reader, face=self._face)
 
     def _configured_region(self) -> Any:
         """The region the settings name (no keys needed); ``UNKNOWN`` while one it depends on is not known yet."""
         config = self._config
         if config is not None and any(is_unknown(config.get(key)) for key in _REGION_KEYS):
             return UNKNOWN
-        return resolve_region(config=self._read_config(unknown=lambda key: None))
+        return resolve_region(config=self._read_config(unknown=lambda key: None), face=self._face)
 
     def _missing_region(self, query: ImageQuery) -> CheckFailure | None:
         """No region anywhere: the core's sentence saying where it looked (it needs the keys to get that far)."""

@@ -64,7 +64,7 @@ from ._pinned import PinnedImageProvider, SettingsNotKnownError, integral, is_un
 from ._pulumi_sdk import GRPC_SERVER_OPTIONS, UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
 from ._schema import CONFIG_KEYS, GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, QUERY_NAMING, camel, render
-from ._settings import _SOURCES, resolve_settings
+from ._settings import Face, resolve_settings
 from ._version import __version__
 
 __all__ = ["UCloudImagesProvider", "main"]
@@ -229,18 +229,17 @@ def _in_schema_spelling(message: str) -> str:
     return _SNAKE_FIELDS.sub(lambda match: QUERY_NAMING[match.group(1)], message)
 
 
-def _looked_at_provider_config(message: str) -> str:
-    """Name this provider's settings where the core's message names the Python API's sources."""
-    for name, key in CONFIG_KEYS.items():
-        message = message.replace(
-            f"the {name} argument, Pulumi config {_SOURCES[name][0]}",
-            f"the provider setting {key} (Pulumi config {PACKAGE_NAME}:{key})",
-        )
-    return message
+PLUGIN_FACE = Face(
+    arguments={"region": "the region input", "project_id": "the projectId input"},
+    config={
+        name: f"the provider setting {key} (Pulumi config {PACKAGE_NAME}:{key})" for name, key in CONFIG_KEYS.items()
+    },
+)
+"""How the plugin's messages name the settings' sources: its inputs hold only the query, its config its own."""
 
 
 def _plugin_spelling(message: str) -> str:
-    return _in_schema_spelling(_looked_at_provider_config(message))
+    return _in_schema_spelling(message)
 
 
 def _respelled(exc: UCloudImagesError) -> UCloudImagesError:
@@ -348,7 +347,8 @@ class UCloudImagesProvider(Provider):
         if query is None:
             return InvokeResponse(failures=failures)
         try:
-            settings = resolve_settings(region=query.region, project_id=query.project_id, config=self._config_value)
+            settings = resolve_settings(region=query.region, project_id=query.project_id, config=self._config_value,
+                                        face=PLUGIN_FACE)
         except InvalidQueryError as exc:
             if exc.field not in _PROPERTY_BY_FIELD:
                 raise _respelled(exc) from None
@@ -364,7 +364,7 @@ class UCloudImagesProvider(Provider):
         if resource_type != PINNED_IMAGE_TOKEN:
             raise ProviderError(f"Unknown resource type {resource_type!r}; this provider has {PINNED_IMAGE_TOKEN}.")
         if self._pins is None:
-            self._pins = PinnedImageProvider()
+            self._pins = PinnedImageProvider(face=PLUGIN_FACE)
             self._pins.configure(DynamicConfigureRequest(_ProviderConfig(self._setting)))
         return self._pins
 

@@ -75,7 +75,8 @@ _SECRET_VARIABLE = _SOURCES[_SECRET][1]
 class Face:
     """How one front end names, in messages, the places a setting comes from.
 
-    ``arguments``: how a value given explicitly is named (``--region``, ``the region argument``).
+    ``arguments``: how a value given explicitly is named (``--region``, ``the region argument``); a setting
+    missing here cannot be given explicitly in that face (a plugin's inputs hold only the query).
     ``config``: the settings the face's config source can hold, and how that source is named for each
     (``Pulumi config ucloud:region``); a setting missing here is neither read from that source nor named.
     ``quotes_arguments``: whether a bad value given explicitly is quoted back (the command never quotes the
@@ -106,6 +107,12 @@ CLI_FACE = Face(
 """The ``ucloud-images`` command: flags, no Pulumi config (it never runs inside a program), ``~`` paths."""
 
 
+def _profile_setting(face: Face) -> str:
+    """How the face names its own profile setting, followed by " or ", or nothing if it has none."""
+    named = face.arguments.get("profile") or face.config.get("profile")
+    return f"{named} or " if named else ""
+
+
 def _conceal(value: Any) -> SecretStr | None:
     """A private key as it arrives (text, a ``SecretStr`` or nothing) -> a ``SecretStr`` or ``None``.
 
@@ -115,6 +122,9 @@ def _conceal(value: Any) -> SecretStr | None:
         return value if value is None or isinstance(value, SecretStr) else SecretStr(str(value))
     finally:
         del value
+
+
+conceal_key = _conceal
 
 
 def conceal_key_argument(arguments: dict[str, Any]) -> None:
@@ -322,8 +332,8 @@ def _gather(
     shown_home = home if face.home_paths else None
 
     def labels(name: str) -> list[str]:
-        """How the first three sources of a setting are named, in their order (the config only if read)."""
-        named = [face.arguments[name]]
+        """How the first three sources of a setting are named, in their order (each only if the face has it)."""
+        named = [face.arguments[name]] if name in face.arguments else []
         if name in face.config:
             named.append(face.config[name])
         return [*named, f"the environment variable {_SOURCES[name][1]}"]
@@ -331,7 +341,7 @@ def _gather(
     def early(name: str) -> tuple[Any, str]:
         """The value from the first three sources, and where it came from. Blank counts as unset."""
         config_key, env_key, _ = _SOURCES[name]
-        readers: list[Callable[[], Any]] = [lambda: explicit.get(name)]
+        readers: list[Callable[[], Any]] = [lambda: explicit.get(name)] if name in face.arguments else []
         if name in face.config:
             readers.append(lambda: _conceal(config(config_key)) if name == _SECRET else config(config_key))
         readers.append(lambda: environment.get(env_key))
@@ -359,7 +369,7 @@ def _gather(
             names = ", ".join(repr(str(entry["profile"])) for entry in active)
             raise ProfileError(
                 f"The UCloud config file {profiles.shown} marks {len(active)} profiles active ({names}); mark one, "
-                f"or name the profile with {face.arguments['profile']} or UCLOUD_PROFILE."
+                f"or name the profile with {_profile_setting(face)}UCLOUD_PROFILE."
             )
         profile_name = str(active[0]["profile"]) if active else None
     elif profile_name not in {*profiles.names(), *credentials.names()}:

@@ -343,6 +343,32 @@ def test_no_local_holds_the_private_key_on_a_lookups_way(
     assert checked == len(calls)
 
 
+def test_no_local_holds_the_private_key_in_the_pulumi_faces(emulator: Emulator) -> None:
+    """``get_images`` in plain Python, and PinnedImage's provider reading the key from the stack config."""
+    from pulumi.dynamic import ConfigureRequest
+    from pulumi.dynamic.config import Config
+
+    from pulumi_ucloud_images import get_images
+    from pulumi_ucloud_images._pinned import PinnedImageProvider
+
+    url = emulator.base_url
+    explicit = {"region": "cn-bj2", "base_url": url, "public_key": PUBLIC_KEY, "private_key": SECRET}
+    provider = PinnedImageProvider()
+    config = {"ucloud:region": "cn-bj2", "ucloud:baseUrl": url, "ucloud:publicKey": PUBLIC_KEY,
+              "ucloud:privateKey": SECRET}
+    provider.configure(ConfigureRequest(Config(raw_config=config, project_name="secrets")))
+    calls = {
+        "get_images, found": lambda: get_images(**explicit, image_id="uimage-f1chxn"),
+        "get_images, no match": lambda: get_images(**explicit, name_regex="^Plan 9"),
+        "get_images, keys rejected": lambda: get_images(**{**explicit, "public_key": "pk-unknown"}),
+        "pin check, no match": lambda: provider.check({}, {"name_regex": "^Plan 9"}),
+        "pin create": lambda: provider.create({"image_id": "uimage-f1chxn"}),
+        "pin read": lambda: provider.read("uimage-f1chxn", {"image_id": "uimage-f1chxn"}),
+    }
+    for label, call in calls.items():
+        assert _holders(call) == [], label
+
+
 def test_the_holder_check_sees_a_key_held_in_a_local() -> None:
     """The check above can fail: a plain key in a local of package code is found."""
     from pulumi_ucloud_images import _signing
