@@ -89,6 +89,26 @@ class ResponseFormatError(TransportError):
     """The API answered something that is not a DescribeImage envelope (not JSON, no RetCode, bad shape)."""
 
 
+class ConnectionFailedError(TransportError):
+    """No connection could be made (refused, host name not resolved, TLS handshake failed or not TLS at all)."""
+
+
+class ResponseTimeoutError(TransportError):
+    """The answer did not arrive within its request's deadline (a stalled or trickling server)."""
+
+
+class RedirectError(TransportError):
+    """The API answered with an HTTP redirect, which is never followed. ``location_host`` is where it pointed."""
+
+    def __init__(self, message: str, *, action: str = "", request_id: str = "", location_host: str = "") -> None:
+        super().__init__(message, action=action, request_id=request_id)
+        self.location_host = location_host
+
+
+class ResponseTooLargeError(TransportError):
+    """An answer was larger than the client accepts (bytes after decompression, or images in a listing)."""
+
+
 # What a user should check for the RetCodes a lookup can meet (ucloud-api-facts.md, section 3).
 _HINTS = {
     110: "try again",
@@ -116,7 +136,9 @@ class APIError(UCloudImagesError):
 
     exit_code = 5
 
-    def __init__(self, ret_code: int, message: str, *, action: str, request_id: str, detail: str = "") -> None:
+    def __init__(
+        self, ret_code: int, message: str, *, action: str, request_id: str, detail: str = "", note: str = ""
+    ) -> None:
         # The message and the request id are the server's text: shown without control characters, cut short.
         message = shown(message.strip(), _MESSAGE_LIMIT)
         request_id = shown(request_id, _REQUEST_ID_LIMIT)
@@ -124,10 +146,12 @@ class APIError(UCloudImagesError):
         self.api_message = message
         self.action = action
         self.request_id = request_id
+        self.detail = detail  # what the client adds (where the keys came from); ``note``: how retries ended
         hint = _HINTS.get(ret_code)
         super().__init__(
             f"UCloud API {action} failed with RetCode {ret_code}: {message.rstrip('.') or '(no message)'} "
             f"(request id {request_id or 'unknown'}){f'; {hint}' if hint else ''}{f' ({detail})' if detail else ''}."
+            f"{f' {note}' if note else ''}"
         )
 
 class NoImageFoundError(UCloudImagesError, LookupError):

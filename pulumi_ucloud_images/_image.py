@@ -157,8 +157,12 @@ class Page:
     images: tuple[Image, ...]
 
 
-def parse_page(body: Any, *, action: str = "DescribeImage", request_id: str = "") -> Page:
-    """Parse the payload of a successful DescribeImage answer (RetCode already checked)."""
+def parse_page(body: Any, *, action: str = "DescribeImage", request_id: str = "", limit: int | None = None) -> Page:
+    """Parse the payload of a successful DescribeImage answer (RetCode already checked).
+
+    ``limit`` is the ``Limit`` the page was asked for: a page holding more images than that is refused before
+    any record is validated.
+    """
 
     def bad(what: str) -> ResponseFormatError:
         return ResponseFormatError(
@@ -181,6 +185,8 @@ def parse_page(body: Any, *, action: str = "DescribeImage", request_id: str = ""
         raise bad(f"a TotalCount that is not a non-negative integer: {total!r:.60}")
     if len(raw_images) > total:
         raise bad(f"{len(raw_images)} images in ImageSet but a TotalCount of {total}")
+    if limit is not None and len(raw_images) > limit:
+        raise bad(f"{len(raw_images)} images in ImageSet for a Limit of {limit}")
     for index, raw in enumerate(raw_images):
         if not isinstance(raw, Mapping):
             raise bad(f"an ImageSet[{index}] that is not an object but {_json_type(raw)}")

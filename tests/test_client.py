@@ -324,7 +324,10 @@ def test_transient_failures_are_retried_and_then_succeed(offline: Settings, fail
         assert client.requests_sent == 3
 
 
-@pytest.mark.parametrize("failure", sorted(TRANSIENT))
+RATE_LIMITED = {"HTTP 429", "RetCode 153"}  # retried for as long as the time budget lasts, not `attempts` times
+
+
+@pytest.mark.parametrize("failure", sorted(set(TRANSIENT) - RATE_LIMITED))
 def test_a_persistent_transient_failure_gives_up_after_the_attempts(offline: Settings, failure: str) -> None:
     answers = [TRANSIENT[failure]() for _ in range(NO_SLEEP.attempts)]
     with scripted(offline, *answers) as client:
@@ -385,14 +388,42 @@ def test_the_backoff_schedule_is_exponential_and_capped() -> None:
     assert [halved.delay(n) for n in range(4)] == pytest.approx([0.05, 0.2, 0.8, 2.5])
 
 
-def test_a_rate_limited_call_sleeps_the_schedule_and_stops_at_the_attempts(offline: Settings) -> None:
+@pytest.mark.parametrize("failure", sorted(RATE_LIMITED))
+def test_a_rate_limited_call_backs_off_longer_until_the_time_budget_is_spent(offline: Settings, failure: str) -> None:
     clock = FakeClock()
     policy = RetryPolicy(attempts=5, total_seconds=60, sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
-    with scripted(offline, {"RetCode": 153, "Message": "rate limited"}, retry=policy) as client:
-        with pytest.raises(APIError) as caught:
+    with scripted(offline, lambda form: TRANSIENT[failure](), retry=policy) as client:
+        with pytest.raises((APIError, TransportError)) as caught:
             client.call(LISTING)
-        assert caught.value.ret_code == 153 and client.requests_sent == 5
-    assert clock.sleeps == pytest.approx([0.1, 0.4, 1.6, 5.0])
+        sent = client.requests_sent
+    # Not stopped at `attempts`: 1, 2, 4, 8 s, then 10 s pauses for as long as they fit in the 60 s.
+    assert clock.sleeps == pytest.approx([1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]) and sent == 9
+    assert "Gave up after 9 attempt(s) in 55.0 s: the next pause (10.0 s) would outlast the lookup's time " \
+           "budget of 60 s" in str(caught.value)
+
+
+def test_a_rate_limit_burst_is_ridden_out(offline: Settings) -> None:
+    clock = FakeClock()
+    started = clock.now
+    policy = RetryPolicy(attempts=5, sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+
+    def limited_for_8_seconds(form: dict[str, str]) -> requests.Response:
+        if clock.now - started < 8:
+            return response(body={"RetCode": 153, "Message": "rate limited"})
+        return response(body=page([image("uimage-a")]))
+
+    with scripted(offline, limited_for_8_seconds, retry=policy) as client:
+        assert [i.image_id for i in client.describe_images(LISTING)] == ["uimage-a"]
+        assert client.requests_sent == 5  # after 1 + 2 + 4 + 8 s of pauses
+
+
+def test_rate_limiting_then_server_errors_do_not_add_up_to_the_attempts(offline: Settings) -> None:
+    clock = FakeClock()
+    policy = RetryPolicy(attempts=3, sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+    answers = [{"RetCode": 153}, {"RetCode": 153}, {"RetCode": 153}, response(502), response(502),
+               page([image("uimage-a")])]
+    with scripted(offline, *answers, retry=policy) as client:
+        assert len(client.describe_images(LISTING)) == 1 and client.requests_sent == 6
 
 
 def test_no_attempt_or_pause_starts_after_the_total_time(offline: Settings) -> None:

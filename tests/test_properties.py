@@ -207,14 +207,15 @@ def test_selection_ignores_page_size_page_order_and_catalogue_order(
         assert outcome(images, query) == outcome(reference, query)
 
 
-@pytest.mark.parametrize("total", [3, 10**12])
-def test_pages_that_repeat_the_same_images_end_in_an_error_not_a_loop(total: int) -> None:
+@pytest.mark.parametrize(("total", "error"), [(3, "consistent image list"),
+                                              (10**12, "a TotalCount of 1,000,000,000,000; the listing was not read")])
+def test_pages_that_repeat_the_same_images_end_in_an_error_not_a_loop(total: int, error: str) -> None:
     class Repeating(requests.Session):
         def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
             body: Mapping[str, Any] = {"RetCode": 0, "TotalCount": total, "ImageSet": [{"ImageId": "uimage-same"}]}
             return response(200, encoded(body))
 
     with Client(SETTINGS, session=Repeating(), retry=ONE_ATTEMPT, max_workers=4) as client:
-        with pytest.raises(UCloudImagesError, match="consistent image list"):
+        with pytest.raises(UCloudImagesError, match=error):
             client.describe_images(LISTING)
         assert client.requests_sent <= 3 * (1 + 2 * 4)

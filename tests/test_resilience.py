@@ -138,11 +138,10 @@ def test_an_image_withdrawn_between_pages_is_never_returned(emulator: Emulator) 
 @pytest.mark.parametrize(
     ("kind", "value", "error", "message"),
     [
-        pytest.param("ret_code", 153, APIError, "RetCode 153", id="RetCode 153"),
         pytest.param("ret_code", 150, APIError, "RetCode 150", id="RetCode 150"),
         pytest.param("http_status", 502, TransportError, "answered HTTP 502", id="HTTP 502"),
         pytest.param("http_status", 503, TransportError, "answered HTTP 503", id="HTTP 503"),
-        pytest.param("drop", None, TransportError, "could not be reached", id="connection dropped"),
+        pytest.param("drop", None, TransportError, "closed the connection without answering", id="connection dropped"),
         pytest.param("slow", 1.0, TransportError, "did not answer within", id="slow"),
         pytest.param("malformed", None, ResponseFormatError, "a body that is not JSON", id="malformed JSON"),
     ],
@@ -158,6 +157,24 @@ def test_a_persistent_fault_fails_with_a_typed_error_after_the_attempts(
     # No page is tried more than ATTEMPTS times, and no page is started after another one failed for good.
     assert faults(emulator).count(kind) <= ATTEMPTS * 4
     assert emulator.request_count <= after + ATTEMPTS * 4
+
+
+@pytest.mark.parametrize("after", [0, 2], ids=["on the first page", "on a concurrent page"])
+def test_persistent_rate_limiting_is_retried_until_the_time_budget_and_the_retry_budget_end(
+    emulator: Emulator, after: int
+) -> None:
+    emulator.inject("ret_code", value=153, times=100_000, after=after)
+    budget = RetryPolicy(attempts=ATTEMPTS, total_seconds=4, throttle_base_delay=0.05, throttle_max_delay=0.1)
+    started = time.monotonic()
+    with pytest.raises(APIError, match="RetCode 153") as caught:
+        lookup(emulator, budget)
+    assert time.monotonic() - started < budget.total_seconds + 2
+    assert caught.value.exit_code == 5
+    assert "time budget of 4 s" in str(caught.value) or "retry budget is spent" in str(caught.value)
+    # Rate limiting is not bounded by the attempts but by the time budget, and every page's retries draw on
+    # the client's one retry budget: 500 tokens at 5 a retry (refilled by 1 a second), for the whole lookup.
+    assert emulator.request_count > after + ATTEMPTS * 4
+    assert emulator.request_count <= after + 5 + 500 / 5 + 6 / 5
 
 
 @pytest.mark.parametrize(("kind", "message"), [("no_retcode", "no RetCode"), ("bad_shape", "ImageSet")])
