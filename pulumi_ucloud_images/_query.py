@@ -10,9 +10,11 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
+import regex
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
@@ -32,6 +34,7 @@ __all__ = [
     "invalid_query_error",
     "invalid_query_errors",
     "parse_query",
+    "regex_problem",
 ]
 
 IMAGE_TYPES = ("Base", "Business", "Custom")
@@ -61,9 +64,15 @@ def _allowed(values: Iterable[str]) -> str:
     return ", ".join(values)
 
 
+_SHOWN_LENGTH = 120  # a value longer than this (a 1,000-character regex) is shown cut, with "..."
+
+
 def _quote(value: Any) -> str:
     """Strings in single quotes, unescaped, so a regex reads as typed and stray spaces show; else repr."""
-    return f"'{value}'" if isinstance(value, str) else repr(value)
+    shown = value if isinstance(value, str) else repr(value)
+    if len(shown) > _SHOWN_LENGTH:
+        shown = shown[: _SHOWN_LENGTH - 3] + "..."
+    return f"'{shown}'" if isinstance(value, str) else shown
 
 
 class _BadValue(ValueError):
@@ -122,10 +131,44 @@ def field_extra(field: FieldInfo) -> dict[str, Any]:
     return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
+# Regexes are Python's `re` syntax. They are checked by `re` (whose messages name the error position) and
+# matched by the `regex` module in its `re`-compatible mode (VERSION0), which can stop a match that runs too
+# long: all the matching of one pass over a listing gets MATCH_SECONDS, so no pattern (say `(a+)+$` against a
+# name of 34 "a"s and a "!") can stall a lookup.
+MAX_REGEX_LENGTH = 1000
+MATCH_SECONDS = 2.0
+_REGEX_FIELDS = ("name_regex", "os_name_regex")
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
+def _compiled(pattern: str) -> regex.Pattern[str]:
     """Selection tests every listed image; compiling once per pattern keeps that loop cheap."""
-    return re.compile(pattern)
+    return regex.compile(pattern, regex.VERSION0)
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be used as a filter regex, in words, or ``None`` when it can."""
+    if len(pattern) > MAX_REGEX_LENGTH:
+        return f"a regular expression may be at most {MAX_REGEX_LENGTH} characters long"
+    try:
+        re.compile(pattern)
+        _compiled(pattern)
+    except (re.error, regex.error) as exc:
+        return f"not a valid regular expression: {exc}"
+    except OverflowError:
+        return "not a valid regular expression: a repetition count is too large"
+    except RecursionError:
+        return "not a valid regular expression: its groups nest too deeply"
+    return None
+
+
+def _too_slow(field: str, pattern: str, naming: Mapping[str, str]) -> InvalidQueryError:
+    return InvalidQueryError(
+        f"Invalid {naming.get(field, field)} {_quote(pattern)}: matching it against the listed images took more than "
+        f"{MATCH_SECONDS:g} s (it backtracks catastrophically, as nested repetition such as (a+)+ does); "
+        "rewrite it.",
+        field=field,
+    )
 
 
 class ImageQuery(BaseModel):
@@ -217,10 +260,9 @@ class ImageQuery(BaseModel):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
+            problem = regex_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
         return value or None  # not stripped: real names carry leading spaces that a regex may match
 
     @field_validator("region", "zone", "project_id", "image_id")
@@ -258,19 +300,51 @@ class ImageQuery(BaseModel):
 
     def matches(self, image: Image) -> bool:
         """The client-side half of the filter; also re-checks server-side fields, which costs nothing."""
-        return (
-            image.state in self.states
-            and (self.zone is None or image.zone == self.zone)
-            and (self.image_type is None or image.image_type.lower() == self.image_type.lower())
-            and (self.os_type is None or image.os_type.lower() == self.os_type.lower())
-            and (self.func_type is None or image.func_type.lower() == self.func_type)
-            and (self.image_id is None or image.image_id == self.image_id)
-            and (not self.ids or image.image_id in self.ids)
-            and (self.name_regex is None or _compiled(self.name_regex).search(image.image_name) is not None)
-            and (self.os_name_regex is None or _compiled(self.os_name_regex).search(image.os_name) is not None)
-            and _has_features(image, self.features)
-            and (self.architecture is None or image.architecture == self.architecture)
-        )
+        return self.matcher()(image)
+
+    def matcher(self, naming: Mapping[str, str] | None = None, *, any_state: bool = False) -> Callable[[Image], bool]:
+        """:meth:`matches` for one pass over a listing: all its regex matching shares ``MATCH_SECONDS``, after
+        which the pattern that ran over is an :class:`InvalidQueryError` (``naming`` spells its field).
+        ``any_state`` leaves ``states`` out (to tell what a wider ``states`` would let in)."""
+        patterns: list[tuple[str, str, regex.Pattern[str]]] = []
+        for name in _REGEX_FIELDS:
+            pattern = getattr(self, name)
+            if pattern is not None:
+                problem = regex_problem(pattern)  # a query built without validation (model_construct)
+                if problem is not None:
+                    raise InvalidQueryError(f"Invalid {(naming or {}).get(name, name)} {_quote(pattern)}: {problem}.",
+                                            field=name)
+                patterns.append((name, pattern, _compiled(pattern)))
+        ends = time.monotonic() + MATCH_SECONDS
+
+        def searched(image: Image) -> bool:
+            for name, pattern, compiled in patterns:
+                left = ends - time.monotonic()
+                try:
+                    if left <= 0:
+                        raise TimeoutError
+                    text = image.image_name if name == "name_regex" else image.os_name
+                    if compiled.search(text, timeout=left) is None:
+                        return False
+                except TimeoutError:
+                    raise _too_slow(name, pattern, naming or {}) from None
+            return True
+
+        def match(image: Image) -> bool:
+            return (
+                (any_state or image.state in self.states)
+                and (self.zone is None or image.zone == self.zone)
+                and (self.image_type is None or image.image_type.lower() == self.image_type.lower())
+                and (self.os_type is None or image.os_type.lower() == self.os_type.lower())
+                and (self.func_type is None or image.func_type.lower() == self.func_type)
+                and (self.image_id is None or image.image_id == self.image_id)
+                and (not self.ids or image.image_id in self.ids)
+                and _has_features(image, self.features)
+                and (self.architecture is None or image.architecture == self.architecture)
+                and (not patterns or searched(image))
+            )
+
+        return match
 
     def criteria(self, naming: Mapping[str, str] | None = None) -> str:
         """Every criterion in use, for error messages: ``os_type='Linux', name_regex='^Ubuntu 22\\.04'``.

@@ -58,9 +58,10 @@ def newest_first(images: Iterable[Image]) -> list[Image]:
     return sorted(images, key=lambda image: (-image.create_time, image.image_id))
 
 
-def filter_images(images: Iterable[Image], query: ImageQuery) -> list[Image]:
-    """The images that pass every filter of ``query``, newest first."""
-    return newest_first(image for image in images if query.matches(image))
+def filter_images(images: Iterable[Image], query: ImageQuery, naming: Mapping[str, str] | None = None) -> list[Image]:
+    """The images that pass every filter of ``query``, newest first (one bounded pass of regex matching)."""
+    matches = query.matcher(naming)
+    return newest_first(image for image in images if matches(image))
 
 
 def no_match_error(
@@ -75,10 +76,11 @@ def no_match_error(
         where = "DescribeImage listed no image for the server-side filters"
     else:
         where = f"DescribeImage listed {len(listed)} image{'s' if len(listed) != 1 else ''}, none passing every filter"
+        in_any_state = query.matcher(naming, any_state=True)
         elsewhere = Counter(
             server_text(image.state, 40) or "no state"
             for image in listed
-            if image.state not in query.states and query.model_copy(update={"states": (image.state,)}).matches(image)
+            if image.state not in query.states and in_any_state(image)
         )
         if elsewhere:
             counts = [f"{count} {state}" for state, count in sorted(elsewhere.items())]
@@ -116,7 +118,7 @@ def select(
     ``naming`` spells the fields in the errors as the caller does (CLI flags, Pulumi's camelCase).
     """
     listed = tuple(images)
-    matches = filter_images(listed, query)
+    matches = filter_images(listed, query, naming)
     if not matches:
         raise no_match_error(listed, query, region, naming)
     if len(matches) > 1 and not query.most_recent:
