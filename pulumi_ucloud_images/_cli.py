@@ -512,6 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         return exc.exit_code
     except KeyboardInterrupt:
+        from ._client import reset_shared_clients
+
+        reset_shared_clients()  # cut off the pages in flight, so the process exits now, not at their deadline
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`... | head -1`): stop quietly, as other command-line tools do.
