@@ -15,12 +15,21 @@ Business images, and custom images without ``_ProjectId``, are visible to every 
 
 Faults (:meth:`Emulator.inject`) hit only requests that passed every check, so a test can count exactly
 which DescribeImage call misbehaves. Keys starting with ``_`` in a record never leave the emulator.
+
+Bounds, since tests and benchmarks run it where other programs can reach it: a request body may hold at most
+``MAX_REQUEST_BYTES`` (1 MiB; a real DescribeImage form is a few hundred bytes); at most ``max_connections``
+(default 128) connections are served at once, each by one thread, and more wait in the listen queue; any
+malformed or hostile request (a bad ``Content-Length``, an oversized or unreadable body, JSON nested past
+Python's limits, a request line that is not HTTP) is answered with the RetCode envelope, RetCode 160 or 230,
+and never with a traceback or a dropped connection. It binds loopback unless told otherwise, and
+``ucloud-images emulator --host`` with anything else prints a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
 import random
 import re
@@ -55,6 +64,11 @@ __all__ = [
 DEMO_PUBLIC_KEY = "ucloud-images-demo-public-key"
 DEMO_PRIVATE_KEY = "ucloud-images-demo-private-key"
 MAX_LATENCY_MS = 60_000.0  # a minute per answer: beyond that, a test or benchmark wants a fault, not latency
+MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 128
+# An oversized body up to this size is read (and dropped) before the answer, so the client that sent it gets
+# the answer rather than a reset; a larger one is answered at once and the connection closed.
+_DRAIN_BYTES = 1024 * 1024 * 1024
 
 REQUEST_ID_HEADER = "X-UCLOUD-REQUEST-UUID"
 ACTION = "DescribeImage"
@@ -72,8 +86,8 @@ _RET_CODE_MESSAGES = {
     150: "Service unavailable, please retry later",
     153: "Request rate limited, please retry later",
 }
-_HTTP_REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-                 503: "Service Unavailable", 504: "Gateway Timeout"}
+_HTTP_REASONS = {400: "Bad Request", 413: "Content Too Large", 429: "Too Many Requests",
+                 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 @dataclass(frozen=True)
@@ -164,11 +178,31 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default 5 drops SYNs from a parallel client, which then waits a second
     emulator: Emulator
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(self, address: tuple[str, int], emulator: Emulator, max_connections: int) -> None:
         self.emulator = emulator
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.stopping = threading.Event()
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most ``max_connections`` at once: the next waits in the listen queue."""
+        while not self._slots.acquire(timeout=0.1):
+            if self.stopping.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up mid-answer (a timed-out test, a benchmark) is routine, not a traceback."""
@@ -209,18 +243,78 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the request log is :attr:`Emulator.requests`, and a line could carry a key."""
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server answers in HTML (a request line that is not HTTP, too many headers, an unknown
+        method) is answered in the API's envelope, RetCode 230, and the connection closed."""
+        reason = message or self.responses.get(code, ("Bad request",))[0]
+        self._refuse(230, f"Bad request: {reason}", status=code)
+
+    def _refuse(self, ret_code: int, message: str, *, status: int = 200) -> None:
+        """Answer a request that cannot be read with the RetCode envelope, then close the connection."""
+        body = _dumps({"RetCode": ret_code, "Message": message})
+        self.close_connection = True
+        if not self.request_version.startswith("HTTP/1."):
+            self.request_version = "HTTP/1.1"  # a request line that is not HTTP still gets status and headers
+        with contextlib.suppress(OSError):
+            self.send_response(status, _HTTP_REASONS.get(status))
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.send_header(REQUEST_ID_HEADER, str(uuid.uuid4()))
+            self.end_headers()
+            self.wfile.write(body)
+
     def do_GET(self) -> None:
         self._serve(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
 
+    def _read_body(self) -> bytes | None:
+        """The request body, at most MAX_REQUEST_BYTES; ``None`` once a refusal has been answered."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        declared = self.headers.get("Content-Length") or "0"
+        if not declared.strip().isdigit():
+            self._refuse(230, "Bad Content-Length", status=400)
+            return None
+        length = int(declared)
+        if length > MAX_REQUEST_BYTES:
+            if length <= _DRAIN_BYTES:
+                self._drain(length)
+            self._refuse(230, f"Request body too large: at most {MAX_REQUEST_BYTES} bytes", status=413)
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _drain(self, length: int) -> None:
+        with contextlib.suppress(OSError):
+            while length > 0:
+                piece = self.rfile.read(min(length, 65536))
+                if not piece:
+                    return
+                length -= len(piece)
+
+    def _read_chunked(self) -> bytes | None:
+        body = bytearray()
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                self._refuse(230, "Bad chunked body", status=400)
+                return None
+            if size == 0:
+                for _ in range(100):  # trailers, up to the blank line
+                    if self.rfile.readline(65537) in (b"\r\n", b"\n", b""):
+                        break
+                return bytes(body)
+            if len(body) + size > MAX_REQUEST_BYTES:
+                self._refuse(230, f"Request body too large: at most {MAX_REQUEST_BYTES} bytes", status=413)
+                return None
+            body += self.rfile.read(size)
+            self.rfile.readline(3)
+
     def do_POST(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self.send_error(400, "Bad Content-Length")
+        raw = self._read_body()
+        if raw is None:
             return
-        raw = self.rfile.read(length) if length > 0 else b""
         pairs = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
         content_type = self.headers.get("Content-Type", "")
         try:
@@ -231,8 +325,8 @@ class _Handler(BaseHTTPRequestHandler):
                     pairs.extend(flatten(loaded).items())
             else:
                 pairs.extend(parse_qsl(text, keep_blank_values=True))
-        except (UnicodeDecodeError, ValueError):
-            pass  # an unreadable body carries no parameters: answered as a missing Action
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            pass  # an unreadable body (not UTF-8, not JSON, nested too deep) carries no parameters: a missing Action
         self._serve(pairs)
 
     def _serve(self, pairs: Sequence[tuple[str, str]]) -> None:
@@ -257,6 +351,8 @@ class Emulator:
     ``Limit`` as the real server may. ``latency_ms`` is added to every answer and may be changed while
     running. ``fault_rate`` answers that share of valid requests with a fault drawn (from a generator seeded
     with ``fault_seed``) among ``fault_kinds``, written ``kind`` or ``kind:value``, e.g. ``"ret_code:153"``.
+    ``max_connections`` bounds the connections (and threads) served at once. ``host`` is loopback unless
+    given: anything else lets other machines query it with the demo keys.
     """
 
     def __init__(
@@ -271,9 +367,12 @@ class Emulator:
         fault_rate: float = 0.0,
         fault_kinds: Sequence[str] = DEFAULT_RANDOM_FAULTS,
         fault_seed: int = 0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if max_limit < 1:
             raise ValueError("max_limit must be at least 1")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
         if keys is not None and not all(public and private for public, private in keys.items()):
@@ -281,6 +380,7 @@ class Emulator:
         self.host = host
         self.port = port
         self.max_limit = max_limit
+        self.max_connections = max_connections
         self._latency_ms = 0.0
         self.latency_ms = latency_ms
         self.fault_rate = fault_rate
@@ -326,7 +426,7 @@ class Emulator:
         with self._lock:
             if self._server is not None:
                 return self
-            server = _Server((self.host, self.port), self)
+            server = _Server((self.host, self.port), self, self.max_connections)
             self._server = server
             self._thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ucloud-images-emulator",
@@ -342,6 +442,7 @@ class Emulator:
             thread, self._thread = self._thread, None
         if server is None:
             return
+        server.stopping.set()
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -681,6 +782,16 @@ def load_catalog(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the emulator to this machine (``''`` binds every interface)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost, or '': may be reachable from elsewhere
+
+
 def _env_hint(emulator: Emulator, keys: Mapping[str, str] | None) -> str:
     if keys is None:
         public, private = DEMO_PUBLIC_KEY, DEMO_PRIVATE_KEY
@@ -703,14 +814,24 @@ def serve_forever(
     fault_rate: float = 0.0,
     out: TextIO = sys.stdout,
     stop: threading.Event | None = None,
+    err: TextIO | None = None,
 ) -> None:
-    """Serve until Ctrl+C (or until ``stop`` is set), for the ``ucloud-images emulator`` command."""
+    """Serve until Ctrl+C (or until ``stop`` is set), for the ``ucloud-images emulator`` command.
+
+    Binding anything but loopback prints a warning on ``err`` (default stderr).
+    """
     if keys is not None and not keys:
         raise InvalidQueryError("Give at least one public/private key pair, or none for the demo pair.")
     catalog = load_catalog(catalog_path) if catalog_path else None
     emulator = Emulator(catalog, keys=keys, host=host, port=port, latency_ms=latency_ms, max_limit=max_limit,
                         fault_rate=fault_rate)
     emulator.start()
+    if not is_loopback(host):
+        where = "every network interface" if host in ("", "0.0.0.0", "::") else f"{host}, not only loopback"
+        (err or sys.stderr).write(
+            f"warning: the emulator listens on {where}: other machines that can reach this one can query it"
+            f"{' with the public demo keys' if keys is None else ''}.\n"
+        )
     try:
         out.write(f"DescribeImage emulator serving {len(emulator.images())} images at {emulator.base_url}"
                   " (Ctrl+C to stop)\n")
