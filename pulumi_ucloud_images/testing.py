@@ -14,8 +14,11 @@ ask for these fixtures without a conftest:
 
 ``ucloud_emulator_env``
     The same emulator, with ``UCLOUD_API_BASE_URL``, ``UCLOUD_PUBLIC_KEY``, ``UCLOUD_PRIVATE_KEY`` and
-    ``UCLOUD_REGION`` (``cn-bj2``) set for the test, and ``UCLOUD_PROJECT_ID`` cleared so a project from the
-    developer's shell cannot leak in. Code that reads its settings from the environment needs nothing else::
+    ``UCLOUD_REGION`` (``cn-bj2``) set for the test, and nothing of the developer's own settings in the way:
+    ``UCLOUD_PROJECT_ID``, ``UCLOUD_PROFILE`` and ``UCLOUD_SHARED_*_FILE`` are cleared and ``HOME`` is an
+    empty temporary directory, so neither a project from the shell nor an active ``~/.ucloud`` profile (with
+    its own project, which the emulator would refuse) leaks in. Code that reads its settings from the
+    environment needs nothing else::
 
         def test_web_host_uses_ubuntu(ucloud_emulator_env):
             from pulumi_ucloud_images import lookup_images
@@ -59,11 +62,15 @@ def ucloud_emulator() -> Iterator[Emulator]:
 
 
 @_fixture
-def ucloud_emulator_env(ucloud_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    """The emulator, with the ``UCLOUD_*`` environment pointing at it for the duration of the test."""
+def ucloud_emulator_env(
+    ucloud_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Emulator]:
+    """The emulator, with the ``UCLOUD_*`` environment pointing at it and an empty HOME, for the test."""
+    for name in ("UCLOUD_PROJECT_ID", "UCLOUD_PROFILE", "UCLOUD_SHARED_CONFIG_FILE", "UCLOUD_SHARED_CREDENTIAL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("ucloud-emulator-home")))
     monkeypatch.setenv("UCLOUD_API_BASE_URL", ucloud_emulator.base_url)
     monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
     monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
     monkeypatch.setenv("UCLOUD_REGION", DEMO_REGION)
-    monkeypatch.delenv("UCLOUD_PROJECT_ID", raising=False)
     yield ucloud_emulator

@@ -627,6 +627,32 @@ def test_plugin_env_fixture_points_the_library_at_the_emulator(ucloud_emulator_e
     assert ucloud_emulator_env.request_count >= 1
 
 
+@pytest.fixture
+def developer_settings(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A developer's own machine: an active ~/.ucloud profile with its project, and a profile in the shell."""
+    home = Path(os.environ["HOME"])
+    (home / ".ucloud").mkdir(exist_ok=True)
+    (home / ".ucloud" / "config.json").write_text(json.dumps(
+        [{"profile": "work", "active": True, "project_id": "org-elsewhere", "region": "cn-sh2"}]))
+    (home / ".ucloud" / "credential.json").write_text(json.dumps(
+        [{"profile": "work", "public_key": "pk-work", "private_key": "sk-work"}]))
+    monkeypatch.setenv("UCLOUD_PROFILE", "work")
+    monkeypatch.setenv("UCLOUD_PROJECT_ID", "org-elsewhere")
+    return home
+
+
+def test_plugin_env_fixture_keeps_the_developers_own_settings_out(
+    developer_settings: Path, ucloud_emulator_env: Emulator
+) -> None:
+    from pulumi_ucloud_images import lookup_images, resolve_settings
+
+    assert Path.home() != developer_settings and not (Path.home() / ".ucloud").exists()
+    assert "UCLOUD_PROFILE" not in os.environ and "UCLOUD_PROJECT_ID" not in os.environ
+    settings = resolve_settings()
+    assert (settings.region, settings.project_id) == (DEMO_REGION, None)
+    assert lookup_images(image_id="uimage-f1chxn").image_id == "uimage-f1chxn"  # no RetCode 292
+
+
 @pytest.mark.parametrize("latency", [-1.0, float("inf"), float("nan"), 60_001.0])
 def test_latency_outside_zero_to_a_minute_is_refused(latency: float) -> None:
     with pytest.raises(ValueError, match="latency_ms must be between 0 and 60000"):
