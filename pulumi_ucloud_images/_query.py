@@ -317,17 +317,22 @@ class ImageQuery(BaseModel):
                 patterns.append((name, pattern, _compiled(pattern)))
         ends = time.monotonic() + MATCH_SECONDS
 
+        known: dict[tuple[str, str], bool] = {}  # (field, text) -> found: many images share a name
+
         def searched(image: Image) -> bool:
             for name, pattern, compiled in patterns:
-                left = ends - time.monotonic()
-                try:
-                    if left <= 0:
-                        raise TimeoutError
-                    text = image.image_name if name == "name_regex" else image.os_name
-                    if compiled.search(text, timeout=left) is None:
-                        return False
-                except TimeoutError:
-                    raise _too_slow(name, pattern, naming or {}) from None
+                text = image.image_name if name == "name_regex" else image.os_name
+                found = known.get((name, text))
+                if found is None:
+                    left = ends - time.monotonic()
+                    try:
+                        if left <= 0:
+                            raise TimeoutError
+                        found = known[name, text] = compiled.search(text, timeout=left) is not None
+                    except TimeoutError:
+                        raise _too_slow(name, pattern, naming or {}) from None
+                if not found:
+                    return False
             return True
 
         def match(image: Image) -> bool:
