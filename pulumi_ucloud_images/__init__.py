@@ -18,6 +18,7 @@ from ._errors import (
     InvalidQueryError,
     LockfileError,
     NoImageFoundError,
+    ProfileError,
     RedirectError,
     ResponseFormatError,
     ResponseTimeoutError,
@@ -31,6 +32,15 @@ from ._query import ImageQuery
 from ._select import LookupResult
 from ._settings import Settings, resolve_settings
 from ._version import __version__
+
+# Errors are caught by users, who see them in tracebacks: name them where users import them from, as httpx does.
+for _error in (
+    AmbiguousImageError, APIError, ConnectionFailedError, CredentialsError, InvalidQueryError, LockfileError,
+    NoImageFoundError, ProfileError, RedirectError, ResponseFormatError, ResponseTimeoutError,
+    ResponseTooLargeError, TransportError, UCloudImagesError,
+):
+    _error.__module__ = __name__
+del _error
 
 if TYPE_CHECKING:
     from ._functions import GetImagesResult, get_images, get_images_output
@@ -68,6 +78,7 @@ __all__ = [
     "LookupResult",
     "NoImageFoundError",
     "PinnedImage",
+    "ProfileError",
     "RedirectError",
     "ResponseFormatError",
     "ResponseTimeoutError",

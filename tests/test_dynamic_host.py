@@ -127,7 +127,7 @@ def test_the_provider_runs_pickled_inside_the_sdk_host(
     assert failed.value.code() == grpc.StatusCode.UNKNOWN
     message = failed.value.details().strip().splitlines()[-1]
     assert message == (
-        f"pulumi_ucloud_images._errors.NoImageFoundError: The pinned image {PINNED} no longer exists in region "
+        f"pulumi_ucloud_images.NoImageFoundError: The pinned image {PINNED} no longer exists in region "
         f"cn-bj2; set a new repin value or change the query, then run 'pulumi up' to pin {NEWER}."
     )
     assert DEMO_PRIVATE_KEY not in failed.value.details()

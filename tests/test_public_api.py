@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.resources
 import subprocess
@@ -16,6 +17,7 @@ PUBLIC_NAMES = {
     "UCloudImagesError",
     "InvalidQueryError",
     "CredentialsError",
+    "ProfileError",
     "LockfileError",
     "TransportError",
     "ResponseFormatError",
@@ -55,6 +57,25 @@ def test_all_is_pinned_exactly() -> None:
 @pytest.mark.parametrize("name", sorted(PUBLIC_NAMES - LAZY_NAMES))
 def test_every_eager_name_resolves(name: str) -> None:
     assert getattr(pulumi_ucloud_images, name) is not None
+
+
+ERRORS = sorted(name for name in PUBLIC_NAMES if name.endswith("Error"))
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_every_error_is_named_where_users_import_it(name: str) -> None:
+    error = getattr(pulumi_ucloud_images, name)
+    assert issubclass(error, pulumi_ucloud_images.UCloudImagesError)
+    assert (error.__module__, error.__qualname__) == ("pulumi_ucloud_images", name)
+    assert getattr(importlib.import_module(error.__module__), error.__qualname__) is error  # what pickle looks up
+
+
+def test_every_error_class_of_the_package_is_exported() -> None:
+    from pulumi_ucloud_images import _errors
+
+    defined = {name for name, value in vars(_errors).items()
+               if isinstance(value, type) and issubclass(value, Exception) and not name.startswith("_")}
+    assert defined <= set(ERRORS)
 
 
 def test_the_pulumi_facing_names_are_lazy() -> None:
