@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def without_ucloud_env(env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def keyed_emulator() -> Emulator:
+def keyed_emulator() -> Iterator[Emulator]:
     with Emulator(keys={DEMO_PUBLIC_KEY: PRIVATE_KEY}) as emulator:
         yield emulator
 
@@ -88,7 +89,7 @@ def test_a_failed_lookup_fails_the_preview_with_the_library_sentence(
 ) -> None:
     call, error, query = CASES[case]
     with pytest.raises(error) as raised:
-        lookup_images(**query)
+        lookup_images(query)
     sentence = str(raised.value).splitlines()[0]
     project = failing_project(tmp_path, engine_dir, emulator_env, call)
     done = project.run("preview", check=False)
