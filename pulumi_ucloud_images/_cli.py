@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import logging
 import os
 import re
 import sys
@@ -23,9 +24,9 @@ from typing import Any, NoReturn, TextIO
 
 from pydantic import SecretStr, ValidationError
 
-from ._display import json_for_people, shown
+from ._display import ELLIPSIS, json_for_people, shown
 from ._errors import InvalidQueryError, UCloudImagesError
-from ._image import Image
+from ._image import Image, ImagePrice
 from ._lookup import fetch_listing, lookup_images
 from ._query import ImageQuery, field_extra, invalid_query_error
 from ._select import filter_images, no_match_error
@@ -294,6 +295,11 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Run against the bundled DescribeImage emulator, started in-process with its demo keys (offline).",
     )
+    group.add_argument(
+        "--verbose",
+        action="store_true",
+        help="One line on stderr per API request: action, offset, RetCode, request id, milliseconds, retries.",
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -310,7 +316,13 @@ def _build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="List every matching image, newest first (exit 3 if none).")
     _add_query_flags(listing, refused=("most_recent",))
     _add_settings_flags(listing)
-    listing.add_argument("--output", choices=("table", "json"), default="table", help="table (default) or json.")
+    listing.add_argument(
+        "--output", choices=("table", "json", "ids", "tsv"), default="table",
+        help="table (default, for people: fits 80 columns), json, ids (one per line) or tsv (tab-separated, with "
+        "a header row).",
+    )
+    listing.add_argument("--wide", action="store_true", help="With the table: every column, and whole names.")
+    listing.add_argument("--no-header", action="store_true", help="With --output tsv: leave out the header row.")
     listing.set_defaults(handler=_cmd_list)
 
     emulator = commands.add_parser("emulator", help="Serve the local DescribeImage emulator until interrupted.")
@@ -327,7 +339,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "--latency-ms", type=_number(float, 0, 60_000), default=0.0, metavar="MS", help="Delay added to every answer."
     )
     emulator.add_argument(
-        "--max-limit", type=_number(int, 1), default=1000, metavar="N", help="Cap applied to Limit (default 1000)."
+        "--max-limit", type=_number(int, 1), default=None, metavar="N",
+        help="Cap applied to Limit (default 1000; 100 with --strict).",
+    )
+    emulator.add_argument(
+        "--strict", action="store_true",
+        help="Behave like a plain http.server: headers and body in separate sends, no TCP_NODELAY, backlog 5, "
+        "Limit capped at 100, no encoding cache (for honest benchmarks).",
     )
     emulator.add_argument(
         "--fault-rate", type=_number(float, 0, 1), default=0.0, metavar="RATE",
@@ -388,10 +406,17 @@ def _resolve(query: ImageQuery, settings_args: dict[str, Any]) -> Settings:
     return resolve_settings(**{**settings_args, "region": region, "project_id": query.project_id, "face": CLI_FACE})
 
 
+def warn(text: str) -> None:
+    """One line on stderr beginning ``warning:`` (the server's text in it already made safe to show)."""
+    sys.stderr.write(f"warning: {text}\n")
+
+
 def _cmd_find(args: argparse.Namespace, out: TextIO) -> int:
     query = _query_from(args)
     with _settings_args(args) as settings_args:
         result = lookup_images(query, settings=_resolve(query, settings_args), naming=_flag_names())
+    for warning in result.warnings:
+        warn(warning)
     if args.output == "json":
         out.write(json_for_people(result.to_json()) + "\n")
     else:
@@ -407,48 +432,143 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-_NAME_CELL = 60  # the longest image name a table cell shows (the server's text; JSON keeps it whole)
+_NAME_CELL = 60  # the longest image name a wide table cell shows (the server's text; JSON keeps it whole)
 _CELL = 40
+TABLE_WIDTH = 80  # the table for people fits an 80-column terminal; --wide shows everything
+_MIN_NAME = 12
+# The columns of `list --output tsv`, named as the keys of the JSON records.
+TSV_COLUMNS = (
+    "imageId", "imageName", "imageType", "osType", "osName", "architecture", "state", "zone", "createTime",
+    "eolDate", "vendor", "funcType", "features", "supportedGpuTypes", "sceneCategories", "priceSet",
+)
 
 
 def _cell(text: str, limit: int = _CELL) -> str:
     return shown(text, limit) or "-"
 
 
-def _table(images: Sequence[Image]) -> str:
+def _cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal columns, the cut marked with an ellipsis."""
+    if _width(text) <= width:
+        return text
+    kept, used = [], 0
+    for ch in text:
+        step = _width(ch)
+        if used + step > width - 1:
+            break
+        kept.append(ch)
+        used += step
+    return "".join(kept) + ELLIPSIS
+
+
+def _created(image: Image, *, time_of_day: bool) -> str:
+    if not image.create_time:
+        return "-"
+    shape = "%Y-%m-%d %H:%M" if time_of_day else "%Y-%m-%d"
+    return datetime.fromtimestamp(image.create_time, tz=timezone.utc).strftime(shape)
+
+
+def _price(prices: Sequence[ImagePrice], charge_type: str) -> str:
+    price = next((p.price for p in prices if p.charge_type == charge_type and p.price is not None), None)
+    return "-" if price is None else f"{price:.2f}"
+
+
+def _prices(prices: Sequence[ImagePrice]) -> str:
+    return ", ".join(
+        f"{shown(p.charge_type, 20)} {p.price:.2f}" for p in prices if p.price is not None
+    ) or "-"
+
+
+def _table(images: Sequence[Image], query: ImageQuery, *, wide: bool = False) -> str:
     """Aligned columns (CJK characters count double); names with stray spaces are quoted to show them.
 
     Every cell is the server's text, so it is shown without control characters or escape sequences and cut
-    to a cell's length.
+    to a cell's length. The default table fits ``TABLE_WIDTH`` columns: the name takes what the other
+    columns leave, cut with an ellipsis; STATE appears when ``states`` admits more than Available, MONTHLY
+    (the monthly price) with ``prices``. ``wide`` shows every column and whole names.
     """
-    header = ("IMAGE ID", "NAME", "TYPE", "OS", "ARCH", "STATE", "ZONE", "CREATED (UTC)", "FEATURES")
-
-    def created(image: Image) -> str:
-        if not image.create_time:
-            return "-"
-        return datetime.fromtimestamp(image.create_time, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
     def name(image: Image) -> str:
         text = shown(image.image_name, _NAME_CELL)
         return repr(text) if text != text.strip() else text or "-"
 
-    rows = [header] + [
-        (
-            _cell(image.image_id),
-            name(image),
-            _cell(image.image_type),
-            _cell(image.os_type),
-            image.architecture,
-            _cell(image.state),
-            _cell(image.zone),
-            created(image),
-            _cell(",".join(image.features), 2 * _NAME_CELL),
-        )
-        for image in images
-    ]
+    def eol(image: Image) -> str:
+        return "-" if image.eol_date is None else image.eol_date.isoformat()
+
+    if wide:
+        columns: list[tuple[str, Callable[[Image], str]]] = [
+            ("IMAGE ID", lambda image: _cell(image.image_id)),
+            ("NAME", name),
+            ("TYPE", lambda image: _cell(image.image_type)),
+            ("OS", lambda image: _cell(image.os_type)),
+            ("ARCH", lambda image: image.architecture),
+            ("STATE", lambda image: _cell(image.state)),
+            ("ZONE", lambda image: _cell(image.zone)),
+            ("CREATED (UTC)", lambda image: _created(image, time_of_day=True)),
+            ("EOL", eol),
+            ("VENDOR", lambda image: _cell(image.vendor, 20)),
+            ("FEATURES", lambda image: _cell(",".join(image.features), 2 * _NAME_CELL)),
+        ]
+        if query.prices:
+            columns.append(("PRICES", lambda image: _prices(image.price_set)))
+    else:
+        columns = [
+            ("IMAGE ID", lambda image: _cell(image.image_id)),
+            ("NAME", name),
+            ("TYPE", lambda image: _cell(image.image_type, 10)),
+            ("ARCH", lambda image: image.architecture),
+        ]
+        if query.states != ("Available",):
+            columns.append(("STATE", lambda image: _cell(image.state, 12)))
+        columns += [
+            ("ZONE", lambda image: _cell(image.zone, 16)),
+            ("CREATED", lambda image: _created(image, time_of_day=False)),
+        ]
+        if query.prices:
+            columns.append(("MONTHLY", lambda image: _price(image.price_set, "Month")))
+    header = tuple(title for title, _ in columns)
+    rows = [header] + [tuple(cell(image) for _, cell in columns) for image in images]
     widths = [max(_width(row[column]) for row in rows) for column in range(len(header))]
+    if not wide:
+        others = sum(widths) - widths[1] + 2 * (len(widths) - 1)
+        widths[1] = min(widths[1], max(_MIN_NAME, TABLE_WIDTH - others))
+        rows = [(row[0], _cut(row[1], widths[1]), *row[2:]) for row in rows]
     lines = ["  ".join(_pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _tsv_cell(text: str) -> str:
+    """A TSV field: the server's text on one line, without tabs or control characters, never cut."""
+    return shown(text, 4096)
+
+
+def _tsv(images: Sequence[Image], *, header: bool) -> str:
+    """Tab-separated rows, one per image, in ``TSV_COLUMNS`` order; lists comma-separated, times in UTC."""
+
+    def row(image: Image) -> list[str]:
+        created = datetime.fromtimestamp(image.create_time, tz=timezone.utc) if image.create_time else None
+        values = {
+            "imageId": image.image_id,
+            "imageName": image.image_name,
+            "imageType": image.image_type,
+            "osType": image.os_type,
+            "osName": image.os_name,
+            "architecture": image.architecture,
+            "state": image.state,
+            "zone": image.zone,
+            "createTime": "" if created is None else created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eolDate": "" if image.eol_date is None else image.eol_date.isoformat(),
+            "vendor": image.vendor,
+            "funcType": image.func_type,
+            "features": ",".join(image.features),
+            "supportedGpuTypes": ",".join(image.supported_gpu_types),
+            "sceneCategories": ",".join(image.scene_categories),
+            "priceSet": ",".join(f"{p.charge_type}:{p.price:.2f}" for p in image.price_set if p.price is not None),
+        }
+        return [_tsv_cell(values[column]) for column in TSV_COLUMNS]
+
+    lines = (["\t".join(TSV_COLUMNS)] if header else []) + ["\t".join(row(image)) for image in images]
+    return "".join(line + "\n" for line in lines)
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -458,14 +578,31 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             "here; use 'ucloud-images find --most-recent' for the newest one.",
             field="most_recent",
         )
+    if args.wide and args.output != "table":
+        raise InvalidQueryError(
+            f"--wide widens the table, so it would do nothing with --output {args.output}; leave it out.",
+            field="wide",
+        )
+    if args.no_header and args.output != "tsv":
+        raise InvalidQueryError(
+            f"--no-header drops the header row of --output tsv, so it would do nothing with --output {args.output};"
+            " leave it out.",
+            field="no_header",
+        )
     query = _query_from(args)
     with _settings_args(args) as settings_args:
         listing = fetch_listing(query, settings=_resolve(query, settings_args))
-    images = filter_images(listing.images, listing.query)
+    images = filter_images(listing.images, listing.query, _flag_names())
     if args.output == "json":
-        out.write(json_for_people([image.to_api() for image in images]) + "\n")
-    elif images:
-        out.write(_table(images))
+        out.write(json_for_people([image.to_json() for image in images]) + "\n")
+    elif not images:
+        pass
+    elif args.output == "ids":
+        out.writelines(f"{image.image_id}\n" for image in images)
+    elif args.output == "tsv":
+        out.write(_tsv(images, header=not args.no_header))
+    else:
+        out.write(_table(images, listing.query, wide=args.wide))
     if not images:
         raise no_match_error(listing.images, listing.query, listing.region, _flag_names())
     return EXIT_OK
@@ -488,12 +625,33 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
             latency_ms=args.latency_ms,
             max_limit=args.max_limit,
             fault_rate=args.fault_rate,
+            strict=args.strict,
             out=out,
         )
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UCloudImagesError(f"The emulator cannot serve on {args.host}:{args.port}: {reason}.") from None
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _verbose(enabled: bool) -> Iterator[None]:
+    """With ``--verbose``: every API request logs one line on stderr (see ``REQUEST_LOG`` in the client)."""
+    if not enabled:
+        yield
+        return
+    from ._client import REQUEST_LOG
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ucloud-images: request: %(message)s"))
+    level = REQUEST_LOG.level
+    REQUEST_LOG.addHandler(handler)
+    REQUEST_LOG.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        REQUEST_LOG.removeHandler(handler)
+        REQUEST_LOG.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -505,7 +663,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     del argv  # the command line may hold a key; from here on only ``args`` does, as a SecretStr
     handler: Handler = args.handler
     try:
-        return int(handler(args, sys.stdout))
+        with _verbose(getattr(args, "verbose", False)):
+            return int(handler(args, sys.stdout))
     except UCloudImagesError as exc:
         sys.stderr.write(f"ucloud-images: error: {exc}\n")
         with contextlib.suppress(OSError, ValueError):  # the reader of stdout may be gone: keep the exit code

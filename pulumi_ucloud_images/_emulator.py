@@ -66,6 +66,9 @@ DEMO_PRIVATE_KEY = "ucloud-images-demo-private-key"
 MAX_LATENCY_MS = 60_000.0  # a minute per answer: beyond that, a test or benchmark wants a fault, not latency
 MAX_REQUEST_BYTES = 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 128
+DEFAULT_MAX_LIMIT = 1000
+STRICT_MAX_LIMIT = 100  # the strict mode's Limit cap, as a plain server (and the SDKs' page size) has it
+STRICT_BACKLOG = 5  # socketserver's default listen backlog
 # An oversized body up to this size is read (and dropped) before the answer, so the client that sent it gets
 # the answer rather than a reset; a larger one is answered at once and the connection closed.
 _DRAIN_BYTES = 1024 * 1024 * 1024
@@ -177,14 +180,20 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops SYNs from a parallel client, which then waits a second
     emulator: Emulator
+    strict = False
 
     def __init__(self, address: tuple[str, int], emulator: Emulator, max_connections: int) -> None:
         self.emulator = emulator
+        self.strict = emulator.strict
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         self.stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def server_activate(self) -> None:
+        """Listen with a backlog of 128, or http.server's 5 in strict mode."""
+        self.socket.listen(STRICT_BACKLOG if self.strict else self.request_queue_size)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """One thread per connection, at most ``max_connections`` at once: the next waits in the listen queue."""
@@ -226,10 +235,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        # Headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms per answer.
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server = cast(_Server, self.server)
+        if not server.strict:
+            # Headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms per answer
+            # (the strict mode leaves it so, as Python's http.server does, and a client has to cope).
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with server.connections_lock:
             server.connections.add(self.connection)
 
@@ -353,6 +364,13 @@ class Emulator:
     with ``fault_seed``) among ``fault_kinds``, written ``kind`` or ``kind:value``, e.g. ``"ret_code:153"``.
     ``max_connections`` bounds the connections (and threads) served at once. ``host`` is loopback unless
     given: anything else lets other machines query it with the demo keys.
+
+    ``strict=True`` behaves like a server built on Python's ``http.server``, for honest benchmarks: headers
+    and body in separate sends without TCP_NODELAY (so Nagle's algorithm meets the client's delayed ACK), a
+    listen backlog of 5 (a burst of connections loses SYNs), ``Limit`` capped at 100 unless ``max_limit``
+    says otherwise, and every answer filtered and encoded afresh (no cache). The friendly default sets
+    TCP_NODELAY, listens with a backlog of 128, serves up to 1,000 images a page and encodes each record
+    once per catalogue version.
     """
 
     def __init__(
@@ -362,13 +380,16 @@ class Emulator:
         keys: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        max_limit: int = 1000,
+        max_limit: int | None = None,
         latency_ms: float = 0.0,
         fault_rate: float = 0.0,
         fault_kinds: Sequence[str] = DEFAULT_RANDOM_FAULTS,
         fault_seed: int = 0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        strict: bool = False,
     ) -> None:
+        if max_limit is None:
+            max_limit = STRICT_MAX_LIMIT if strict else DEFAULT_MAX_LIMIT
         if max_limit < 1:
             raise ValueError("max_limit must be at least 1")
         if max_connections < 1:
@@ -377,6 +398,7 @@ class Emulator:
             raise ValueError("fault_rate must be between 0 and 1")
         if keys is not None and not all(public and private for public, private in keys.items()):
             raise ValueError("every key pair needs a non-empty public and private key")
+        self.strict = strict
         self.host = host
         self.port = port
         self.max_limit = max_limit
@@ -724,7 +746,10 @@ class Emulator:
 
     def _encode_records(self, records: Sequence[dict[str, Any]]) -> bytes:
         """The records as a JSON array, each encoded once per catalogue version: pages are then cheap to
-        serve, so a benchmark measures the client rather than this server's JSON encoder."""
+        serve, so a benchmark measures the client rather than this server's JSON encoder. In strict mode
+        every answer is encoded afresh, as a plain server does."""
+        if self.strict:
+            return _dumps(list(records))
         with self._lock:
             if self._encoded_version != self._version:
                 self._encoded.clear()
@@ -810,8 +835,9 @@ def serve_forever(
     catalog_path: str | None = None,
     keys: Mapping[str, str] | None = None,
     latency_ms: float = 0.0,
-    max_limit: int = 1000,
+    max_limit: int | None = None,
     fault_rate: float = 0.0,
+    strict: bool = False,
     out: TextIO = sys.stdout,
     stop: threading.Event | None = None,
     err: TextIO | None = None,
@@ -824,7 +850,7 @@ def serve_forever(
         raise InvalidQueryError("Give at least one public/private key pair, or none for the demo pair.")
     catalog = load_catalog(catalog_path) if catalog_path else None
     emulator = Emulator(catalog, keys=keys, host=host, port=port, latency_ms=latency_ms, max_limit=max_limit,
-                        fault_rate=fault_rate)
+                        fault_rate=fault_rate, strict=strict)
     emulator.start()
     if not is_loopback(host):
         where = "every network interface" if host in ("", "0.0.0.0", "::") else f"{host}, not only loopback"

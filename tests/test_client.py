@@ -527,11 +527,17 @@ def test_a_dropped_connection_is_replaced_and_the_call_retried(emulator: Emulato
         assert [r.fault for r in emulator.requests] == ["drop", None]
 
 
-def test_the_request_carries_a_user_agent_and_the_signature_but_no_secret(emulator: Emulator) -> None:
-    seen: list[requests.PreparedRequest] = []
-    with Client(demo_settings(emulator), retry=NO_SLEEP) as client:
-        client._session.hooks["response"].append(lambda answer, **kwargs: seen.append(answer.request))
-        client.describe_images(LISTING)
-    body = str(seen[0].body)
-    assert "Signature=" in body and "PublicKey=" in body and DEMO_PRIVATE_KEY not in body
-    assert str(seen[0].headers["User-Agent"]).startswith("pulumi-ucloud-images/")
+def test_the_request_carries_a_user_agent_and_the_signature_but_no_secret() -> None:
+    from hostile_server import hostile_server
+
+    with hostile_server() as server:
+        settings = Settings(public_key=DEMO_PUBLIC_KEY, private_key=SecretStr(DEMO_PRIVATE_KEY), region="cn-bj2",
+                            base_url=server.url("capture"))
+        with Client(settings, retry=NO_SLEEP) as client:
+            client.describe_images(LISTING)
+        seen = server.captured[0]
+    assert seen.method == "POST"
+    assert "Signature" in seen.form and "PublicKey" in seen.form and DEMO_PRIVATE_KEY not in str(seen.form)
+    headers = {name.lower(): value for name, value in seen.headers.items()}
+    assert headers["user-agent"].startswith("pulumi-ucloud-images/")
+    assert headers["content-type"] == "application/x-www-form-urlencoded"
