@@ -10,9 +10,17 @@ Fixed facts tests may rely on (region ``cn-bj2``):
 
 - ``uimage-f1chxn`` is the only "CentOS 7.2 64位" image (Base, Linux, cn-bj2-02, NetEnhanced + HotPlug).
 - "Ubuntu 22.04 64位" Base images: ``uimage-ub2202`` (cn-bj2-02), ``uimage-ub2203`` (cn-bj2-03),
-  ``uimage-ub2204`` (cn-bj2-04) and ``uimage-ub2205`` (cn-bj2-05, the newest Available one of every image
-  whose name starts with "Ubuntu 22.04"); ``uimage-ub22a5`` is its older arm64 twin in cn-bj2-05,
-  ``uimage-ub22o1`` an Unavailable predecessor and ``uimage-ub22mk`` a newer one still Making.
+  ``uimage-ub2204`` (cn-bj2-04) and ``uimage-ub2205`` (cn-bj2-05, the newest Available x86_64 Base one of
+  every image whose name starts with "Ubuntu 22.04"); ``uimage-ub22a5`` is an older arm64 twin in cn-bj2-05
+  and ``uimage-ub22a6`` a newer one (2026-02-10), ``uimage-ub22o1`` an Unavailable predecessor and
+  ``uimage-ub22mk`` a newer one still Making.
+- Marketplace (Business) images newer than all of those whose names start the same way:
+  ``uimage-ub22wp`` "Ubuntu 22.04 64位 + WordPress 6.5" (cn-bj2-02, vendor "WPStack", func_type uhost,
+  2026-03-05, the newest Available image whose name starts with "Ubuntu 22.04") and ``uimage-ub22cu``
+  "Ubuntu 22.04 64位 CUDA 12.4 + PyTorch 2.3" (cn-bj2-05, vendor "DeepStack AI", func_type gpu, GPU types
+  A100, H100, 4090, scenes AIModels and PreInstalledDrivers, 2026-02-20).
+- End of life (MaintainEol) comes from each system: CentOS 7.x (``uimage-f1chxn`` among them) ended on
+  2024/06/30, Ubuntu 22.04 is maintained until 2027/04/30.
 - Custom "golden-web" in project ``org-platform``, zone cn-bj2-02: ``uimage-gw0314`` ("golden-web-2026.03.14",
   the newest Available), ``uimage-gw0307`` ("golden-web-2026.03.07") and ``uimage-gw0321``
   ("golden-web-2026.03.21", Making).
@@ -334,6 +342,21 @@ def _fixed_images() -> list[dict[str, Any]]:
         _record(image_id="uimage-ub22mk", name="Ubuntu 22.04 64位", zone="cn-bj2-04", system=ubuntu, image_type="Base",
                 created=_ts(2026, 3, 10, 8, 0, 0), features=ubuntu.features, state="Making",
                 description=described + " (制作中)"),
+        _record(image_id="uimage-ub22a6", name="Ubuntu 22.04 64位", zone="cn-bj2-05", system=ubuntu, image_type="Base",
+                created=_ts(2026, 2, 10, 9, 12, 30), features=("CloudInit", "NetEnhanced", "IPv6", "Aarch64_Type"),
+                minimal_cpu="Ampere", description=described + " (arm64)"),
+        # A vendor's images whose names start like the base image's: only a query that names the marketplace
+        # may get them.
+        _record(image_id="uimage-ub22wp", name="Ubuntu 22.04 64位 + WordPress 6.5", zone="cn-bj2-02", system=ubuntu,
+                image_type="Business", created=_ts(2026, 3, 5, 11, 0, 0), features=("CloudInit", "NetEnhanced"),
+                size=40, vendor="WPStack", links="https://wpstack.example.com", integrated="WordPress 6.5, Nginx 1.24",
+                primary="WordPress", scenes=("Featured",), description="WordPress 6.5 一键部署镜像, 由 WPStack 提供"),
+        _record(image_id="uimage-ub22cu", name="Ubuntu 22.04 64位 CUDA 12.4 + PyTorch 2.3", zone="cn-bj2-05",
+                system=ubuntu, image_type="Business", created=_ts(2026, 2, 20, 15, 30, 0),
+                features=("CloudInit", "NetEnhanced", "GPU"), func_type="gpu", size=100, vendor="DeepStack AI",
+                links="https://deepstack.example.com", integrated="CUDA 12.4, cuDNN 9, PyTorch 2.3",
+                primary="PyTorch", gpu_types=("A100", "H100", "4090"), scenes=("AIModels", "PreInstalledDrivers"),
+                description="CUDA 12.4 + PyTorch 2.3 镜像, 由 DeepStack AI 提供"),
     ]
 
 

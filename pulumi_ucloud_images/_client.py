@@ -84,7 +84,8 @@ from ._errors import (
     ResponseTooLargeError,
     TransportError,
 )
-from ._image import Image, Page, parse_page
+from ._image import Image
+from ._lean import ImageRecord, RecordPage, parse_records
 from ._settings import Settings
 from ._signing import flatten, sign
 from ._version import __version__
@@ -744,8 +745,10 @@ class Client:
         self._budget = _RetryBudget(self.retry)
         self._closing = threading.Event()  # replaced on close(): calls in flight stop, later calls proceed
         self._active: set[_Cutoff] = set()
-        self._memo: dict[_MemoKey, tuple[Image, ...]] = {}
-        self._inflight: dict[_MemoKey, Future[tuple[Image, ...]]] = {}
+        self._memo: dict[_MemoKey, tuple[ImageRecord, ...]] = {}
+        self._inflight: dict[_MemoKey, Future[tuple[ImageRecord, ...]]] = {}
+        # describe_images' models of a memoised listing (the listing is kept in the entry, so its id stays its own)
+        self._full_memo: dict[int, tuple[tuple[ImageRecord, ...], tuple[Image, ...]]] = {}
         self._generation = 0
         self.requests_sent = 0
         self._routes: tuple[tuple[tuple[str, str], ...], tuple[Any, Any] | None] | None = None
@@ -791,6 +794,7 @@ class Client:
         """Forget every listing read so far; a read in flight is not memoised either."""
         with self._lock:
             self._memo.clear()
+            self._full_memo.clear()
             self._generation += 1
 
     # -- one call ----------------------------------------------------------------------------------------
@@ -1222,11 +1226,11 @@ class Client:
 
     # -- paging ------------------------------------------------------------------------------------------
 
-    def _page(self, params: Mapping[str, Any], offset: int, limit: int, deadline: float) -> Page:
+    def _page(self, params: Mapping[str, Any], offset: int, limit: int, deadline: float) -> RecordPage:
         action = str(params.get("Action", ""))
         return self._with_retries(
             {**params, "Offset": offset, "Limit": limit}, deadline, limit,
-            lambda body, request_id: parse_page(body, action=action, request_id=request_id, limit=limit),
+            lambda body, request_id: parse_records(body, action=action, request_id=request_id, limit=limit),
         )
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -1243,7 +1247,9 @@ class Client:
             action=action,
         )
 
-    def _read_listing(self, params: Mapping[str, Any], deadline: float) -> tuple[tuple[Image, ...], bool] | None:
+    def _read_listing(
+        self, params: Mapping[str, Any], deadline: float
+    ) -> tuple[tuple[ImageRecord, ...], bool] | None:
         """One full read: the images (each ImageId once, server order) and whether there were exactly
         ``TotalCount`` of them; ``None`` when the read was torn (TotalCount moved, a page short or empty).
         """
@@ -1261,9 +1267,9 @@ class Client:
         if total_hint and math.ceil(total_hint / served) > MAX_PAGES:
             raise self._too_many(action, f"{served:,} image(s) per page for a TotalCount of {total_hint:,}")
         offsets = range(served, total_hint, served) if total_hint else range(0)  # parse_page judges the page
-        images: dict[str, Image] = {}  # first occurrence wins
+        images: dict[str, ImageRecord] = {}  # first occurrence wins
         with closing(_Prefetch(self, params, offsets, served, deadline)) as rest:
-            first = parse_page(body, action=action, request_id=request_id, limit=self.page_size)
+            first = parse_records(body, action=action, request_id=request_id, limit=self.page_size)
             del body, raw_images  # the raw page is garbage now; do not keep it alive through the read
             total, step = first.total_count, len(first.images)
             if step == 0:
@@ -1281,7 +1287,7 @@ class Client:
                     return None
         return tuple(images.values()), len(images) == total
 
-    def _read_consistent_listing(self, params: Mapping[str, Any]) -> tuple[Image, ...]:
+    def _read_consistent_listing(self, params: Mapping[str, Any]) -> tuple[ImageRecord, ...]:
         """Read until a read is complete, or two reads agree on a listing whose pages overlap."""
         deadline = self.retry.clock() + self.retry.total_seconds
         previous: list[str] | None = None
@@ -1307,6 +1313,23 @@ class Client:
         """Every image DescribeImage lists for ``params``, in server order, read once per process (memoised).
 
         Concurrent identical calls share one read (its answer or its error).
+        """
+        records = self.list_records(params)
+        with self._lock:
+            cached = self._full_memo.get(id(records))
+        if cached is not None and cached[0] is records:
+            return cached[1]
+        images = tuple(record.full() for record in records)
+        with self._lock:
+            if len(self._full_memo) > 64:
+                self._full_memo.clear()
+            self._full_memo[id(records)] = (records, images)
+        return images
+
+    def list_records(self, params: Mapping[str, Any]) -> tuple[ImageRecord, ...]:
+        """:meth:`describe_images` as lean records (what selection reads; ``full()`` is the :class:`Image`).
+
+        This is what lookups use: a listing costs a fraction of the CPU and memory of validated models.
         """
         key = tuple(sorted(flatten(params).items()))
         with self._lock:
@@ -1380,7 +1403,7 @@ class _Prefetch:
     ) -> None:
         self._client, self._params, self._limit, self._deadline = client, params, limit, deadline
         self._upcoming = iter(offsets)
-        self._queued: deque[tuple[int, Future[Page]]] = deque()
+        self._queued: deque[tuple[int, Future[RecordPage]]] = deque()
         self._pool = client._executor() if client.max_workers > 1 and len(offsets) > 1 else None
         if self._pool is not None:
             for _ in range(2 * client.max_workers):
@@ -1401,7 +1424,7 @@ class _Prefetch:
     def _closed(self) -> TransportError:
         return self._client._closed_error(str(self._params.get("Action", "")))
 
-    def __iter__(self) -> Iterator[tuple[int, Page]]:
+    def __iter__(self) -> Iterator[tuple[int, RecordPage]]:
         if self._pool is None:  # sequential: one page at a time, in the caller's thread
             for offset in self._upcoming:
                 yield offset, self._client._page(self._params, offset, self._limit, self._deadline)

@@ -15,6 +15,7 @@ import contextvars
 import functools
 import os
 from collections.abc import Callable, Generator, Mapping, Sequence
+from datetime import date
 from typing import Any, TypeVar, cast
 
 import pulumi
@@ -48,6 +49,7 @@ class GetImagesResult:
         total_count: int,
         region: str | None,
         query: ImageQuery,
+        warnings: Sequence[str] = (),
     ) -> None:
         self._image_id = image_id
         self._images = list(images)
@@ -55,6 +57,7 @@ class GetImagesResult:
         self._total_count = total_count
         self._region = region
         self._query = query
+        self._warnings = list(warnings)
 
     @property
     @pulumi.getter(name="imageId")
@@ -92,6 +95,12 @@ class GetImagesResult:
         """The query, as validated: enum values in the API's spelling, defaults filled in."""
         return self._query
 
+    @property
+    @pulumi.getter
+    def warnings(self) -> list[str]:
+        """Warnings about the chosen image, e.g. that it is past its end of life (also logged as warnings)."""
+        return self._warnings
+
     def __repr__(self) -> str:
         return (
             f"GetImagesResult(image_id={self._image_id!r}, total_count={self._total_count}, "
@@ -106,6 +115,7 @@ class GetImagesResult:
             "total_count": self._total_count,
             "region": self._region,
             "query": self._query,
+            "warnings": self._warnings,
         }
 
     @classmethod
@@ -117,6 +127,7 @@ class GetImagesResult:
             total_count=result.total_count,
             region=result.region,
             query=result.query,
+            warnings=result.warnings,
         )
 
 
@@ -176,6 +187,18 @@ def _query_of(values: Mapping[str, Any]) -> ImageQuery:
     return parse_query({name: values[name] for name in ImageQuery.model_fields})
 
 
+def _no_filters(values: Mapping[str, Any]) -> bool:
+    """No filter given at all: with ``lock``, the pin is taken by its name, with the query it was locked with."""
+    return all(values[name] is None for name in ImageQuery.model_fields)
+
+
+def _warn(result: GetImagesResult) -> GetImagesResult:
+    """Each warning of a lookup (an image past its end of life) as a Pulumi warning (stderr without an engine)."""
+    for warning in result.warnings:
+        pulumi.log.warn(warning)
+    return result
+
+
 def _concealed(values: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments with ``private_key`` held as a ``SecretStr`` (or an ``Output`` of one), in place.
 
@@ -220,17 +243,27 @@ def _refuse_ignored_lock_options(values: Mapping[str, Any]) -> None:
 
 
 def _look_up(
-    query: ImageQuery,
+    query: ImageQuery | None,
     settings_args: Mapping[str, Any],
     lock: str | None,
     lockfile: str | os.PathLike[str] | None,
     verify: bool,
 ) -> GetImagesResult:
+    """The lookup, or the pin ``lock`` names (``query`` ``None``: by its name alone, without comparing)."""
     if lock is None:
+        assert query is not None
         return GetImagesResult._of(lookup_images(query, **settings_args))
     from ._lock import locked_lookup
 
     return GetImagesResult._of(locked_lookup(lock, query, path=lockfile, verify=verify, settings_args=settings_args))
+
+
+def _pinned_query(lock: str, lockfile: str | os.PathLike[str] | None) -> ImageQuery:
+    """The query selection ``lock`` was locked with, in the region it was resolved in (for a mocked invoke)."""
+    from ._lock import read_pin
+
+    pin, _ = read_pin(lock, lockfile)
+    return pin.query.model_copy(update={"region": pin.query.region or pin.region})
 
 
 # -- the invoke answer (mocks, or a provider) -------------------------------------------------------------
@@ -262,6 +295,7 @@ class _Answer(BaseModel):
     total_count: int | None = Field(None, alias="totalCount", ge=0)
     images: list[Image] = Field(default_factory=list)
     region: str | None = None
+    warnings: list[str] = Field(default_factory=list)
 
     @field_validator("images", mode="before")
     @classmethod
@@ -290,6 +324,7 @@ def _from_answer(answer: Any, query: ImageQuery) -> GetImagesResult:
         total_count=len(ids) if parsed.total_count is None else parsed.total_count,
         region=parsed.region or query.region,
         query=query,
+        warnings=parsed.warnings,
     )
 
 
@@ -312,6 +347,13 @@ def get_images(
     architecture: str | None = None,
     states: Sequence[str] | None = None,
     most_recent: bool | None = None,
+    include_marketplace: bool | None = None,
+    exclude_eol: bool | None = None,
+    supported_until: str | date | None = None,
+    gpu_types: Sequence[str] | None = None,
+    scene_categories: Sequence[str] | None = None,
+    vendor_regex: str | None = None,
+    prices: bool | None = None,
     public_key: str | None = None,
     private_key: str | None = None,
     profile: str | None = None,
@@ -322,19 +364,27 @@ def get_images(
     verify: bool = False,
     opts: pulumi.InvokeOptions | None = None,
 ) -> AwaitableGetImagesResult:
-    """Find the one UCloud image that matches every filter, or raise."""
+    """Find the one UCloud image that matches every filter, or raise.
+
+    With ``lock`` and no filter, the pin of that selection is taken by its name alone; with filters too, they
+    must be the query it was locked with. A chosen image past its end of life is returned with a warning
+    (``pulumi.log.warn``, and in ``warnings``).
+    """
     values = _concealed(dict(locals()))
     del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     opts = pulumi.InvokeOptions.merge(None, opts)
     query = _reported(lambda: _query_of(values))
+    by_name = lock is not None and _no_filters(values)
     if mocks_are_set():
+        if lock is not None and by_name:
+            query = _reported(lambda: _pinned_query(lock, lockfile))
         answer = pulumi.runtime.invoke(GET_IMAGES_TOKEN, _invoke_args(query), opts=opts).value
         result = _from_answer(answer, query)
     else:
         settings_args = _settings_args(values)
-        result = _reported(lambda: _look_up(query, settings_args, lock, lockfile, verify))
-    return AwaitableGetImagesResult(**result._fields())
+        result = _reported(lambda: _look_up(None if by_name else query, settings_args, lock, lockfile, verify))
+    return AwaitableGetImagesResult(**_warn(result)._fields())
 
 
 def get_images_output(
@@ -353,6 +403,13 @@ def get_images_output(
     architecture: pulumi.Input[str | None] = None,
     states: pulumi.Input[Sequence[pulumi.Input[str]] | None] = None,
     most_recent: pulumi.Input[bool | None] = None,
+    include_marketplace: pulumi.Input[bool | None] = None,
+    exclude_eol: pulumi.Input[bool | None] = None,
+    supported_until: pulumi.Input[str | date | None] = None,
+    gpu_types: pulumi.Input[Sequence[pulumi.Input[str]] | None] = None,
+    scene_categories: pulumi.Input[Sequence[pulumi.Input[str]] | None] = None,
+    vendor_regex: pulumi.Input[str | None] = None,
+    prices: pulumi.Input[bool | None] = None,
     public_key: pulumi.Input[str | None] = None,
     private_key: pulumi.Input[str | None] = None,
     profile: pulumi.Input[str | None] = None,
@@ -379,8 +436,10 @@ def get_images_output(
 
         def invoke(resolved: dict[str, Any]) -> pulumi.Output[GetImagesResult]:
             query = _reported(lambda: _query_of(resolved))
+            if lock is not None and _no_filters(resolved):
+                query = _reported(lambda: _pinned_query(lock, lockfile))
             answer = pulumi.runtime.invoke_output(GET_IMAGES_TOKEN, _invoke_args(query), opts=output_opts)
-            return answer.apply(lambda value: _from_answer(value, query))
+            return answer.apply(lambda value: _warn(_from_answer(value, query)))
 
         return pulumi.Output.from_input(inputs).apply(invoke)
 
@@ -388,7 +447,8 @@ def get_images_output(
         arguments: dict[str, Any] = resolved[0]
 
         def work() -> GetImagesResult:
-            return _look_up(_query_of(arguments), _settings_args(arguments), lock, lockfile, verify)
+            query = None if lock is not None and _no_filters(arguments) else _query_of(arguments)
+            return _warn(_look_up(query, _settings_args(arguments), lock, lockfile, verify))
 
         context = contextvars.copy_context()
         return asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, _reported, work))
@@ -402,7 +462,8 @@ _SETTING_DOCS = {
     "profile": "Profile of the UCloud CLI's ~/.ucloud files. Default: ucloud:profile, UCLOUD_PROFILE, the active one.",
     "base_url": "API endpoint. Default: ucloud:baseUrl, UCLOUD_API_BASE_URL, the profile, https://api.ucloud.cn.",
     "timeout": "Seconds per request. Default: ucloud:timeout, UCLOUD_TIMEOUT_SECOND, the profile, 30.",
-    "lock": "Read the image pinned for this selection from the lockfile instead of searching.",
+    "lock": "Read the image pinned for this selection from the lockfile instead of searching; without filters "
+    "the pin is taken by its name alone, with filters they must be the query it was locked with.",
     "lockfile": "The lockfile for lock. Default: the nearest ucloud-images.lock.json upwards.",
     "verify": "With lock, check with one API call that the pinned image still exists and is usable.",
     "opts": "Invoke options; used under mocks, where the invoke machinery carries the call.",

@@ -10,14 +10,16 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, computed_field
 
 from ._display import shown
 from ._errors import ResponseFormatError
 
-__all__ = ["Image", "ImagePrice", "Page", "parse_page"]
+__all__ = ["Image", "ImagePrice", "Page", "json_keys", "parse_eol", "parse_page"]
 
 ARM64_FEATURE = "Aarch64_Type"
 _ARM64_KEY = ARM64_FEATURE.lower()
@@ -33,8 +35,43 @@ _SELECTED = frozenset(
     for spelling in (name, alias)
 )
 _log = logging.getLogger("pulumi_ucloud_images")
+# MaintainEol as the API writes it, YYYY/MM/DD (a dash-separated date is read alike).
+_EOL = re.compile(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})")
 # Every ImageId form the API uses (uimage-xxxxxx, 32 hex digits, UUIDs) is printable ASCII without spaces.
 _IMAGE_ID = re.compile(r"[!-~]{1,128}")
+
+
+def parse_eol(text: str, image_id: str = "") -> date | None:
+    """``MaintainEol`` (``YYYY/MM/DD``) as a date; ``None`` when it is blank or malformed (logged, never raised)."""
+    value = text.strip()
+    if not value:
+        _log.debug("image %s has no MaintainEol: its end of life is unknown", shown(image_id, 40) or "?")
+        return None
+    found = _EOL.fullmatch(value)
+    if found is not None:
+        try:
+            return date(*(int(part) for part in found.groups()))
+        except ValueError:
+            pass
+    _log.warning(
+        "image %s has a MaintainEol that is not a YYYY/MM/DD date (%r): its end of life is unknown",
+        shown(image_id, 40) or "?", shown(value, 40),
+    )
+    return None
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def json_keys(value: Any) -> Any:
+    """A dumped model with every key in camelCase (``image_id`` -> ``imageId``), as the schema spells them."""
+    if isinstance(value, dict):
+        return {_camel(str(key)): json_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_keys(item) for item in value]
+    return value
 
 
 class ImagePrice(BaseModel):
@@ -78,15 +115,39 @@ class Image(BaseModel):
     tag: str = Field(default="", alias="Tag", description="Business group.")
     price_set: tuple[ImagePrice, ...] = Field(default=(), alias="PriceSet", description="Prices, when requested.")
 
-    @property
+    @computed_field(  # type: ignore[prop-decorator]
+        description="x86_64, or aarch64 when the image carries the Aarch64_Type feature (derived)."
+    )
+    @cached_property
     def architecture(self) -> str:
         """``aarch64`` when the image carries the ``Aarch64_Type`` feature (any case, as features are matched),
         else ``x86_64``."""
         return "aarch64" if any(feature.lower() == _ARM64_KEY for feature in self.features) else "x86_64"
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="End of maintenance (MaintainEol) as a date, YYYY-MM-DD; null when blank or malformed (derived)."
+    )
+    @cached_property
+    def eol_date(self) -> date | None:
+        """``MaintainEol`` as a date, or ``None`` when it is blank or malformed (logged once per image)."""
+        return parse_eol(self.maintain_eol, self.image_id)
+
+    def past_eol(self, today: date) -> bool:
+        """Whether the image's end of maintenance is before ``today`` (``False`` when it is unknown)."""
+        eol = self.eol_date
+        return eol is not None and eol < today
+
     def to_api(self) -> dict[str, Any]:
-        """The record in the API's own PascalCase spelling."""
-        return self.model_dump(by_alias=True, mode="json")
+        """The record in the API's own PascalCase spelling (without the derived fields)."""
+        return self.model_dump(by_alias=True, mode="json", exclude=_DERIVED)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the command's JSON and the schema's ``Image`` type spell it: camelCase, derived fields
+        (``architecture``, ``eolDate``) included."""
+        return dict(json_keys(self.model_dump(mode="json")))
+
+
+_DERIVED = set(Image.model_computed_fields)
 
 
 # What a field of the wrong type should have been, in JSON's words.

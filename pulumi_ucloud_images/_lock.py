@@ -26,6 +26,7 @@ from typing import Any, TextIO, TypeVar
 
 from pydantic import ValidationError
 
+from . import _query
 from ._client import Client, shared_client
 from ._display import json_for_people
 from ._display import shown as server_text
@@ -34,7 +35,7 @@ from ._files import FileProblem, read_small_file
 from ._image import Image
 from ._lookup import lookup_images
 from ._query import ImageQuery, invalid_query_error, parse_query
-from ._select import LookupResult
+from ._select import LookupResult, eol_warning
 from ._settings import _SOURCES, CLI_FACE, resolve_region, resolve_settings
 
 if sys.version_info >= (3, 11):
@@ -48,6 +49,7 @@ __all__ = [
     "EXIT_OUT_OF_DATE",
     "LOCKFILE_VERSION",
     "locked_lookup",
+    "read_pin",
     "register_cli",
 ]
 
@@ -512,21 +514,9 @@ def find_lockfile(start: Path | None = None) -> Path:
 # -- reading a pin from a program ---------------------------------------------------------------------------
 
 
-def locked_lookup(
-    name: str,
-    query: ImageQuery,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    verify: bool = False,
-    settings_args: Mapping[str, Any] | None = None,
-) -> LookupResult:
-    """The image pinned for selection ``name``, read from the lockfile without any API call.
-
-    The query in code must equal the locked one (``region`` only when the code gives one), else
-    :class:`LockfileError` names the differing fields. ``verify`` costs one DescribeImage call (ImageId
-    filter, with ``settings_args`` as for :func:`resolve_settings`) and fails if the image is gone or not in
-    one of the query's states. ``path`` defaults to the nearest ``ucloud-images.lock.json`` upwards.
-    """
+def read_pin(name: str, path: str | os.PathLike[str] | None = None) -> tuple[Pin, Path]:
+    """The pin of selection ``name`` and the lockfile it was read from (``path``, default: the nearest
+    ``ucloud-images.lock.json`` upwards); a missing selection is a :class:`LockfileError` naming those it has."""
     lock_path = find_lockfile() if path is None else Path(path)
     pins = read_lockfile(lock_path)
     pin = pins.get(name)
@@ -536,6 +526,12 @@ def locked_lookup(
             f"The lockfile {lock_path} has no selection {name!r} (it has: {known}); add it to "
             f"{DEFAULT_SELECTION_FILE} and run 'ucloud-images lock --update {name}'."
         )
+    return pin, lock_path
+
+
+def check_locked_query(name: str, pin: Pin, query: ImageQuery, lock_path: Path) -> None:
+    """The query in code must equal the locked one (``region`` only when the code gives one), else a
+    :class:`LockfileError` names the differing fields."""
     differences = pin.differences(query, query.region)
     if differences:
         shown = ", ".join(
@@ -545,12 +541,40 @@ def locked_lookup(
             f"The query for selection {name!r} differs from the lockfile {lock_path}: {shown}; make "
             f"{DEFAULT_SELECTION_FILE} and the code agree, then run 'ucloud-images lock --update {name}'."
         )
+
+
+def locked_lookup(
+    name: str,
+    query: ImageQuery | None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    verify: bool = False,
+    settings_args: Mapping[str, Any] | None = None,
+) -> LookupResult:
+    """The image pinned for selection ``name``, read from the lockfile without any API call.
+
+    With ``query`` ``None`` the pin is taken by its name alone, with the query it was locked with; a query
+    given in code must equal the locked one (``region`` only when the code gives one), else
+    :class:`LockfileError` names the differing fields. ``verify`` costs one DescribeImage call (ImageId
+    filter, with ``settings_args`` as for :func:`resolve_settings`) and fails if the image is gone or not in
+    one of the query's states; the image it finds past its end of life is kept, with a warning.
+    ``path`` defaults to the nearest ``ucloud-images.lock.json`` upwards.
+    """
+    pin, lock_path = read_pin(name, path)
+    if query is None:
+        query = pin.query
+    else:
+        check_locked_query(name, pin, query, lock_path)
     image = pin.image()
+    warnings: tuple[str, ...] = ()
     if verify:
         settings = resolve_settings(**{**(settings_args or {}), "region": pin.region})
         image = _usable(fetch_pinned(pin.image_id, pin.region, query, shared_client(settings)), name, lock_path)
+        warning = eol_warning(image, query, pin.region, _query.utc_today())
+        warnings = () if warning is None else (f"selection {name!r} of {lock_path} pins {warning}",)
     return LookupResult(
-        image_id=image.image_id, images=(image,), ids=(image.image_id,), total_count=1, region=pin.region, query=query
+        image_id=image.image_id, images=(image,), ids=(image.image_id,), total_count=1, region=pin.region,
+        query=query, warnings=warnings,
     )
 
 
@@ -648,6 +672,55 @@ def _resolve(names: Iterable[str], selections: Selections, client: Client) -> di
     return _in_parallel(names, pin, selections)
 
 
+def _pinned_image(name: str, pin: Pin, query: ImageQuery, client: Client) -> Image | str:
+    """The image a pin names as the API describes it now: from the selection's listing, which the lookup has
+    just read (memoised, so no request), else by its ID (one request); or why it is gone."""
+    params = query.server_params(pin.region, client.settings.project_id)
+    found = next((image for image in client.describe_images(params) if image.image_id == pin.image_id), None)
+    return found if found is not None else fetch_pinned(pin.image_id, pin.region, query, client)
+
+
+def _pinned_images(pins: Mapping[str, Pin], selections: Selections, client: Client) -> dict[str, Image | str]:
+    """The image of every pin of a selection of the file, as :func:`_pinned_image` finds it."""
+    names = [name for name in selections.queries if name in pins]
+    return _in_parallel(
+        names, lambda name: _pinned_image(name, pins[name], selections.queries[name], client), selections
+    )
+
+
+def _past_eol(found: Mapping[str, Image | str], pins: Mapping[str, Pin]) -> list[str]:
+    """One report line per pin whose image is past its end of life (today, UTC)."""
+    today = _query.utc_today()
+    lines = []
+    for name, image in found.items():
+        if isinstance(image, Image) and image.past_eol(today) and image.eol_date is not None:
+            lines.append(f"  ! {name}: {pins[name].describe()} is past its end of life ({image.eol_date:%Y/%m/%d})")
+    return lines
+
+
+def _warn_past_eol(found: Mapping[str, Image | str], pins: Mapping[str, Pin], selections: Selections) -> None:
+    """``lock``: a warning on stderr for each selection just pinned to an image past its end of life."""
+    today = _query.utc_today()
+    for name, image in found.items():
+        query, region = selections.queries[name], pins[name].region
+        warning = eol_warning(image, query, region, today) if isinstance(image, Image) else None
+        if warning is not None:
+            sys.stderr.write(f"warning: selection {name!r}: {warning}\n")
+
+
+_EOL_ADVICE = (
+    "A pin past its end of life stays until its selection changes: add exclude_eol = true (or supported_until) "
+    "to the selection, or choose a newer system, then run 'ucloud-images lock --update NAME'.\n"
+)
+
+
+def _report_eol(lines: list[str], out: TextIO) -> None:
+    if lines:
+        out.write(f"{len(lines)} pin(s) past their end of life:\n")
+        out.writelines(line + "\n" for line in lines)
+        out.write(_EOL_ADVICE)
+
+
 # -- the `lock` command -----------------------------------------------------------------------------------
 
 
@@ -736,8 +809,12 @@ def _cmd_lock(args: argparse.Namespace, out: TextIO) -> int:
                 stale = _stale(old, selections, regions)
                 wanted = [name for name in wanted if name in args.update or name in stale]
             resolved = _resolve(wanted, selections, client)
+            found = _pinned_images(old if args.check else resolved, selections, client)  # listed: no request
         if args.check:
-            return _report_check(_changes(old, resolved), selections, lock_path, out)
+            code = _report_check(_changes(old, resolved), selections, lock_path, out)
+            _report_eol(_past_eol(found, old), out)
+            return code
+        _warn_past_eol(found, resolved, selections)
         new = {name: resolved.get(name) or old[name] for name in selections.queries}
         new = _keep_unchanged(old, new)
         changes = _changes(old, new)
@@ -787,10 +864,12 @@ def _verify(
     problems.extend(f"  ! {name}: {problem}" for name, problem in found.items() if isinstance(problem, str))
     if not problems:
         out.write(f"{lock_path} is consistent with {selections.path} and every pinned image is usable.\n")
+        _report_eol(_past_eol(found, old), out)
         return 0
     out.write(f"{lock_path} needs attention: {len(problems)} problem(s).\n")
     out.writelines(problem + "\n" for problem in problems)
     out.write("Run 'ucloud-images lock --update NAME' to re-pin a selection.\n")
+    _report_eol(_past_eol(found, old), out)
     return EXIT_OUT_OF_DATE
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ._client import Client, shared_client
 from ._errors import InvalidQueryError
@@ -57,7 +57,9 @@ def fetch_listing(
     if region is None:
         raise InvalidQueryError("No UCloud region was given: pass region, or settings that have one.", field="region")
     client = client or shared_client(settings)
-    return Listing(query, region, client.describe_images(query.server_params(region, settings.project_id)))
+    records = client.list_records(query.server_params(region, settings.project_id))
+    # Lean records read as an Image does for selection; filter_images builds full models of the matches only.
+    return Listing(query, region, cast(tuple[Image, ...], records))
 
 
 def lookup_images(

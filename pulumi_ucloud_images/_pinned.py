@@ -7,6 +7,10 @@ in the cloud), and the replacement names ``image_id`` among its reasons. A refre
 image is gone or no longer in one of the query's states, and otherwise records the newest current match as
 ``latest_image_id``, so drift is visible without churn.
 
+A pin may also come from the lockfile (``lock="web"``, a selection of ``ucloud-images.toml`` locked in
+``ucloud-images.lock.json``): the program reads that pin, and the resource keeps its image and query; it
+changes when the lockfile's pin changes (a reviewed ``ucloud-images lock --update``), never by a lookup.
+
 The provider is pickled into the program's state, so it holds no settings and no keys: it resolves them at
 each call from the stack config handed to :meth:`PinnedImageProvider.configure` (``ucloud:*``), the
 ``UCLOUD_*`` environment and the UCloud CLI's profile files, and it pickles without that config.
@@ -15,7 +19,10 @@ each call from the stack config handed to :meth:`PinnedImageProvider.configure` 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
 import pulumi
@@ -32,13 +39,15 @@ from pulumi.dynamic import (
 )
 from pydantic import ValidationError
 
+from . import _query
 from ._client import Client
 from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
-from ._lock import fetch_pinned
+from ._lock import Pin, _usable, check_locked_query, fetch_pinned, read_pin
 from ._lookup import find_images, lookup_images
 from ._pulumi_sdk import UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
+from ._select import eol_warning
 from ._settings import _SOURCES, PYTHON_FACE, Face, Settings, resolve_region, resolve_settings
 
 __all__ = ["PinnedImage", "PinnedImageProvider"]
@@ -46,6 +55,7 @@ __all__ = ["PinnedImage", "PinnedImageProvider"]
 PROVIDER_KEY = "__provider"
 REPIN = "repin"
 QUERY = "query"  # in the outputs: the validated query, every field (as the schema's ImageQuery type has them)
+LOCKED = "locked"  # the lockfile pin a PinnedImage(lock=...) was declared with: name, lockfile and the pin
 OUTPUTS = ("image_id", "image_name", "os_name", "create_time", "features", "latest_image_id")
 _FILTERS = tuple(ImageQuery.model_fields)
 # The settings the region depends on: the region itself, and the profile whose file may name it.
@@ -152,12 +162,28 @@ class PinnedImageProvider(ResourceProvider):
 
     # -- check / diff --------------------------------------------------------------------------------------
 
+    def warn(self, message: str) -> None:
+        """A warning about a pin (an image past its end of life): Pulumi's warning channel."""
+        pulumi.log.warn(message)
+
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        """Validate every input with the query model; fill in the configured region when none is given."""
+        """Validate every input with the query model; fill in the configured region when none is given.
+
+        A pin about to be resolved whose image is past its end of life is a warning (:meth:`warn`).
+        """
+        result, warnings = self.checked(_olds, news)
+        for warning in warnings:
+            self.warn(warning)
+        return result
+
+    def checked(self, _olds: dict[str, Any], news: dict[str, Any]) -> tuple[CheckResult, list[str]]:
+        """:meth:`check`, with its warnings returned instead of sent (the plugin sends them to the engine)."""
         inputs = {name: integral(value) for name, value in news.items() if name != PROVIDER_KEY and value is not None}
         failures = _check_failures(inputs)
         if failures:
-            return CheckResult(inputs, failures)
+            return CheckResult(inputs, failures), []
+        if isinstance(inputs.get(LOCKED), Mapping):
+            return self._check_locked(inputs), []
         known = {name: value for name, value in _filters(inputs).items() if not is_unknown(value)}
         query = ImageQuery.model_validate(known)
         canonical = query.model_dump(mode="json")
@@ -168,33 +194,56 @@ class PinnedImageProvider(ResourceProvider):
             try:
                 region = self._configured_region() or _olds.get("region")
             except CredentialsError as exc:  # a profile file that cannot be read, or a profile it lacks
-                return CheckResult(inputs, [CheckFailure("region", str(exc))])
+                return CheckResult(inputs, [CheckFailure("region", str(exc))]), []
             if region is not None:
                 inputs["region"] = region
             elif (failure := self._missing_region(query)) is not None:
-                return CheckResult(inputs, [failure])
+                return CheckResult(inputs, [failure]), []
         filters = _filters(inputs)
         renewed = not _olds or _filters(_olds) != filters or _olds.get(REPIN) != inputs.get(REPIN)
         if renewed and not is_unknown(filters):
-            failure = self._unresolvable(ImageQuery.model_validate(filters))
+            failure, warnings = self._unresolvable(ImageQuery.model_validate(filters))
             if failure is not None:
-                return CheckResult(inputs, [failure])
-        return CheckResult(inputs, [])
+                return CheckResult(inputs, [failure]), []
+            return CheckResult(inputs, []), warnings
+        return CheckResult(inputs, []), []
 
-    def _unresolvable(self, query: ImageQuery) -> CheckFailure | None:
-        """A pin about to be resolved (new, or its query or ``repin`` changed) that matches nothing, or several.
+    def _check_locked(self, inputs: dict[str, Any]) -> CheckResult:
+        """A pin taken from the lockfile: filters given too must be the query it was locked with; the checked
+        inputs then hold that query and region, so the state has the query the image answers."""
+        locked = inputs[LOCKED]
+        pin = _pin_of(locked)
+        given = _filters(inputs)
+        if REPIN in inputs:
+            return CheckResult(inputs, [CheckFailure(REPIN, (
+                f"A pin taken from the lockfile (lock={locked['name']!r}) changes only with the lockfile, so repin "
+                f"would do nothing; leave it out, and re-pin with 'ucloud-images lock --update {locked['name']}'."
+            ))])
+        if given and not is_unknown(given):
+            try:
+                check_locked_query(str(locked["name"]), pin, ImageQuery.model_validate(given), Path(locked["lockfile"]))
+            except UCloudImagesError as exc:
+                return CheckResult(inputs, [CheckFailure("", str(exc))])
+        checked = {name: value for name, value in inputs.items() if name not in _FILTERS}
+        checked.update(pin.query.to_args())
+        checked["region"] = pin.region
+        return CheckResult(checked, [])
+
+    def _unresolvable(self, query: ImageQuery) -> tuple[CheckFailure | None, list[str]]:
+        """A pin about to be resolved (new, or its query or ``repin`` changed) that matches nothing, or several;
+        else the lookup's warnings (an image past its end of life).
 
         Create would fail the same way, but only at ``up``, and the dynamic-provider host reports a failed
         create with a Python traceback; a check failure is one sentence, at preview. Not checkable without
         settings (a keyless preview); an unchanged pin is never re-resolved here: drift is refresh's business.
         """
         try:
-            lookup_images(query, settings=self._settings(query))
+            result = lookup_images(query, settings=self._settings(query))
         except (NoImageFoundError, AmbiguousImageError) as exc:
-            return CheckFailure("", str(exc))
+            return CheckFailure("", str(exc)), []
         except UCloudImagesError:
-            pass  # keys or settings missing or not known yet, or an API failure: create reports it
-        return None
+            return None, []  # keys or settings missing or not known yet, or an API failure: create reports it
+        return None, list(result.warnings)
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
         """No change unless a filter or ``repin`` changed; then a replacement, with ``image_id`` among the reasons."""
@@ -205,6 +254,8 @@ class PinnedImageProvider(ResourceProvider):
         changed = [name for name in _FILTERS if name in unknown or getattr(old, name) != getattr(new, name)]
         if is_unknown(_news.get(REPIN)) or _olds.get(REPIN) != _news.get(REPIN):
             changed.append(REPIN)
+        if _locked_image(_olds) != _locked_image(_news):  # the lockfile's pin moved (a reviewed re-pin)
+            changed.append(LOCKED)
         if not changed:
             return DiffResult(changes=False, replaces=[])
         return DiffResult(changes=True, replaces=[*changed, "image_id"], delete_before_replace=False)
@@ -262,6 +313,9 @@ class PinnedImageProvider(ResourceProvider):
 
     def _pin(self, props: Mapping[str, Any]) -> dict[str, Any]:
         query = ImageQuery.model_validate(_filters(props))
+        locked = props.get(LOCKED)
+        if isinstance(locked, Mapping):
+            return self._pin_locked(props, query, locked)
         result = lookup_images(query, settings=self._settings(query))
         return {
             **_without_provider(props),
@@ -271,6 +325,41 @@ class PinnedImageProvider(ResourceProvider):
             "latest_image_id": result.ids[0],
         }
 
+    def _pin_locked(self, props: Mapping[str, Any], query: ImageQuery, locked: Mapping[str, Any]) -> dict[str, Any]:
+        """The lockfile's pin, confirmed (it exists in one of the query's states) with the newest match beside it."""
+        pin = _pin_of(locked)
+        settings = self._settings(query)
+        with Client(settings) as client:
+            found = _usable(fetch_pinned(pin.image_id, pin.region, query, client), str(locked["name"]),
+                            Path(locked["lockfile"]))
+            latest = find_images(query, client=client)
+        warning = eol_warning(found, query, pin.region, _query.utc_today())
+        if warning is not None:
+            self.warn(f"selection {locked['name']!r} of {locked['lockfile']} pins {warning}")
+        return {
+            **_without_provider(props),
+            QUERY: query.model_dump(mode="json"),
+            **_described(found),
+            "latest_image_id": latest[0].image_id if latest else None,
+        }
+
+
+def _pin_of(locked: Mapping[str, Any]) -> Pin:
+    """The lockfile pin carried in a ``locked`` input (as :class:`PinnedImage` read it from the lockfile)."""
+    return Pin(
+        query=ImageQuery.model_validate(locked["query"]),
+        region=str(locked["region"]),
+        image_id=str(locked["image_id"]),
+        image_name=str(locked.get("image_name") or ""),
+        create_time=0,
+        locked_at=str(locked.get("locked_at") or ""),
+    )
+
+
+def _locked_image(props: Mapping[str, Any]) -> Any:
+    locked = props.get(LOCKED)
+    return locked.get("image_id") if isinstance(locked, Mapping) else None
+
 
 def _check_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     """One failure per problem, each the core's sentence naming the property; unknown values wait for later."""
@@ -278,7 +367,7 @@ def _check_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     repin = inputs.get(REPIN)
     if repin is not None and not isinstance(repin, str):
         failures.append(CheckFailure(REPIN, f"Invalid repin {repin!r}: must be a string (any new value re-pins)."))
-    known = {name: value for name, value in inputs.items() if name != REPIN and not is_unknown(value)}
+    known = {name: value for name, value in inputs.items() if name not in (REPIN, LOCKED) and not is_unknown(value)}
     try:
         ImageQuery.model_validate(known)
     except ValidationError as exc:
@@ -306,6 +395,10 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
     The filters are those of :func:`get_images` (``features`` as an input is the filter; as an output it
     is the pinned image's features). Settings come from stack config ``ucloud:*``, the environment and the
     UCloud CLI's profile files, never from inputs, so no key reaches the state.
+
+    ``lock="NAME"`` takes the pin of that selection from the lockfile (``lockfile``, default: the nearest
+    ``ucloud-images.lock.json`` upwards) instead of resolving a query: no filter needs repeating, and filters
+    given as well must be the query it was locked with. It changes when the lockfile's pin does.
     """
 
     image_id: pulumi.Output[str]
@@ -339,10 +432,43 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         architecture: pulumi.Input[str] | None = None,
         states: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         most_recent: pulumi.Input[bool] | None = None,
+        include_marketplace: pulumi.Input[bool] | None = None,
+        exclude_eol: pulumi.Input[bool] | None = None,
+        supported_until: pulumi.Input[str | date] | None = None,
+        gpu_types: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        scene_categories: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        vendor_regex: pulumi.Input[str] | None = None,
+        prices: pulumi.Input[bool] | None = None,
         repin: pulumi.Input[str] | None = None,
+        lock: str | None = None,
+        lockfile: str | os.PathLike[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         values = dict(locals())
         props: dict[str, Any] = dict.fromkeys(OUTPUTS)
         props.update({name: values[name] for name in (*_FILTERS, REPIN)})
+        if isinstance(props.get("supported_until"), date):
+            props["supported_until"] = props["supported_until"].isoformat()  # a date travels as its text
+        if lock is not None:
+            props[LOCKED] = _read_locked(lock, lockfile)
+        elif lockfile is not None:
+            raise _reported_error(InvalidQueryError(
+                "lockfile works only with lock=NAME (taking a pin from the lockfile); pass lock, or leave it out.",
+                field="lockfile",
+            ))
         super().__init__(PinnedImageProvider(), resource_name, props, opts)
+
+
+def _reported_error(exc: UCloudImagesError) -> UCloudImagesError:
+    from ._functions import _as_run_error  # Pulumi reports a RunError as its sentence, without a stack trace
+
+    return _as_run_error(exc.with_traceback(None))
+
+
+def _read_locked(lock: str, lockfile: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The pin of selection ``lock``, read in the program (whose working directory is the project's)."""
+    try:
+        pin, path = read_pin(lock, lockfile)
+    except UCloudImagesError as exc:
+        raise _reported_error(exc) from None
+    return {"name": lock, "lockfile": str(path), **pin.to_json()}

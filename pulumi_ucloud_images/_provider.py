@@ -52,7 +52,7 @@ from pulumi.provider.experimental.provider import (
     UpdateRequest,
     UpdateResponse,
 )
-from pulumi.runtime.proto import provider_pb2_grpc
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
 from pydantic import SecretStr, ValidationError
 from pydantic_core import InitErrorDetails
 
@@ -67,7 +67,7 @@ from ._schema import CONFIG_KEYS, GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_T
 from ._settings import Face, resolve_settings
 from ._version import __version__
 
-__all__ = ["UCloudImagesProvider", "main"]
+__all__ = ["EngineLog", "UCloudImagesProvider", "main"]
 
 _PRIVATE_KEY = CONFIG_KEYS["private_key"]
 _BASE_URL = CONFIG_KEYS["base_url"]
@@ -262,10 +262,42 @@ class _ProviderConfig(Config):
         return self._read(key)
 
 
-class UCloudImagesProvider(Provider):
-    """Serves the schema, checks and stores provider config, answers getImages and manages PinnedImage."""
+Warn = Callable[[str, str], Awaitable[None]]
+"""Send a warning to the user: ``(message, urn)``, the URN empty when no resource is concerned (an invoke)."""
 
-    def __init__(self) -> None:
+
+async def _warn_on_stderr(message: str, urn: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+class EngineLog:
+    """Warnings to the engine's Log service (as any provider's diagnostics), on a channel opened at first use.
+
+    The provider protocol's Check and Invoke answers carry no warnings; this is how a provider warns. A
+    warning that cannot be delivered goes to stderr (which the engine shows as the plugin's output).
+    """
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._stub: Any = None
+
+    async def warn(self, message: str, urn: str) -> None:
+        try:
+            if self._stub is None:
+                self._stub = engine_pb2_grpc.EngineStub(grpc.aio.insecure_channel(self._address))
+            await self._stub.Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message, urn=urn))
+        except (grpc.RpcError, OSError, ValueError):
+            await _warn_on_stderr(message, urn)
+
+
+class UCloudImagesProvider(Provider):
+    """Serves the schema, checks and stores provider config, answers getImages and manages PinnedImage.
+
+    ``warn`` delivers warnings (a chosen image past its end of life); the plugin sends them to the engine.
+    """
+
+    def __init__(self, warn: Warn | None = None) -> None:
+        self._warn: Warn = warn or _warn_on_stderr
         self._schema = render()
         self._config: dict[str, str] = {}
         self._private_key: SecretStr | None = None
@@ -356,7 +388,10 @@ class UCloudImagesProvider(Provider):
         except UCloudImagesError as exc:
             raise _respelled(exc) from None
         result = await self._run(functools.partial(lookup_images, query, settings=settings))
-        return InvokeResponse(return_value=_wire(result.model_dump(mode="json"), secret=_has_secret(request.args)))
+        answer = {**result.model_dump(mode="json"), "warnings": [_plugin_spelling(w) for w in result.warnings]}
+        for warning in answer["warnings"]:
+            await self._warn(f"{GET_IMAGES_TOKEN}: {warning}", "")
+        return InvokeResponse(return_value=_wire(answer, secret=_has_secret(request.args)))
 
     # -- PinnedImage: the dynamic provider's logic, spoken in the schema's names ----------------------------
 
@@ -371,7 +406,9 @@ class UCloudImagesProvider(Provider):
     async def check(self, request: CheckRequest) -> CheckResponse:
         pins = self._pinned(request.type)
         olds, news = _dynamic(request.old_inputs), _dynamic(request.new_inputs)
-        checked = await self._run(lambda: pins.check(olds, news))
+        checked, warnings = await self._run(lambda: pins.checked(olds, news))
+        for warning in warnings:
+            await self._warn(_plugin_spelling(warning), request.urn)
         failures = [CheckFailure(camel(f.property), _plugin_spelling(f.reason)) for f in checked.failures or []]
         return CheckResponse(inputs=_wire_like(checked.inputs, request.new_inputs), failures=failures)
 
@@ -479,7 +516,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     async def serve() -> None:
         grpc_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
-        servicer = _Servicer([], __version__, UCloudImagesProvider(), engine_address=args.engine)
+        provider = UCloudImagesProvider(warn=EngineLog(args.engine).warn)
+        servicer = _Servicer([], __version__, provider, engine_address=args.engine)
         provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, grpc_server)
         port = grpc_server.add_insecure_port("127.0.0.1:0")
         await grpc_server.start()

@@ -12,6 +12,7 @@ import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 import regex
@@ -28,6 +29,7 @@ __all__ = [
     "FUNC_TYPES",
     "IMAGE_TYPES",
     "OS_TYPES",
+    "SCENE_CATEGORIES",
     "STATES",
     "ImageQuery",
     "field_extra",
@@ -35,6 +37,7 @@ __all__ = [
     "invalid_query_errors",
     "parse_query",
     "regex_problem",
+    "utc_today",
 ]
 
 IMAGE_TYPES = ("Base", "Business", "Custom")
@@ -42,6 +45,8 @@ OS_TYPES = ("Linux", "Windows")
 FUNC_TYPES = ("gpu", "app", "uhost")
 STATES = ("Available", "Making", "Unavailable", "Copying")
 ARCHITECTURES = ("x86_64", "aarch64")
+SCENE_CATEGORIES = ("Featured", "PreInstalledDrivers", "AIPainting", "AIModels", "HPC")
+MARKETPLACE_TYPE = "Business"  # the image type of marketplace images (third parties' and UCloud's own offers)
 FEATURES = (
     "NetEnhanced",
     "NetEnhanced_Ultra",
@@ -137,7 +142,45 @@ def field_extra(field: FieldInfo) -> dict[str, Any]:
 # name of 34 "a"s and a "!") can stall a lookup.
 MAX_REGEX_LENGTH = 1000
 MATCH_SECONDS = 2.0
-_REGEX_FIELDS = ("name_regex", "os_name_regex")
+_REGEX_FIELDS = ("name_regex", "os_name_regex", "vendor_regex")
+# The image attribute each regex is searched in.
+_SEARCHED = {"name_regex": "image_name", "os_name_regex": "os_name", "vendor_regex": "vendor"}
+_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
+
+
+def utc_today() -> date:
+    """The date of a lookup, in UTC: what ``exclude_eol`` and the EOL warning compare end-of-life dates with."""
+    return datetime.now(timezone.utc).date()
+
+
+def _date_text(value: Any) -> Any:
+    """A date (``datetime.date`` or ``YYYY-MM-DD`` text) as ``YYYY-MM-DD``; blank is unset."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return None if value is None else value.isoformat()
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        found = _DATE.fullmatch(value.strip())
+        if found is not None:
+            try:
+                return date(*(int(part) for part in found.groups())).isoformat()
+            except ValueError:
+                pass
+    raise _BadValue("must be a date written YYYY-MM-DD, e.g. 2027-01-01", value)
+
+
+def _free_list(value: Any) -> Any:
+    """A list (or one bare value) of free-form names, stripped, deduplicated and sorted (a set, like the enum
+    lists); an empty entry is refused."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        return value  # the tuple type check reports it
+    if any(not isinstance(item, str) for item in value):
+        return value
+    if any(not item.strip() for item in value):
+        raise _BadValue("must not be empty", "", entry=True)
+    return tuple(sorted({item.strip() for item in value}))
 
 
 @functools.lru_cache(maxsize=256)
@@ -244,8 +287,47 @@ class ImageQuery(BaseModel):
     )
     most_recent: bool = Field(
         default=False,
-        description="When several images match, take the newest instead of failing.",
+        description="When several images match, take the newest instead of failing (never across architectures).",
         json_schema_extra=_cli("--most-recent", flag=True),
+    )
+    include_marketplace: bool = Field(
+        default=False,
+        description="Let marketplace (Business) images match. Without it they match only when image_type is "
+        "Business or a func_type is given.",
+        json_schema_extra=_cli("--include-marketplace", flag=True),
+    )
+    exclude_eol: bool = Field(
+        default=False,
+        description="Leave out images whose end of maintenance (MaintainEol) is before today (UTC); images "
+        "with no known EOL stay.",
+        json_schema_extra=_cli("--exclude-eol", flag=True),
+    )
+    supported_until: Annotated[str | None, BeforeValidator(_date_text)] = Field(
+        default=None,
+        description="A date, YYYY-MM-DD: only images maintained until at least then (MaintainEol on or after "
+        "it); images with no known EOL are left out.",
+        json_schema_extra=_cli("--supported-until"),
+    )
+    gpu_types: Annotated[tuple[str, ...], BeforeValidator(_free_list)] = Field(
+        default=(),
+        description="GPU types the image must all support (SupportedGPUTypes, any case), e.g. A100, 4090.",
+        json_schema_extra=_cli("--gpu-type", repeatable=True),
+    )
+    scene_categories: Annotated[tuple[str, ...], _list_of(SCENE_CATEGORIES)] = Field(
+        default=(),
+        description="Scene categories, any of which the image must have (SceneCategories): Featured, "
+        "PreInstalledDrivers, AIPainting, AIModels, HPC.",
+        json_schema_extra=_cli("--scene-category", repeatable=True, enum=list(SCENE_CATEGORIES)),
+    )
+    vendor_regex: str | None = Field(
+        default=None,
+        description="Python regular expression searched (unanchored) in the image's Vendor.",
+        json_schema_extra=_cli("--vendor-regex"),
+    )
+    prices: bool = Field(
+        default=False,
+        description="Ask DescribeImage for prices (PriceSet=1) and include them in the result.",
+        json_schema_extra=_cli("--prices", flag=True),
     )
 
     @model_validator(mode="before")
@@ -256,7 +338,7 @@ class ImageQuery(BaseModel):
             return {key: value for key, value in data.items() if value is not None}
         return data
 
-    @field_validator("name_regex", "os_name_regex")
+    @field_validator("name_regex", "os_name_regex", "vendor_regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value:
@@ -296,16 +378,37 @@ class ImageQuery(BaseModel):
             "FuncType": self.func_type,
             "ImageId": self.image_id,
             "ImageIds": list(self.ids) or None,
+            "PriceSet": 1 if self.prices else None,
         }
+
+    # -- what the query lets in, beyond the filters --------------------------------------------------
+
+    @property
+    def names_marketplace(self) -> bool:
+        """Whether marketplace (Business) images may match: the query names them (``image_type`` Business or
+        any ``func_type``, all three being marketplace categories) or sets ``include_marketplace``."""
+        return self.include_marketplace or self.image_type == MARKETPLACE_TYPE or self.func_type is not None
+
+    @property
+    def filters_eol(self) -> bool:
+        """Whether an EOL filter (``exclude_eol``, ``supported_until``) is in use."""
+        return self.exclude_eol or self.supported_until is not None
+
+    @property
+    def supported_until_date(self) -> date | None:
+        return None if self.supported_until is None else date.fromisoformat(self.supported_until)
 
     def matches(self, image: Image) -> bool:
         """The client-side half of the filter; also re-checks server-side fields, which costs nothing."""
         return self.matcher()(image)
 
-    def matcher(self, naming: Mapping[str, str] | None = None, *, any_state: bool = False) -> Callable[[Image], bool]:
+    def matcher(
+        self, naming: Mapping[str, str] | None = None, *, any_state: bool = False, today: date | None = None
+    ) -> Callable[[Image], bool]:
         """:meth:`matches` for one pass over a listing: all its regex matching shares ``MATCH_SECONDS``, after
         which the pattern that ran over is an :class:`InvalidQueryError` (``naming`` spells its field).
-        ``any_state`` leaves ``states`` out (to tell what a wider ``states`` would let in)."""
+        ``any_state`` leaves ``states`` out (to tell what a wider ``states`` would let in). ``today`` is the
+        lookup's date for ``exclude_eol`` (default: :func:`utc_today`)."""
         patterns: list[tuple[str, str, regex.Pattern[str]]] = []
         for name in _REGEX_FIELDS:
             pattern = getattr(self, name)
@@ -316,12 +419,22 @@ class ImageQuery(BaseModel):
                                             field=name)
                 patterns.append((name, pattern, _compiled(pattern)))
         ends = time.monotonic() + MATCH_SECONDS
+        marketplace = self.names_marketplace
+        gpu_types = {gpu.lower() for gpu in self.gpu_types}
+        scenes = {scene.lower() for scene in self.scene_categories}
+        until = self.supported_until_date
+        day = (today or utc_today()) if self.exclude_eol else None
+
+        def supported(image: Image) -> bool:
+            if until is not None and (image.eol_date is None or image.eol_date < until):
+                return False
+            return day is None or not image.past_eol(day)
 
         known: dict[tuple[str, str], bool] = {}  # (field, text) -> found: many images share a name
 
         def searched(image: Image) -> bool:
             for name, pattern, compiled in patterns:
-                text = image.image_name if name == "name_regex" else image.os_name
+                text = getattr(image, _SEARCHED[name])
                 found = known.get((name, text))
                 if found is None:
                     left = ends - time.monotonic()
@@ -346,6 +459,10 @@ class ImageQuery(BaseModel):
                 and (not self.ids or image.image_id in self.ids)
                 and _has_features(image, self.features)
                 and (self.architecture is None or image.architecture == self.architecture)
+                and (marketplace or image.image_type.lower() != "business")
+                and (not gpu_types or gpu_types <= {gpu.lower() for gpu in image.supported_gpu_types})
+                and (not scenes or any(scene.lower() in scenes for scene in image.scene_categories))
+                and ((until is None and day is None) or supported(image))
                 and (not patterns or searched(image))
             )
 

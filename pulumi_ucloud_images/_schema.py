@@ -17,11 +17,12 @@ import json
 import sys
 import types
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
+from pydantic.fields import ComputedFieldInfo, FieldInfo
 
 from ._image import Image
 from ._query import ImageQuery, field_extra
@@ -85,7 +86,7 @@ _TYPE_DESCRIPTIONS = {
     "ImagePrice": "One price of an image (present only when prices were requested).",
     "ImageQuery": "The query, as validated: enum values in the API's spelling, defaults filled in.",
 }
-_PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", date: "string"}
 
 
 def camel(name: str) -> str:
@@ -96,6 +97,13 @@ def camel(name: str) -> str:
 
 def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _singular(name: str) -> str:
+    """``states`` -> ``state``, ``scene_categories`` -> ``scene_category``: the name of one list entry."""
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    return name[:-1] if name.endswith("s") else name
 
 
 QUERY_NAMING: dict[str, str] = {name: camel(name) for name in ImageQuery.model_fields}
@@ -146,7 +154,7 @@ class _Builder:
         if not isinstance(values, list):
             return None
         is_list = get_origin(field.annotation) in (tuple, list)
-        token = _token(_pascal(name[:-1] if is_list and name.endswith("s") else name))
+        token = _token(_pascal(_singular(name) if is_list else name))
         self.types[token] = {
             "description": f"Allowed values of `{camel(name)}`.",
             "type": "string",
@@ -154,15 +162,29 @@ class _Builder:
         }
         return token
 
+    def computed_spec(self, field: ComputedFieldInfo) -> dict[str, Any]:
+        spec = self.type_spec(field.return_type)
+        if field.description:
+            spec["description"] = field.description
+        return spec
+
     def object_type(self, model: type[BaseModel]) -> str:
+        """An object type: the model's fields, then its computed (derived) fields, which its dumps carry too."""
         token = _token(model.__name__)
         if token not in self.types:
             self.types[token] = {}  # reserve the name first: models may refer to each other
+            properties = {camel(name): self.property_spec(name, f) for name, f in model.model_fields.items()}
+            properties |= {camel(name): self.computed_spec(f) for name, f in model.model_computed_fields.items()}
+            required = [camel(name) for name, f in model.model_fields.items() if _always_set(f)]
+            required += [
+                camel(name) for name, f in model.model_computed_fields.items()
+                if type(None) not in get_args(f.return_type)
+            ]
             self.types[token] = {
                 "description": _TYPE_DESCRIPTIONS.get(model.__name__) or _first_line(model.__doc__),
                 "type": "object",
-                "properties": {camel(name): self.property_spec(name, f) for name, f in model.model_fields.items()},
-                "required": [camel(name) for name, f in model.model_fields.items() if _always_set(f)],
+                "properties": properties,
+                "required": required,
             }
         return token
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._display import shown as server_text
 from ._errors import AmbiguousImageError, NoImageFoundError
 from ._image import Image
+from ._lean import full_image
 from ._query import ImageQuery
 
 __all__ = ["LookupResult", "ambiguous_error", "filter_images", "newest_first", "no_match_error", "select"]
@@ -61,7 +62,7 @@ def newest_first(images: Iterable[Image]) -> list[Image]:
 def filter_images(images: Iterable[Image], query: ImageQuery, naming: Mapping[str, str] | None = None) -> list[Image]:
     """The images that pass every filter of ``query``, newest first (one bounded pass of regex matching)."""
     matches = query.matcher(naming)
-    return newest_first(image for image in images if matches(image))
+    return newest_first(full_image(image) for image in images if matches(image))
 
 
 def no_match_error(

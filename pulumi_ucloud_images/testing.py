@@ -23,7 +23,8 @@ ask for these fixtures without a conftest:
         def test_web_host_uses_ubuntu(ucloud_emulator_env):
             from pulumi_ucloud_images import lookup_images
 
-            result = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\\.04", most_recent=True)
+            result = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\\.04", architecture="x86_64",
+                                   most_recent=True)
             assert result.image_id == "uimage-ub2205"
 
 The module imports without pytest installed; only the fixtures themselves need it.

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
+from pulumi_ucloud_images import _query
 from pulumi_ucloud_images._client import reset_shared_clients
+
+# The date lookups compare end-of-life dates with, in this process: fixed, so that no test changes its answer
+# on the day an image of the catalogue reaches its end of life (Ubuntu 22.04: 2027/04/30). Subprocesses use
+# the real date.
+TODAY = date(2026, 12, 1)
 
 # Locally, property tests explore new examples on every run; in CI they replay a fixed sequence, so a landing
 # never depends on luck (a failure found locally is kept in .hypothesis/ and replayed first).
@@ -26,6 +33,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
             monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(_query, "utc_today", lambda: TODAY)
     reset_shared_clients()
     yield home
     reset_shared_clients()

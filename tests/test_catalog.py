@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
 
 import pytest
 
@@ -139,17 +141,46 @@ def test_several_available_ubuntu_2204_in_the_demo_region() -> None:
                                                          "uimage-ub2205"}
     assert len({record["Zone"] for record in ubuntu}) == 4
     assert len({record["CreateTime"] for record in ubuntu}) == 4
-    # the newest Available image whose name starts with "Ubuntu 22.04", whatever its zone, type or arch
-    newest = max(
-        (r for r in CATALOG if region_of(r) == DEMO_REGION and r["ImageName"].startswith("Ubuntu 22.04")
-         and r["State"] == "Available"),
-        key=lambda r: r["CreateTime"],
-    )
-    assert newest["ImageId"] == "uimage-ub2205"
+    # The newest Available Ubuntu 22.04 of every kind: the traps a careless most_recent falls into.
+    def newest(keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        return max(
+            (r for r in CATALOG if region_of(r) == DEMO_REGION and r["ImageName"].startswith("Ubuntu 22.04")
+             and r["State"] == "Available" and keep(r)),
+            key=lambda r: r["CreateTime"],
+        )
+
+    x86_base = newest(lambda r: r["ImageType"] == "Base" and "Aarch64_Type" not in r["Features"])
+    assert x86_base["ImageId"] == "uimage-ub2205"
+    arm_base = newest(lambda r: r["ImageType"] == "Base" and "Aarch64_Type" in r["Features"])
+    assert arm_base["ImageId"] == "uimage-ub22a6" and arm_base["CreateTime"] > x86_base["CreateTime"]
+    assert arm_base["Zone"] == "cn-bj2-05"
+    market = newest(lambda r: True)
+    assert market["ImageId"] == "uimage-ub22wp" and market["ImageType"] == "Business"
+    assert market["Vendor"] == "WPStack" and market["FuncType"] == "uhost"
+    cuda = BY_ID["uimage-ub22cu"]
+    assert (cuda["ImageType"], cuda["FuncType"], cuda["Zone"]) == ("Business", "gpu", "cn-bj2-05")
+    assert set(cuda["SupportedGPUTypes"]) == {"A100", "H100", "4090"} and "AIModels" in cuda["SceneCategories"]
+    assert cuda["CreateTime"] > x86_base["CreateTime"]
     assert BY_ID["uimage-ub22a5"]["Zone"] == "cn-bj2-05" and "Aarch64_Type" in BY_ID["uimage-ub22a5"]["Features"]
+    assert BY_ID["uimage-ub22a5"]["CreateTime"] < x86_base["CreateTime"]
     assert BY_ID["uimage-ub22o1"]["State"] == "Unavailable"
     assert BY_ID["uimage-ub22mk"]["State"] == "Making"
-    assert BY_ID["uimage-ub22mk"]["CreateTime"] > newest["CreateTime"]
+    assert BY_ID["uimage-ub22mk"]["CreateTime"] > x86_base["CreateTime"]
+
+
+def test_end_of_life_dates_and_the_images_past_them() -> None:
+    images = [Image.model_validate(record) for record in CATALOG]
+    assert all(image.eol_date is not None for image in images)  # every bundled MaintainEol is a date
+    centos72 = BY_ID["uimage-f1chxn"]
+    assert centos72["MaintainEol"] == "2024/06/30"
+    today = date(2026, 12, 1)
+    past = [image for image in images if image.past_eol(today)]
+    assert "uimage-f1chxn" in {image.image_id for image in past}
+    assert not any(image.past_eol(today) for image in images if image.image_name.startswith("Ubuntu 22.04"))
+    # Every family of systems whose maintenance ended is represented, and most images are still maintained.
+    ended = {image.os_name for image in past}
+    assert {"CentOS 7.9 64位", "CentOS 8.3 64位", "Ubuntu 18.04 64位", "Ubuntu 20.04 64位"} <= ended
+    assert 0 < len(past) < len(images) / 2
 
 
 def test_golden_images_in_projects_with_many_versions() -> None:

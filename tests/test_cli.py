@@ -1,8 +1,9 @@
 """The ``ucloud-images`` command: stdout carries only the answer, errors are one sentence, exit codes 0/2/3/4/5.
 
 Most tests call ``main()`` in-process against the bundled catalogue (fixed facts: ``uimage-f1chxn`` is the
-only "CentOS 7.2 64位"; six Available images are named "Ubuntu 22.04 ...", the newest ``uimage-ub2205``);
-a few run the installed console script as a real subprocess.
+only "CentOS 7.2 64位", past its end of life; seven Available Base images are named "Ubuntu 22.04 ...", on
+both architectures, the newest x86_64 one ``uimage-ub2205``, and two newer marketplace ones); a few run the
+installed console script as a real subprocess.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Em
 SCRIPT = Path(sys.executable).with_name("ucloud-images")
 CENTOS_72 = ["--name-regex", r"^CentOS 7\.2 64位$"]
 UBUNTU_2204 = ["--os-type", "linux", "--name-regex", r"^Ubuntu 22\.04"]
+X86 = ["--architecture", "x86_64"]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,12 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def assert_eol_warning(err: str, image_id: str = "uimage-f1chxn", eol: str = "2024/06/30") -> None:
+    """stderr is one warning: the chosen image is past its end of life, named with its EOL date."""
+    assert err.count("\n") == 1 and err.startswith(f"warning: image {image_id} "), err
+    assert f"past its end of life ({eol}," in err and "--exclude-eol" in err
+
+
 def assert_one_sentence_error(err: str) -> str:
     """The first stderr line is ``ucloud-images: error: <one sentence>``; no traceback anywhere."""
     assert "Traceback" not in err
@@ -75,11 +83,13 @@ def assert_one_sentence_error(err: str) -> str:
 
 
 def test_find_prints_only_the_image_id(capsys: pytest.CaptureFixture[str], account: Emulator) -> None:
-    assert run(capsys, "find", *CENTOS_72) == (0, "uimage-f1chxn\n", "")
+    code, out, err = run(capsys, "find", *CENTOS_72)
+    assert (code, out) == (0, "uimage-f1chxn\n")
+    assert_eol_warning(err)  # CentOS 7.2 is past its end of life: chosen, with a warning on stderr only
 
 
 def test_find_most_recent(capsys: pytest.CaptureFixture[str], account: Emulator) -> None:
-    assert run(capsys, "find", *UBUNTU_2204, "--most-recent") == (0, "uimage-ub2205\n", "")
+    assert run(capsys, "find", *UBUNTU_2204, *X86, "--most-recent") == (0, "uimage-ub2205\n", "")
 
 
 def test_find_with_every_filter_flag(capsys: pytest.CaptureFixture[str], account: Emulator) -> None:
@@ -99,18 +109,22 @@ def test_find_with_every_filter_flag(capsys: pytest.CaptureFixture[str], account
 
 def test_find_output_json_is_the_full_record(capsys: pytest.CaptureFixture[str], account: Emulator) -> None:
     code, out, err = run(capsys, "find", *CENTOS_72, "--output", "json")
-    assert (code, err) == (0, "")
+    assert code == 0
+    assert_eol_warning(err)
     assert "CentOS 7.2 64位" in out  # not \u-escaped
     data = json.loads(out)
     assert data["imageId"] == "uimage-f1chxn" and data["ids"] == ["uimage-f1chxn"] and data["totalCount"] == 1
     assert data["region"] == "cn-bj2"
-    assert data["image"]["ImageName"] == "CentOS 7.2 64位"
-    assert data["image"]["Features"] == ["NetEnhanced", "HotPlug"]
-    assert data["image"]["Zone"] == "cn-bj2-02"
+    assert data["image"]["imageName"] == "CentOS 7.2 64位"
+    assert data["image"]["features"] == ["NetEnhanced", "HotPlug"]
+    assert data["image"]["zone"] == "cn-bj2-02"
+    assert (data["image"]["maintainEol"], data["image"]["eolDate"]) == ("2024/06/30", "2024-06-30")
+    assert data["image"]["architecture"] == "x86_64"
+    assert data["warnings"] == [err.removeprefix("warning: ").rstrip("\n")]
 
 
 def test_find_with_the_emulator_needs_no_account(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "find", "--emulator", *UBUNTU_2204, "--most-recent") == (0, "uimage-ub2205\n", "")
+    assert run(capsys, "find", "--emulator", *UBUNTU_2204, *X86, "--most-recent") == (0, "uimage-ub2205\n", "")
 
 
 def test_find_with_the_emulator_ignores_the_users_real_settings(
@@ -121,7 +135,9 @@ def test_find_with_the_emulator_ignores_the_users_real_settings(
     monkeypatch.setenv("UCLOUD_SHARED_CONFIG_FILE", "/nonexistent/config.json")
     (Path.home() / ".ucloud").mkdir()
     (Path.home() / ".ucloud" / "credential.json").write_text("{broken", encoding="utf-8")
-    assert run(capsys, "find", "--emulator", *CENTOS_72, "--timeout", "5") == (0, "uimage-f1chxn\n", "")
+    code, out, err = run(capsys, "find", "--emulator", *CENTOS_72, "--timeout", "5")
+    assert (code, out) == (0, "uimage-f1chxn\n")
+    assert_eol_warning(err)
 
 
 # -- list -------------------------------------------------------------------------------------------
@@ -129,13 +145,14 @@ def test_find_with_the_emulator_ignores_the_users_real_settings(
 
 def test_list_prints_an_aligned_table_newest_first(capsys: pytest.CaptureFixture[str], account: Emulator) -> None:
     code, out, err = run(capsys, "list", "--name-regex", r"^Ubuntu 22\.04 64位$", "--state", "available",
-                         "--state", "making")
+                         "--state", "making", "--wide")
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].split() == ["IMAGE", "ID", "NAME", "TYPE", "OS", "ARCH", "STATE", "ZONE", "CREATED", "(UTC)",
-                                "FEATURES"]
+                                "EOL", "VENDOR", "FEATURES"]
     assert [line.split()[0] for line in lines[1:]] == [
-        "uimage-ub22mk", "uimage-ub2205", "uimage-ub22a5", "uimage-ub2204", "uimage-ub2203", "uimage-ub2202",
+        "uimage-ub22mk", "uimage-ub22a6", "uimage-ub2205", "uimage-ub22a5", "uimage-ub2204", "uimage-ub2203",
+        "uimage-ub2202",
     ]
     # Columns line up on screen: the wide CJK character 位 takes two cells, so TYPE starts at the same cell.
     def cells(text: str) -> int:
@@ -143,7 +160,7 @@ def test_list_prints_an_aligned_table_newest_first(capsys: pytest.CaptureFixture
 
     type_cell = cells(lines[0][: lines[0].index("TYPE")])
     assert {cells(line[: line.index("  Base  ") + 2]) for line in lines[1:]} == {type_cell}
-    assert "aarch64" in lines[3] and "Making" in lines[1]
+    assert "aarch64" in lines[4] and "Making" in lines[1] and "2027-04-30" in lines[1]
 
 
 def test_list_quotes_names_with_stray_spaces(capsys: pytest.CaptureFixture[str], account: Emulator) -> None:
@@ -159,10 +176,10 @@ def test_list_output_json(capsys: pytest.CaptureFixture[str], account: Emulator)
     code, out, err = run(capsys, "list", *UBUNTU_2204, "--output", "json")
     assert (code, err) == (0, "")
     records = json.loads(out)
-    assert [record["ImageId"] for record in records][:2] == ["uimage-ub2205", "uimage-ub22a5"]
-    assert len(records) == 6
-    assert all(record["State"] == "Available" for record in records)
-    times = [record["CreateTime"] for record in records]
+    assert [record["imageId"] for record in records][:3] == ["uimage-ub22a6", "uimage-ub2205", "uimage-ub22a5"]
+    assert len(records) == 7
+    assert all(record["state"] == "Available" and record["imageType"] == "Base" for record in records)
+    times = [record["createTime"] for record in records]
     assert times == sorted(times, reverse=True)
 
 
@@ -277,7 +294,7 @@ def test_ambiguity_exits_4_listing_the_candidates(capsys: pytest.CaptureFixture[
     code, out, err = run(capsys, "find", *UBUNTU_2204)
     assert (code, out) == (4, "")
     sentence = assert_one_sentence_error(err)
-    assert sentence.startswith("6 images in region cn-bj2 match --os-type='Linux', --name-regex='^Ubuntu 22\\.04', ")
+    assert sentence.startswith("7 images in region cn-bj2 match --os-type='Linux', --name-regex='^Ubuntu 22\\.04', ")
     assert "uimage-ub2205 'Ubuntu 22.04 64位' created 2026-01-20 02:45 UTC" in sentence
     assert sentence.endswith("Set --most-recent to take the newest, or tighten the filters.")
 
@@ -378,7 +395,8 @@ def test_the_console_script_finds_an_image_offline(tmp_path: Path) -> None:
     env = _clean_env(tmp_path)
     done = subprocess.run([str(SCRIPT), "find", "--emulator", *CENTOS_72], capture_output=True, text=True,
                           env=env, timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "uimage-f1chxn\n", "")
+    assert (done.returncode, done.stdout) == (0, "uimage-f1chxn\n")
+    assert done.stderr.startswith("warning: image uimage-f1chxn ") and "(2024/06/30, before " in done.stderr
     done = subprocess.run([str(SCRIPT), "find", "--emulator", *UBUNTU_2204], capture_output=True, text=True,
                           env=env, timeout=60)
     assert (done.returncode, done.stdout) == (4, "")

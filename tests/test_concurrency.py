@@ -39,8 +39,10 @@ NO_SLEEP = RetryPolicy(attempts=3, sleep=lambda seconds: None)
 # (filters, the answer): facts of the bundled catalogue, or the error a strict lookup must give.
 QUERIES: list[tuple[dict[str, Any], str]] = [
     ({"name_regex": r"^CentOS 7\.2 "}, "uimage-f1chxn"),
-    ({"os_type": "linux", "name_regex": r"^Ubuntu 22\.04", "most_recent": True}, "uimage-ub2205"),
-    ({"image_type": "base", "name_regex": r"^Ubuntu 22\.04", "architecture": "aarch64"}, "uimage-ub22a5"),
+    ({"os_type": "linux", "name_regex": r"^Ubuntu 22\.04", "architecture": "x86_64", "most_recent": True},
+     "uimage-ub2205"),
+    ({"image_type": "base", "name_regex": r"^Ubuntu 22\.04", "architecture": "aarch64", "most_recent": True},
+     "uimage-ub22a6"),
     ({"project_id": "org-platform", "image_type": "custom", "name_regex": "^golden-web-", "most_recent": True},
      "uimage-gw0314"),
     ({"ids": ["uimage-f1chxn", "uimage-ub2205"], "name_regex": "CentOS"}, "uimage-f1chxn"),

@@ -106,7 +106,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_the_list_table_shows_names_cleaned_and_cut(hostile: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "list", "--name-regex", "^evil")
+    code, out, err = run(capsys, "list", "--name-regex", "^evil", "--wide")
     assert (code, err) == (0, "")
     assert controls(out) == []
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
@@ -114,16 +114,21 @@ def test_the_list_table_shows_names_cleaned_and_cut(hostile: Emulator, capsys: p
     assert "evilRED" in rows["uimage-evil01"]
     assert "evil-" + "x" * 54 + "\u2026" in rows["uimage-evil02"] and "x" * 55 not in rows["uimage-evil02"]
     assert max(len(line) for line in out.splitlines()) < 250  # not a 5000-character line
+    # The default table cuts names further, to fit 80 columns, and still shows no control character.
+    code, out, err = run(capsys, "list", "--name-regex", "^evil")
+    assert (code, err) == (0, "") and controls(out) == []
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "\u2026" in out
 
 
 def test_json_output_keeps_the_names_exactly(hostile: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "list", "--name-regex", "^evil", "--output", "json")
     assert code == 0
     assert controls(out) == []
-    names = {record["ImageId"]: record["ImageName"] for record in json.loads(out)}
+    names = {record["imageId"]: record["imageName"] for record in json.loads(out)}
     assert names["uimage-evil01"] == HOSTILE and names["uimage-evil02"] == "evil-" + "x" * 5000
     code, out, _ = run(capsys, "find", "--image-id", "uimage-evil01", "--output", "json")
-    assert code == 0 and controls(out) == [] and json.loads(out)["image"]["ImageName"] == HOSTILE
+    assert code == 0 and controls(out) == [] and json.loads(out)["image"]["imageName"] == HOSTILE
 
 
 def test_errors_show_names_and_states_cleaned_and_cut(hostile: Emulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -622,7 +622,7 @@ def test_plugin_env_fixture_points_the_library_at_the_emulator(ucloud_emulator_e
     from pulumi_ucloud_images import lookup_images
 
     # the example in the plugin's docstring
-    result = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\.04", most_recent=True)
+    result = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\.04", architecture="x86_64", most_recent=True)
     assert result.image_id == "uimage-ub2205"
     assert ucloud_emulator_env.request_count >= 1
 

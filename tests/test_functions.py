@@ -254,11 +254,11 @@ def test_lookup_failures_are_library_errors_that_pulumi_prints_as_one_sentence(
 
 
 FIVE_QUERIES = [  # each lists more images than the server's page cap below, so every round is several pages
-    {"region": "cn-bj2", "image_type": "Base"},
-    {"region": "cn-bj2", "image_type": "Business"},
-    {"region": "cn-sh2", "image_type": "Base"},
-    {"region": "hk", "image_type": "Base"},
-    {"region": "sg", "image_type": "Base"},
+    {"region": "cn-bj2", "image_type": "Base", "architecture": "x86_64"},
+    {"region": "cn-bj2", "image_type": "Business", "architecture": "x86_64"},
+    {"region": "cn-sh2", "image_type": "Base", "architecture": "x86_64"},
+    {"region": "hk", "image_type": "Base", "architecture": "x86_64"},
+    {"region": "sg", "image_type": "Base", "architecture": "x86_64"},
 ]
 PAGE_CAP = 15
 
@@ -311,7 +311,8 @@ def test_a_program_with_fifty_lookups_of_five_queries_costs_five_rounds(
 def test_queries_differing_only_in_client_side_filters_share_the_pages(
     ucloud_emulator_env: Emulator, no_engine: None
 ) -> None:
-    first = get_images(region="cn-bj2", image_type="base", name_regex=r"^Ubuntu 22\.04", most_recent=True)
+    first = get_images(region="cn-bj2", image_type="base", name_regex=r"^Ubuntu 22\.04", architecture="x86_64",
+                       most_recent=True)
     second = get_images(region="cn-bj2", image_type="base", name_regex=r"^CentOS 7\.2 ")
     third = get_images(region="cn-bj2", image_type="base", features=["CloudInit", "IPv6"], architecture="aarch64",
                        most_recent=True)

@@ -309,7 +309,8 @@ def test_configure_with_provider_args_then_invoke_finds_the_image(plugin: Plugin
     assert found["images"][0]["features"] == ["NetEnhanced", "HotPlug"]
     assert found["query"] == {
         "nameRegex": CENTOS["nameRegex"], "osType": "Linux", "ids": [], "features": [], "states": ["Available"],
-        "mostRecent": False,
+        "mostRecent": False, "includeMarketplace": False, "excludeEol": False, "gpuTypes": [], "sceneCategories": [],
+        "prices": False,
     }
     assert emulator.request_count >= 1
     assert {record.params.get("Region") for record in emulator.requests} == {DEMO_REGION}
@@ -323,7 +324,9 @@ def test_invoke_answer_has_the_shape_the_schema_declares(plugin: Plugin, emulato
     outputs = schema["functions"][GET_IMAGES_TOKEN]["outputs"]
     assert set(outputs["required"]) <= set(found) <= set(outputs["properties"])
     image = schema["types"][IMAGE_TOKEN]
-    assert set(found["images"][0]) == set(image["properties"]) == set(image["required"])
+    # every attribute (the CentOS image's end of life is known, so eolDate too); only eolDate may be left out
+    assert set(found["images"][0]) == set(image["properties"]) == {*image["required"], "eolDate"}
+    assert found["images"][0]["eolDate"] == "2024-06-30" and found["images"][0]["architecture"] == "x86_64"
     query_type = outputs["properties"]["query"]["$ref"].removeprefix("#/types/")
     assert set(found["query"]) <= set(schema["types"][query_type]["properties"])
 
@@ -331,10 +334,12 @@ def test_invoke_answer_has_the_shape_the_schema_declares(plugin: Plugin, emulato
 @slow
 def test_invoke_agrees_with_the_python_api(plugin: Plugin, emulator: Emulator) -> None:
     plugin.configure(settings_for(emulator))
-    found = result(plugin.invoke({"osType": "Linux", "nameRegex": r"^Ubuntu 22\.04", "mostRecent": True}))
+    found = result(plugin.invoke({"osType": "Linux", "nameRegex": r"^Ubuntu 22\.04", "architecture": "x86_64",
+                                  "mostRecent": True}))
     settings = resolve_settings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY, base_url=emulator.base_url,
                                 region=DEMO_REGION)
-    expected = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\.04", most_recent=True, settings=settings)
+    expected = lookup_images(os_type="linux", name_regex=r"^Ubuntu 22\.04", architecture="x86_64", most_recent=True,
+                             settings=settings)
     assert found["imageId"] == expected.image_id
     assert found["ids"] == list(expected.ids)
     assert found["totalCount"] == expected.total_count > 1

@@ -229,13 +229,16 @@ def test_server_params_carry_the_server_side_filters_only() -> None:
     query = parse_query(
         zone="cn-bj2-02", image_type="base", os_type="linux", func_type="GPU", image_id="uimage-a",
         ids=["uimage-a", "uimage-b"], name_regex="^x", os_name_regex="^y", features=["IPv6"],
-        architecture="aarch64", states=["Making"], most_recent=True,
+        architecture="aarch64", states=["Making"], most_recent=True, include_marketplace=True, exclude_eol=True,
+        supported_until="2027-01-01", gpu_types=["A100"], scene_categories=["AIModels"], vendor_regex="^U",
+        prices=True,
     )
     assert query.server_params("cn-bj2", "org-data") == {
         "Action": "DescribeImage", "Region": "cn-bj2", "Zone": "cn-bj2-02", "ProjectId": "org-data",
         "ImageType": "Base", "OsType": "Linux", "FuncType": "gpu", "ImageId": "uimage-a",
-        "ImageIds": ["uimage-a", "uimage-b"],
+        "ImageIds": ["uimage-a", "uimage-b"], "PriceSet": 1,
     }
+    assert parse_query().server_params("cn-bj2")["PriceSet"] is None  # left out of the request
 
 
 def test_the_querys_project_wins_over_the_settings_project() -> None:

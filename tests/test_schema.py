@@ -144,16 +144,17 @@ def test_enum_fields_refer_to_enum_types_with_the_models_values() -> None:
         enum = _resolve(schema, spec["items"] if spec.get("type") == "array" else spec)
         assert enum["type"] == "string"
         assert [value["value"] for value in enum["enum"]] == extra["enum"]
-    assert seen == 6  # imageType, osType, funcType, features, architecture, states
+    assert seen == 7  # imageType, osType, funcType, features, architecture, states, sceneCategories
     assert inputs["features"]["items"]["$ref"].endswith(":Feature")
     assert inputs["states"]["items"]["$ref"].endswith(":State")
+    assert inputs["sceneCategories"]["items"]["$ref"].endswith(":SceneCategory")
 
 
 def test_every_result_field_is_an_output() -> None:
     schema = build_schema()
     outputs = _function()["outputs"]
     assert list(outputs["properties"]) == [camel(name) for name in LookupResult.model_fields]
-    assert outputs["required"] == ["imageId", "images", "ids", "totalCount", "region", "query"]
+    assert outputs["required"] == ["imageId", "images", "ids", "totalCount", "region", "query", "warnings"]
     for name, field in LookupResult.model_fields.items():
         assert outputs["properties"][camel(name)]["description"] == field.description
     assert outputs["properties"]["images"]["items"] == {"$ref": f"#/types/{IMAGE_TOKEN}"}
@@ -166,10 +167,15 @@ def test_image_object_type_mirrors_the_image_model() -> None:
     schema = build_schema()
     image = schema["types"][IMAGE_TOKEN]
     assert image["type"] == "object"
-    assert list(image["properties"]) == [camel(name) for name in Image.model_fields]
-    assert image["required"] == list(image["properties"])  # the plugin always sends every attribute
+    derived = list(Image.model_computed_fields)
+    assert derived == ["architecture", "eol_date"]
+    assert list(image["properties"]) == [camel(name) for name in [*Image.model_fields, *derived]]
+    # the plugin always sends every attribute, but an EOL date that is unknown
+    assert image["required"] == [name for name in image["properties"] if name != "eolDate"]
     for name, field in Image.model_fields.items():
         assert image["properties"][camel(name)]["description"] == field.description
+    for name, computed in Image.model_computed_fields.items():
+        assert image["properties"][camel(name)] == {"type": "string", "description": computed.description}
     assert image["properties"]["createTime"]["type"] == "integer"
     assert image["properties"]["minimalCpu"]["type"] == "string"
     price = _resolve(schema, image["properties"]["priceSet"]["items"])

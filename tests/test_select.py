@@ -11,6 +11,7 @@ import pytest
 from pulumi_ucloud_images._errors import AmbiguousImageError, NoImageFoundError
 from pulumi_ucloud_images._image import Image
 from pulumi_ucloud_images._query import parse_query
+from pulumi_ucloud_images._schema import IMAGE_TOKEN, build_schema
 from pulumi_ucloud_images._select import LookupResult, filter_images, newest_first, select
 
 T0 = int(datetime(2025, 3, 1, 6, 12, tzinfo=timezone.utc).timestamp())
@@ -142,13 +143,17 @@ def test_filter_images_is_not_strict() -> None:
     assert filter_images(images, parse_query(name_regex="^nothing")) == []
 
 
-def test_to_json_speaks_the_api_spelling() -> None:
+def test_to_json_speaks_one_spelling_the_schemas() -> None:
     result = select([image("uimage-a", T0), image("uimage-b", T0 + 1)], parse_query(most_recent=True), "cn-bj2")
     data = result.to_json()
     assert data["imageId"] == "uimage-b" and data["ids"] == ["uimage-b", "uimage-a"]
-    assert data["totalCount"] == 2 and data["region"] == "cn-bj2"
-    assert data["image"]["ImageId"] == "uimage-b" and data["image"]["ImageName"] == "Ubuntu 22.04 64位"
-    assert [item["ImageId"] for item in data["images"]] == ["uimage-b", "uimage-a"]
+    assert data["totalCount"] == 2 and data["region"] == "cn-bj2" and data["warnings"] == []
+    assert data["image"]["imageId"] == "uimage-b" and data["image"]["imageName"] == "Ubuntu 22.04 64位"
+    assert [item["imageId"] for item in data["images"]] == ["uimage-b", "uimage-a"]
+    # Every key of a record is the schema's property name: camelCase, derived fields included.
+    image_type = build_schema()["types"][IMAGE_TOKEN]
+    assert list(data["image"]) == list(image_type["properties"])
+    assert data["image"]["architecture"] == "x86_64"
 
 
 def test_errors_spell_the_fields_as_the_caller_does() -> None:
