@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any, NamedTuple, cast
 
 from ._client import Client, shared_client
@@ -69,6 +70,7 @@ def lookup_images(
     settings: Settings | None = None,
     client: Client | None = None,
     naming: Mapping[str, str] | None = None,
+    today: date | None = None,
     **filters: Any,
 ) -> LookupResult:
     """Resolve a query to exactly one image, or raise.
@@ -77,11 +79,12 @@ def lookup_images(
     argument); ``public_key``, ``private_key``, ``profile``, ``base_url`` and ``timeout`` override the
     settings. Raises :class:`NoImageFoundError` / :class:`AmbiguousImageError` on zero or several matches
     (unless ``most_recent``), :class:`InvalidQueryError` before any request on bad input. ``naming`` spells
-    the fields in those errors as the caller does (e.g. ``{"most_recent": "--most-recent"}``).
+    the fields in those errors as the caller does (e.g. ``{"most_recent": "--most-recent"}``). ``today`` is
+    the date that end-of-life dates are compared with (default: today in UTC).
     """
     conceal_key_argument(filters)  # before anything can fail: a traceback's locals must not show the key
     listing = fetch_listing(query, settings=settings, client=client, **filters)
-    return select(listing.images, listing.query, listing.region, naming=naming)
+    return select(listing.images, listing.query, listing.region, naming=naming, today=today)
 
 
 def find_images(
@@ -90,9 +93,14 @@ def find_images(
     *,
     settings: Settings | None = None,
     client: Client | None = None,
+    today: date | None = None,
     **filters: Any,
 ) -> list[Image]:
-    """Every image that matches, newest first; no strictness (an empty list is a valid answer)."""
+    """Every image that matches, newest first; no strictness (an empty list is a valid answer).
+
+    The same rules decide what matches as for :func:`lookup_images`: marketplace images only when the query
+    names them, the EOL filters compared with ``today`` (default: today in UTC).
+    """
     conceal_key_argument(filters)
     listing = fetch_listing(query, settings=settings, client=client, **filters)
-    return filter_images(listing.images, listing.query)
+    return filter_images(listing.images, listing.query, today=today)
