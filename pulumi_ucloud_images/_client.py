@@ -677,16 +677,18 @@ def _release(raw: Any) -> Callable[[], None]:
     return close
 
 
-# What a session reads from the environment per request (requests.utils.get_environ_proxies and the CA
-# bundle variables): while these stay the same, so does the route (see Client._route).
-_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+# What a session reads from the environment for an http(s) URL (the proxy variables, in either case, and the
+# CA bundle variables): while these stay the same, so does the route (see Client._route).
+_ROUTE_VARIABLES = tuple(
+    spelling
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    for spelling in (name, name.upper())
+) + ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def _environment_key() -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(
-        (name, value) for name, value in os.environ.items()
-        if name in _CA_BUNDLE_VARIABLES or name.lower().endswith("_proxy")
-    ))
+def _environment_key() -> tuple[str | None, ...]:
+    environ = os.environ
+    return tuple([environ.get(name) for name in _ROUTE_VARIABLES])
 
 
 def _describe_phase(timeout: float, capped: bool, budget: float) -> str:
@@ -751,7 +753,7 @@ class Client:
         self._full_memo: dict[int, tuple[tuple[ImageRecord, ...], tuple[Image, ...]]] = {}
         self._generation = 0
         self.requests_sent = 0
-        self._routes: tuple[tuple[tuple[str, str], ...], tuple[Any, Any] | None] | None = None
+        self._routes: tuple[tuple[str | None, ...], tuple[Any, Any] | None] | None = None
         self._stub: requests.PreparedRequest | None = None
         self._fast_headers = {
             **self._session.headers, **_REQUEST_HEADERS, "Content-Type": "application/x-www-form-urlencoded",
