@@ -25,7 +25,7 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.provider.experimental.property_value import Computed, PropertyValue
 from pulumi.provider.experimental.provider import ConfigureRequest
-from pulumi.runtime.proto import engine_pb2_grpc, provider_pb2, provider_pb2_grpc
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 from pulumi.runtime.rpc import UNKNOWN
 
 from pulumi_ucloud_images import __version__, lookup_images, resolve_settings
@@ -69,6 +69,7 @@ class FakeEngine(engine_pb2_grpc.EngineServicer):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.logs: list[str] = []
+        self.entries: list[tuple[int, str, str]] = []  # (severity, message, urn)
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         engine_pb2_grpc.add_EngineServicer_to_server(self, self._server)
         self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
@@ -76,6 +77,7 @@ class FakeEngine(engine_pb2_grpc.EngineServicer):  # type: ignore[misc]
 
     def Log(self, request: Any, context: Any) -> Any:
         self.logs.append(request.message)
+        self.entries.append((request.severity, request.message, request.urn))
         return empty_pb2.Empty()
 
     def stop(self) -> None:
@@ -343,6 +345,35 @@ def test_invoke_agrees_with_the_python_api(plugin: Plugin, emulator: Emulator) -
     assert found["imageId"] == expected.image_id
     assert found["ids"] == list(expected.ids)
     assert found["totalCount"] == expected.total_count > 1
+
+
+@slow
+def test_an_image_past_its_end_of_life_is_returned_with_a_warning_to_the_engine(
+    plugin: Plugin, engine: FakeEngine, emulator: Emulator
+) -> None:
+    plugin.configure(settings_for(emulator))
+    seen = len(engine.entries)
+    found = result(plugin.invoke({"nameRegex": r"^CentOS 7\.2 64位$"}))
+    assert found["imageId"] == "uimage-f1chxn"
+    (warning,) = found["warnings"]
+    assert "uimage-f1chxn" in warning and "(2024/06/30, before " in warning
+    assert "set excludeEol to leave such images out, or supportedUntil" in warning  # the schema's spelling
+    assert engine.entries[seen:] == [(engine_pb2.WARNING, f"{GET_IMAGES_TOKEN}: {warning}", "")]
+    assert plugin.invoke_error({"nameRegex": r"^CentOS 7\.2 64位$", "excludeEol": True}).startswith(
+        "No image in region cn-bj2 matches nameRegex='^CentOS 7\\.2 64位$', states=[Available], excludeEol=True: ")
+
+
+@slow
+def test_a_new_pin_past_its_end_of_life_is_a_check_warning_on_the_resource(
+    plugin: Plugin, engine: FakeEngine, emulator: Emulator
+) -> None:
+    plugin.configure(settings_for(emulator))
+    seen = len(engine.entries)
+    checked = pinned_call(plugin, "Check", news={"nameRegex": r"^CentOS 7\.2 64位$"})
+    assert not checked.failures
+    ((severity, message, urn),) = engine.entries[seen:]
+    assert (severity, urn) == (engine_pb2.WARNING, PINNED_URN)
+    assert "uimage-f1chxn" in message and "2024/06/30" in message and "excludeEol" in message
 
 
 @slow
