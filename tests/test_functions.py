@@ -548,7 +548,8 @@ def test_the_documented_user_program_unit_test() -> None:
     set_mocks(Mocks(), preview=False)
     try:
         # --- the user's program (normally imported from __main__.py) ---
-        image = get_images_output(region="cn-bj2", os_type="linux", name_regex=r"^Ubuntu 22\.04", most_recent=True)
+        image = get_images_output(region="cn-bj2", os_type="linux", name_regex=r"^Ubuntu 22\.04",
+                                  architecture="x86_64", most_recent=True)
         host = pulumi.CustomResource("ucloud:index/instance:Instance", "web", {"imageId": image.image_id})
 
         @pulumi.runtime.test

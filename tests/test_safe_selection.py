@@ -415,3 +415,14 @@ def test_verbose_prints_one_line_per_request(capsys: pytest.CaptureFixture[str])
     assert set(by_offset) == {int(r.params["Offset"]) for r in answered}
     assert {m.group(3) for m in parsed if m} == {r.request_id for r in answered}
     assert by_offset[0].group(5) == "1" and all(m.group(2) == "0" for m in parsed if m)
+
+
+def test_the_readme_counts_the_catalogue_images_past_their_end_of_life() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"(\d+) of its (\d+) images\s+past their end of life on (\d{4}-\d\d-\d\d)", readme)
+    assert found, "the README states how many bundled images are past their end of life"
+    past, total, day = int(found.group(1)), int(found.group(2)), date.fromisoformat(found.group(3))
+    images = [Image.model_validate(record) for record in CATALOG.values()]
+    assert (past, total) == (sum(image.past_eol(day) for image in images), len(images))
