@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,19 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def test_the_first_command_prints_one_image_id(tmp_path: Path) -> None:
+    """The README's first command, past its install: the lookup it runs against the bundled emulator."""
+    first = re.search(r"```sh\n(.*?)\n", README.read_text(encoding="utf-8")).group(1)  # type: ignore[union-attr]
+    command = first.rsplit(" && ", 1)[1]
+    assert command.startswith(".venv/bin/ucloud-images find --emulator ")
+    args = shlex.split(command)[1:]
+    script = Path(sys.executable).with_name("ucloud-images")
+    done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stderr) == (0, "")
+    assert re.fullmatch(r"uimage-[0-9a-z]+\n", done.stdout)
 
 
 def test_the_emulator_snippet_runs_as_pasted(tmp_path: Path) -> None:

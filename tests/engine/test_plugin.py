@@ -101,7 +101,7 @@ def test_the_yaml_example_runs_under_the_engine(tmp_path: Path, engine_dir: Path
     outputs = project.outputs()
     centos = lookup_images(os_type="linux", name_regex=r"^CentOS 7\.2 64")
     ubuntu = lookup_images(os_type="linux", image_type="base", name_regex=r"^Ubuntu 22\.04", features=["CloudInit"],
-                           most_recent=True)
+                           architecture="x86_64", most_recent=True)
     assert outputs == {"centosImageId": centos.image_id, "ubuntuImageId": ubuntu.image_id,
                        "ubuntuCandidates": list(ubuntu.ids), "pinnedImageId": centos.image_id}
     project.run("destroy", "--yes")
