@@ -27,7 +27,7 @@ from ._errors import (
     UCloudImagesError,
 )
 from ._image import Image
-from ._lookup import find_images, lookup_images
+from ._lookup import find_images, list_images, lookup_images
 from ._query import ImageQuery
 from ._select import LookupResult
 from ._settings import Settings, resolve_settings
@@ -91,6 +91,7 @@ __all__ = [
     "find_images",
     "get_images",
     "get_images_output",
+    "list_images",
     "lookup_images",
     "resolve_settings",
 ]

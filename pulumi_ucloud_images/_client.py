@@ -679,11 +679,11 @@ def _release(raw: Any) -> Callable[[], None]:
 
 # What a session reads from the environment for an http(s) URL (the proxy variables, in either case, and the
 # CA bundle variables): while these stay the same, so does the route (see Client._route).
-_ROUTE_VARIABLES = tuple(
-    spelling
-    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-    for spelling in (name, name.upper())
-) + ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+_ROUTE_VARIABLES = (
+    *(spelling for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for spelling in (name, name.upper())),
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
 
 
 def _environment_key() -> tuple[str | None, ...]:

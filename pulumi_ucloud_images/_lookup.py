@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, NamedTuple, cast
@@ -13,7 +14,7 @@ from ._query import ImageQuery, parse_query
 from ._select import LookupResult, filter_images, select
 from ._settings import Settings, conceal_key_argument, resolve_settings
 
-__all__ = ["Listing", "fetch_listing", "find_images", "lookup_images"]
+__all__ = ["Listing", "fetch_listing", "find_images", "list_images", "lookup_images"]
 
 # Keyword arguments that are settings, not filters.
 SETTING_NAMES = ("public_key", "private_key", "profile", "base_url", "timeout")
@@ -87,7 +88,7 @@ def lookup_images(
     return select(listing.images, listing.query, listing.region, naming=naming, today=today)
 
 
-def find_images(
+def list_images(
     query: ImageQuery | Mapping[str, Any] | None = None,
     /,
     *,
@@ -104,3 +105,11 @@ def find_images(
     conceal_key_argument(filters)
     listing = fetch_listing(query, settings=settings, client=client, **filters)
     return filter_images(listing.images, listing.query, today=today)
+
+
+def find_images(*args: Any, **kwargs: Any) -> list[Image]:
+    """Deprecated: :func:`list_images`, named like the command that lists (``ucloud-images list``)."""
+    conceal_key_argument(kwargs)  # as list_images does: no frame of ours keeps the key in plain text
+    warnings.warn("find_images is deprecated; use list_images, as 'ucloud-images list' is named.",
+                  DeprecationWarning, stacklevel=2)
+    return list_images(*args, **kwargs)

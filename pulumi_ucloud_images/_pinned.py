@@ -44,7 +44,7 @@ from ._client import Client
 from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
 from ._lock import Pin, _usable, check_locked_query, fetch_pinned, read_pin
-from ._lookup import find_images, lookup_images
+from ._lookup import list_images, lookup_images
 from ._pulumi_sdk import UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
 from ._select import eol_warning
@@ -295,7 +295,7 @@ class PinnedImageProvider(ResourceProvider):
         region = str(settings.region)  # the query's own region, else the configured one (settings require one)
         with Client(settings) as client:  # not the shared, memoised one: a refresh must see the cloud as it is now
             found = fetch_pinned(pinned, region, query, client)
-            latest = find_images(query, client=client)
+            latest = list_images(query, client=client)
         latest_id = latest[0].image_id if latest else None
         if isinstance(found, str):
             newest = f"pin {latest_id}" if latest_id else "pin a new image"
@@ -332,7 +332,7 @@ class PinnedImageProvider(ResourceProvider):
         with Client(settings) as client:
             found = _usable(fetch_pinned(pin.image_id, pin.region, query, client), str(locked["name"]),
                             Path(locked["lockfile"]))
-            latest = find_images(query, client=client)
+            latest = list_images(query, client=client)
         warning = eol_warning(found, query, pin.region, _query.utc_today())
         if warning is not None:
             self.warn(f"selection {locked['name']!r} of {locked['lockfile']} pins {warning}")

@@ -32,7 +32,7 @@ from pulumi_ucloud_images import (
     RetryPolicy,
     Settings,
     TransportError,
-    find_images,
+    list_images,
     lookup_images,
 )
 from pulumi_ucloud_images._catalog import synthetic_catalog
@@ -127,17 +127,17 @@ def sent(emulator: Emulator) -> list[dict[str, str]]:
 
 def test_the_default_query_lists_every_available_image_of_the_region_and_default_project(client: Client) -> None:
     # ... but the marketplace image uimage-bt79, which only a query that names the marketplace gets.
-    assert ids(find_images(client=client)) == [
+    assert ids(list_images(client=client)) == [
         "uimage-gw14", "uimage-gw07", "uimage-deb1", "uimage-r94a", "uimage-r94b", "uimage-gpu1",
         "uimage-w19", "uimage-ub2a", "uimage-ub22", "uimage-c79b", "uimage-c79a",
     ]
-    assert ids(find_images(client=client, include_marketplace=True))[5] == "uimage-bt79"
+    assert ids(list_images(client=client, include_marketplace=True))[5] == "uimage-bt79"
 
 
 def test_region_from_the_query_wins_over_the_settings(client: Client, emulator: Emulator) -> None:
     assert lookup_images(region="cn-sh2", client=client).image_id == "uimage-sh79"
     assert sent(emulator)[-1] == {"Action": "DescribeImage", "Region": "cn-sh2"}
-    assert "uimage-sh79" not in ids(find_images(client=client))
+    assert "uimage-sh79" not in ids(list_images(client=client))
 
 
 def test_an_empty_region_is_no_match(client: Client) -> None:
@@ -160,20 +160,20 @@ def test_an_empty_region_is_no_match(client: Client) -> None:
 def test_server_side_filters_are_sent_to_describe_image(
     client: Client, emulator: Emulator, filters: dict[str, Any], param: str, value: str, expected: list[str]
 ) -> None:
-    assert ids(find_images(client=client, **filters)) == expected
+    assert ids(list_images(client=client, **filters)) == expected
     assert sent(emulator) == [{"Action": "DescribeImage", "Region": REGION, param: value}]
 
 
 def test_ids_are_sent_as_image_ids_n(client: Client, emulator: Emulator) -> None:
-    found = find_images(client=client, ids=["uimage-c79a", "uimage-w19", "uimage-ub2m"])
+    found = list_images(client=client, ids=["uimage-c79a", "uimage-w19", "uimage-ub2m"])
     assert ids(found) == ["uimage-w19", "uimage-c79a"]  # uimage-ub2m is Making
     assert sent(emulator) == [{"Action": "DescribeImage", "Region": REGION, "ImageIds.0": "uimage-c79a",
                                "ImageIds.1": "uimage-ub2m", "ImageIds.2": "uimage-w19"}]  # a set: sent sorted
 
 
 def test_project_id_selects_the_projects_custom_images(client: Client, emulator: Emulator) -> None:
-    assert ids(find_images(client=client, image_type="custom")) == ["uimage-gw14", "uimage-gw07"]
-    assert ids(find_images(client=client, image_type="custom", project_id="org-data")) == ["uimage-gd01"]
+    assert ids(list_images(client=client, image_type="custom")) == ["uimage-gw14", "uimage-gw07"]
+    assert ids(list_images(client=client, image_type="custom", project_id="org-data")) == ["uimage-gd01"]
     assert sent(emulator)[-1]["ProjectId"] == "org-data"
 
 
@@ -219,12 +219,12 @@ def test_an_unknown_project_is_an_api_error(client: Client) -> None:
     ],
 )
 def test_client_side_filters(client: Client, emulator: Emulator, filters: dict[str, Any], expected: list[str]) -> None:
-    assert ids(find_images(client=client, **filters)) == expected
+    assert ids(list_images(client=client, **filters)) == expected
     assert set(sent(emulator)[0]) <= {"Action", "Region", "OsType"}
 
 
 def test_client_side_filters_are_never_sent(client: Client, emulator: Emulator) -> None:
-    find_images(client=client, name_regex="x", os_name_regex="y", features=["IPv6"], architecture="aarch64",
+    list_images(client=client, name_regex="x", os_name_regex="y", features=["IPv6"], architecture="aarch64",
                 states=["Making"], most_recent=True)
     assert sent(emulator) == [{"Action": "DescribeImage", "Region": REGION}]
 
@@ -401,7 +401,7 @@ def test_bad_input_is_one_sentence_before_any_request(
     assert str(caught.value).startswith(start)
     assert caught.value.exit_code == 2
     with pytest.raises(InvalidQueryError):
-        find_images(client=client, **filters)
+        list_images(client=client, **filters)
     assert emulator.request_count == 0 and client.requests_sent == 0
 
 

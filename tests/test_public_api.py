@@ -38,6 +38,7 @@ PUBLIC_NAMES = {
     "RetryPolicy",
     "lookup_images",
     "find_images",
+    "list_images",
     "__version__",
     # Pulumi-facing, imported lazily
     "get_images",
@@ -138,3 +139,11 @@ def test_importing_the_package_does_not_import_pulumi_or_grpc() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_find_images_is_a_deprecated_alias_of_list_images(ucloud_emulator_env: object) -> None:
+    with pytest.warns(DeprecationWarning, match="use list_images"):
+        found = pulumi_ucloud_images.find_images(image_id="uimage-f1chxn")
+    assert [image.image_id for image in found] == [
+        image.image_id for image in pulumi_ucloud_images.list_images(image_id="uimage-f1chxn")] == ["uimage-f1chxn"]
+

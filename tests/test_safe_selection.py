@@ -26,7 +26,7 @@ from pulumi_ucloud_images import (
     InvalidQueryError,
     NoImageFoundError,
     Settings,
-    find_images,
+    list_images,
     lookup_images,
 )
 from pulumi_ucloud_images._catalog import build_catalog
@@ -68,7 +68,7 @@ def ubuntu(record: dict[str, Any]) -> bool:
 def test_the_headline_query_no_longer_returns_a_newer_marketplace_image(ucloud_emulator_env: Emulator) -> None:
     market = newest(ubuntu)
     assert CATALOG[market]["ImageType"] == "Business"  # the trap: the newest name-alike is a vendor's image
-    ids = [image.image_id for image in find_images(**UBUNTU)]
+    ids = [image.image_id for image in list_images(**UBUNTU)]
     assert market not in ids and ids
     assert all(CATALOG[image_id]["ImageType"] == "Base" for image_id in ids)
     result = lookup_images(**UBUNTU, architecture="x86_64", most_recent=True)
@@ -83,7 +83,7 @@ def test_the_headline_query_no_longer_returns_a_newer_marketplace_image(ucloud_e
 def test_a_query_that_names_the_marketplace_gets_its_images(
     ucloud_emulator_env: Emulator, naming: dict[str, Any]
 ) -> None:
-    found = {image.image_id: image for image in find_images(**UBUNTU, **naming)}
+    found = {image.image_id: image for image in list_images(**UBUNTU, **naming)}
     business = {image_id for image_id, image in found.items() if image.image_type == "Business"}
     assert business  # some marketplace image of the catalogue answers every way of naming them
     if naming.get("func_type"):
@@ -96,8 +96,8 @@ def test_base_and_custom_images_are_unaffected(ucloud_emulator_env: Emulator) ->
     golden = lookup_images(project_id="org-platform", image_type="custom", name_regex="^golden-web-",
                            most_recent=True)
     assert golden.image_id == "uimage-gw0314"
-    with_flag = find_images(**UBUNTU, include_marketplace=True, image_type="base")
-    assert [i.image_id for i in with_flag] == [i.image_id for i in find_images(**UBUNTU, image_type="base")]
+    with_flag = list_images(**UBUNTU, include_marketplace=True, image_type="base")
+    assert [i.image_id for i in with_flag] == [i.image_id for i in list_images(**UBUNTU, image_type="base")]
 
 
 def test_zero_matches_count_the_marketplace_images_left_out_and_say_how_to_include_them(
@@ -106,7 +106,7 @@ def test_zero_matches_count_the_marketplace_images_left_out_and_say_how_to_inclu
     with pytest.raises(NoImageFoundError) as caught:
         lookup_images(name_regex="^WordPress 6.4")
     message = str(caught.value)
-    left_out = len(find_images(name_regex="^WordPress 6.4", include_marketplace=True))
+    left_out = len(list_images(name_regex="^WordPress 6.4", include_marketplace=True))
     assert left_out > 1
     assert (f"{left_out} marketplace (Business) images were left out: set include_marketplace (or name "
             "image_type Business or a func_type) to include them") in message
@@ -132,7 +132,7 @@ def test_most_recent_over_both_architectures_is_ambiguous_and_says_how_to_choose
     assert message.endswith("most_recent does not choose between architectures: set architecture to x86_64 or "
                             "aarch64.")
     assert caught.value.exit_code == 4
-    assert set(caught.value.image_ids) == {i.image_id for i in find_images(**UBUNTU)}
+    assert set(caught.value.image_ids) == {i.image_id for i in list_images(**UBUNTU)}
 
     code, out, err = run(capsys, *HEADLINE, "--emulator")
     assert (code, out) == (4, "")
@@ -203,19 +203,19 @@ def test_maintain_eol_is_a_date_and_blank_or_malformed_is_unknown_and_logged(cap
 
 
 def test_exclude_eol_drops_only_images_past_it_and_keeps_unknown_ones(client: Client) -> None:
-    assert ids(find_images(client=client)) == ["uimage-bad", "uimage-blank", "uimage-old", "uimage-edge", "uimage-new"]
-    assert ids(find_images(client=client, exclude_eol=True)) == ["uimage-bad", "uimage-blank", "uimage-edge",
+    assert ids(list_images(client=client)) == ["uimage-bad", "uimage-blank", "uimage-old", "uimage-edge", "uimage-new"]
+    assert ids(list_images(client=client, exclude_eol=True)) == ["uimage-bad", "uimage-blank", "uimage-edge",
                                                                  "uimage-new"]
     # the lookup's date is injectable: a day later the edge image is past its end of life too
-    assert ids(find_images(client=client, exclude_eol=True, today=date(2026, 12, 2))) == [
+    assert ids(list_images(client=client, exclude_eol=True, today=date(2026, 12, 2))) == [
         "uimage-bad", "uimage-blank", "uimage-new"]
 
 
 def test_supported_until_keeps_images_maintained_then_and_drops_unknown_ones(client: Client) -> None:
-    assert ids(find_images(client=client, supported_until="2026-12-01")) == ["uimage-edge", "uimage-new"]
-    assert ids(find_images(client=client, supported_until=date(2026, 12, 2))) == ["uimage-new"]
-    assert ids(find_images(client=client, supported_until="2030/01/31")) == ["uimage-new"]
-    assert ids(find_images(client=client, supported_until="2030-02-01")) == []
+    assert ids(list_images(client=client, supported_until="2026-12-01")) == ["uimage-edge", "uimage-new"]
+    assert ids(list_images(client=client, supported_until=date(2026, 12, 2))) == ["uimage-new"]
+    assert ids(list_images(client=client, supported_until="2030/01/31")) == ["uimage-new"]
+    assert ids(list_images(client=client, supported_until="2030-02-01")) == []
 
 
 def test_zero_matches_say_how_many_images_the_eol_filters_dropped(client: Client) -> None:
@@ -255,10 +255,10 @@ def test_the_command_warns_on_stderr_and_keeps_stdout_for_the_id(
 
 def test_the_eol_filters_and_the_bundled_catalogue(ucloud_emulator_env: Emulator) -> None:
     today = date(2026, 12, 1)
-    everything = find_images(include_marketplace=True, states=["Available", "Making", "Unavailable", "Copying"])
+    everything = list_images(include_marketplace=True, states=["Available", "Making", "Unavailable", "Copying"])
     past = [image for image in everything if image.past_eol(today)]
     assert past and len(past) < len(everything)
-    kept = find_images(include_marketplace=True, states=["Available", "Making", "Unavailable", "Copying"],
+    kept = list_images(include_marketplace=True, states=["Available", "Making", "Unavailable", "Copying"],
                        exclude_eol=True)
     assert {i.image_id for i in kept} == {i.image_id for i in everything} - {i.image_id for i in past}
 
@@ -283,15 +283,15 @@ def test_a_bad_supported_until_is_one_sentence_before_any_request(
 
 
 def test_gpu_types_must_all_be_supported(ucloud_emulator_env: Emulator) -> None:
-    both = find_images(gpu_types=["a100", "H100"], include_marketplace=True)
+    both = list_images(gpu_types=["a100", "H100"], include_marketplace=True)
     assert ids(both) == ["uimage-ub22cu"]
-    a100 = find_images(gpu_types=["A100"], include_marketplace=True)
+    a100 = list_images(gpu_types=["A100"], include_marketplace=True)
     assert len(a100) > 1 and all("A100" in image.supported_gpu_types for image in a100)
-    assert find_images(gpu_types=["A100", "AMD-V520"], include_marketplace=True) == []
+    assert list_images(gpu_types=["A100", "AMD-V520"], include_marketplace=True) == []
 
 
 def test_scene_categories_match_any(ucloud_emulator_env: Emulator) -> None:
-    found = find_images(scene_categories=["aimodels", "HPC"], include_marketplace=True)
+    found = list_images(scene_categories=["aimodels", "HPC"], include_marketplace=True)
     assert found and all({"AIModels", "HPC"} & set(image.scene_categories) for image in found)
     assert {"AIModels", "HPC"} <= {scene for image in found for scene in image.scene_categories}
     with pytest.raises(InvalidQueryError) as caught:
@@ -303,9 +303,9 @@ def test_scene_categories_match_any(ucloud_emulator_env: Emulator) -> None:
 
 
 def test_vendor_regex_searches_the_vendor_with_the_same_safe_regexes(ucloud_emulator_env: Emulator) -> None:
-    found = find_images(vendor_regex="^Deep", include_marketplace=True)
+    found = list_images(vendor_regex="^Deep", include_marketplace=True)
     assert ids(found) == ["uimage-ub22cu"]
-    assert find_images(vendor_regex="^Deep") == []  # a vendor's image is still a marketplace image
+    assert list_images(vendor_regex="^Deep") == []  # a vendor's image is still a marketplace image
     with pytest.raises(InvalidQueryError) as caught:
         parse_query(vendor_regex="(Deep")
     assert str(caught.value).startswith("Invalid vendor_regex '(Deep': not a valid regular expression: missing )")

@@ -18,7 +18,7 @@ from pulumi_ucloud_images import (
     RetryPolicy,
     Settings,
     UCloudImagesError,
-    find_images,
+    list_images,
     lookup_images,
     resolve_settings,
 )
@@ -78,7 +78,7 @@ def test_a_client_shows_no_secret(settings: Settings) -> None:
 def test_results_and_images_carry_no_secret(settings: Settings) -> None:
     with Client(settings, retry=NO_SLEEP) as client:
         result = lookup_images(image_id="uimage-f1chxn", client=client)
-        images = find_images(os_type="linux", client=client)
+        images = list_images(os_type="linux", client=client)
     assert_no_secret(repr(result), json.dumps(result.to_json(), ensure_ascii=False), repr(images),
                      pickle.dumps(result).decode("latin-1"))
 

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from engine_project import ROOT, VENV_BIN, Project, new_project
 
-from pulumi_ucloud_images import find_images as list_images
-from pulumi_ucloud_images import lookup_images
+from pulumi_ucloud_images import list_images, lookup_images
 from pulumi_ucloud_images._emulator import Emulator
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
