@@ -16,7 +16,16 @@ from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 import regex
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
@@ -346,6 +355,16 @@ class ImageQuery(BaseModel):
             if problem is not None:
                 raise ValueError(problem)
         return value or None  # not stripped: real names carry leading spaces that a regex may match
+
+    @field_validator("include_marketplace")
+    @classmethod
+    def _marketplace_can_match(cls, value: bool, info: ValidationInfo) -> bool:
+        """Asking for marketplace images and an image type that has none would be silently ignored: refused."""
+        image_type = info.data.get("image_type")
+        if value and image_type not in (None, MARKETPLACE_TYPE):
+            raise _BadValue(f"adds marketplace ({MARKETPLACE_TYPE}) images, and image type {image_type} has none; "
+                            "leave out one of the two", value)
+        return value
 
     @field_validator("region", "zone", "project_id", "image_id")
     @classmethod

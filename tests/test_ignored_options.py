@@ -61,3 +61,17 @@ def test_the_same_options_in_their_context_are_accepted(
     )
     verified = get_images(**CENTOS, lock="legacy", verify=True, public_key="ucloud-images-demo-public-key")
     assert verified.image_id == "uimage-f1chxn"
+
+
+@pytest.mark.parametrize("image_type", ["base", "Custom"])
+def test_include_marketplace_with_an_image_type_that_has_none_is_refused(
+    image_type: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pulumi_ucloud_images import list_images
+
+    with pytest.raises(InvalidQueryError, match=r"^Invalid include_marketplace True: adds marketplace \(Business\)"):
+        list_images(image_type=image_type, include_marketplace=True, region="cn-bj2")  # before any request
+    assert main(["find", "--emulator", "--image-type", image_type, "--include-marketplace"]) == 2
+    assert capsys.readouterr().err.startswith("ucloud-images: error: Invalid --include-marketplace True: ")
+    for fine in (["--image-type", "business", "--include-marketplace"], ["--include-marketplace"]):
+        assert main(["list", "--emulator", "--output", "ids", *fine]) == 0

@@ -229,7 +229,7 @@ def test_server_params_carry_the_server_side_filters_only() -> None:
     query = parse_query(
         zone="cn-bj2-02", image_type="base", os_type="linux", func_type="GPU", image_id="uimage-a",
         ids=["uimage-a", "uimage-b"], name_regex="^x", os_name_regex="^y", features=["IPv6"],
-        architecture="aarch64", states=["Making"], most_recent=True, include_marketplace=True, exclude_eol=True,
+        architecture="aarch64", states=["Making"], most_recent=True, exclude_eol=True,
         supported_until="2027-01-01", gpu_types=["A100"], scene_categories=["AIModels"], vendor_regex="^U",
         prices=True,
     )
