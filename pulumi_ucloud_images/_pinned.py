@@ -56,7 +56,8 @@ PROVIDER_KEY = "__provider"
 REPIN = "repin"
 QUERY = "query"  # in the outputs: the validated query, every field (as the schema's ImageQuery type has them)
 LOCKED = "locked"  # the lockfile pin a PinnedImage(lock=...) was declared with: name, lockfile and the pin
-OUTPUTS = ("image_id", "image_name", "os_name", "create_time", "features", "latest_image_id")
+EOL_WARNING = "eol_warning"
+OUTPUTS = ("image_id", "image_name", "os_name", "create_time", "features", "latest_image_id", EOL_WARNING)
 _FILTERS = tuple(ImageQuery.model_fields)
 # The settings the region depends on: the region itself, and the profile whose file may name it.
 _REGION_KEYS = (_SOURCES["region"][0], _SOURCES["profile"][0])
@@ -306,7 +307,7 @@ class PinnedImageProvider(ResourceProvider):
         outs = {
             **_without_provider(props),
             QUERY: query.model_dump(mode="json"),
-            **_described(found),
+            **_described(found, query, region),
             "latest_image_id": latest_id,
         }
         return ReadResult(id_, outs)
@@ -321,7 +322,7 @@ class PinnedImageProvider(ResourceProvider):
             **_without_provider(props),
             QUERY: query.model_dump(mode="json"),
             REPIN: props.get(REPIN),
-            **_described(result.image),
+            **_described(result.image, query, result.region or str(query.region)),
             "latest_image_id": result.ids[0],
         }
 
@@ -339,7 +340,7 @@ class PinnedImageProvider(ResourceProvider):
         return {
             **_without_provider(props),
             QUERY: query.model_dump(mode="json"),
-            **_described(found),
+            **_described(found, query, pin.region),
             "latest_image_id": latest[0].image_id if latest else None,
         }
 
@@ -379,13 +380,15 @@ def _without_provider(props: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in props.items() if name != PROVIDER_KEY}
 
 
-def _described(image: Image) -> dict[str, Any]:
+def _described(image: Image, query: ImageQuery, region: str) -> dict[str, Any]:
     return {
         "image_id": image.image_id,
         "image_name": image.image_name,
         "os_name": image.os_name,
         "create_time": image.create_time,
         "features": list(image.features),
+        # Kept in state so the program shows it: a dynamic provider's own warnings never reach the engine.
+        EOL_WARNING: eol_warning(image, query, region, _query.utc_today()),
     }
 
 
@@ -413,6 +416,8 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
     """The pinned image's features."""
     latest_image_id: pulumi.Output[str | None]
     """The newest image that matches the query now (after a refresh); differs from ``image_id`` on drift."""
+    eol_warning: pulumi.Output[str | None]
+    """Set when the pinned image was past its end of life at the last create or refresh; shown as a warning."""
 
     def __init__(
         self,
@@ -457,6 +462,12 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
                 field="lockfile",
             ))
         super().__init__(PinnedImageProvider(), resource_name, props, opts)
+        self.eol_warning.apply(self._show)
+
+    def _show(self, warning: str | None) -> None:
+        """The pin's end-of-life warning, from the program: unlike the dynamic-provider host, it reaches the engine."""
+        if warning:
+            pulumi.log.warn(f"the pinned {warning}", resource=self)
 
 
 def _reported_error(exc: UCloudImagesError) -> UCloudImagesError:

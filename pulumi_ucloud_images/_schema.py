@@ -78,6 +78,7 @@ _PINNED_EXTRA = {
     "repin": "Any new value re-pins: the query is resolved again on the next update.",
     "latest_image_id": "The newest image that matches the query now (as of the last create or refresh).",
     "query": "The query the pin was resolved with, as validated.",
+    "eol_warning": "Set when the pinned image was past its end of life at the last create or refresh.",
 }
 _SECRET_SETTINGS = frozenset({"private_key"})
 # Type descriptions for schema readers; the model docstrings speak of the Python attributes.

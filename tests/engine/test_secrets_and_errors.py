@@ -97,3 +97,22 @@ def test_a_failed_lookup_fails_the_preview_with_the_library_sentence(
     assert done.returncode != 0
     assert sentence in shown
     assert "Traceback" not in shown
+
+
+def test_an_image_past_its_end_of_life_is_a_warning_the_engine_shows(
+    tmp_path: Path, engine_dir: Path, emulator_env: dict[str, str]
+) -> None:
+    """CentOS 7.2 (EOL 2024/06/30) chosen by get_images and pinned by PinnedImage: the update succeeds, warning."""
+    program = ("import pulumi\nfrom pulumi_ucloud_images import PinnedImage, get_images\n\n"
+               'get_images(os_type="linux", name_regex=r"^CentOS 7\\.2 64")\n'
+               'PinnedImage("centos", os_type="linux", name_regex=r"^CentOS 7\\.2 64")\n')
+    centos = lookup_images(os_type="linux", name_regex=r"^CentOS 7\.2 64")
+    assert centos.image.eol_date is not None and centos.warnings  # the catalogue's CentOS 7.2 is past its EOL
+    project = new_project(tmp_path, engine_dir, emulator_env, manifest={"name": "eol", "runtime": python_runtime()},
+                          files={"__main__.py": program})
+    done = project.run("up", "--yes")
+    shown = done.stdout + done.stderr
+    warnings = [line for line in shown.splitlines() if "warning:" in line and "past its end of life" in line]
+    assert any(centos.image_id in line and "pulumi:pulumi:Stack" in line for line in warnings), shown
+    assert any("PinnedImage" in line and "the pinned image" in line for line in warnings), shown
+    assert "Traceback" not in shown
