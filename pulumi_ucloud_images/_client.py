@@ -365,31 +365,8 @@ class _WatchedHTTPConnection(HTTPConnection):
             _drop_handle(self)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    __doc__ = _WatchedHTTPConnection.__doc__
-    _watch_handle: socket.socket | None = None
-
-    def _new_conn(self) -> socket.socket:
-        sock = _connect(self, super()._new_conn)
-        _replace_handle(self, sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        if self._watch_handle is not None and self.sock is not None:
-            _watch_current(self._watch_handle)
-        super().request(*args, **kwargs)
-
-    def getresponse(self) -> Any:
-        _quick_ack(self.sock)
-        response = super().getresponse()
-        _quick_ack(self.sock)
-        return response
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            _drop_handle(self)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The same, over TLS (the methods above run first, then HTTPSConnection's)."""
 
 
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
@@ -454,13 +431,13 @@ def _connect(connection: HTTPConnection, new_conn: Callable[[], socket.socket]) 
     return sock
 
 
-def _replace_handle(connection: _WatchedHTTPConnection | _WatchedHTTPSConnection, sock: socket.socket) -> None:
+def _replace_handle(connection: _WatchedHTTPConnection, sock: socket.socket) -> None:
     _drop_handle(connection)
     connection._watch_handle = handle = sock.dup()
     _watch_current(handle)
 
 
-def _drop_handle(connection: _WatchedHTTPConnection | _WatchedHTTPSConnection) -> None:
+def _drop_handle(connection: _WatchedHTTPConnection) -> None:
     handle, connection._watch_handle = connection._watch_handle, None
     if handle is not None:
         with suppress(OSError):
