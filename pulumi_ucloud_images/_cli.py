@@ -530,11 +530,33 @@ def _table(images: Sequence[Image], query: ImageQuery, *, wide: bool = False) ->
     rows = [header] + [tuple(cell(image) for _, cell in columns) for image in images]
     widths = [max(_width(row[column]) for row in rows) for column in range(len(header))]
     if not wide:
-        others = sum(widths) - widths[1] + 2 * (len(widths) - 1)
-        widths[1] = min(widths[1], max(_MIN_NAME, TABLE_WIDTH - others))
-        rows = [(row[0], _cut(row[1], widths[1]), *row[2:]) for row in rows]
+        _fit(widths, header)
+        rows = [tuple(_cut(cell, widths[i]) for i, cell in enumerate(row)) for row in rows]
     lines = ["  ".join(_pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# Never cut: the image ID (pipelines copy it from the table) and the creation date.
+_UNCUT = frozenset({"IMAGE ID", "CREATED", "CREATED (UTC)"})
+
+
+def _fit(widths: list[int], header: Sequence[str]) -> None:
+    """Narrow the columns, in place, until a row fits ``TABLE_WIDTH``: the name first, down to ``_MIN_NAME``;
+    then the widest of the others that may be cut, down to their titles; then the name, down to its title."""
+
+    def total() -> int:
+        return sum(widths) + 2 * (len(widths) - 1)
+
+    name = header.index("NAME")
+    widths[name] = min(widths[name], max(_MIN_NAME, widths[name] - (total() - TABLE_WIDTH)))
+    for floor_of_name in (widths[name], _width(header[name])):
+        while total() > TABLE_WIDTH:
+            narrower = [i for i, title in enumerate(header) if title not in _UNCUT and widths[i] > _width(title)
+                        and (i != name or widths[name] > floor_of_name)]
+            if not narrower:
+                break
+            widest = max(narrower, key=lambda i: (widths[i], i != name))
+            widths[widest] -= 1
 
 
 def _tsv_cell(text: str) -> str:

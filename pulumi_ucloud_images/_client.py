@@ -24,8 +24,9 @@ Bounds, whatever the server does:
   only ever goes to the base URL.
 - Memory. A response may hold at most ``max_response_bytes`` (default 32 MiB) after decompression (gzip and
   deflate are inflated here, a bounded step at a time); a page may hold at most ``Limit`` images and a bounded
-  number of JSON values per image; pages are parsed one at a time per client; a listing may claim at most
-  ``max_images`` (default 50,000) images. Memory grows with the images listed, not with what a server claims.
+  number of JSON values per image; the pages after the first are parsed one at a time per client; a listing may
+  claim at most ``max_images`` (default 50,000) images. Memory grows with the images listed, not with what a
+  server claims.
 
 Retries. Connection errors, timeouts, HTTP 5xx, a 2xx body that is cut short or garbled, and RetCode 110, 130,
 150 and >= 2000 are retried with exponential backoff and jitter, at most ``RetryPolicy.attempts`` tries per
@@ -307,6 +308,8 @@ class _Watchdog:
 
     def arm(self, cutoff: _Cutoff) -> None:
         with self._condition:
+            while self._heap and self._heap[0][2].done:  # requests that finished in time: nothing to wake for
+                heapq.heappop(self._heap)
             heapq.heappush(self._heap, (cutoff.at, next(self._order), cutoff))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="ucloud-images-deadlines", daemon=True)

@@ -541,3 +541,15 @@ def test_the_request_carries_a_user_agent_and_the_signature_but_no_secret() -> N
     headers = {name.lower(): value for name, value in seen.headers.items()}
     assert headers["user-agent"].startswith("pulumi-ucloud-images/")
     assert headers["content-type"] == "application/x-www-form-urlencoded"
+
+
+def test_finished_requests_do_not_pile_up_in_the_deadline_watchdog() -> None:
+    """Each request arms a cutoff; one that finished in time is dropped at the next arm, not kept for its timeout."""
+    from pulumi_ucloud_images import _client
+
+    with Emulator() as emulator, Client(Settings(region="cn-bj2", base_url=emulator.base_url,
+                                                 public_key=DEMO_PUBLIC_KEY,
+                                                 private_key=SecretStr(DEMO_PRIVATE_KEY))) as client:
+        for offset in range(300):
+            client.describe_images({"Action": "DescribeImage", "Region": "cn-bj2", "Limit": 1, "Offset": offset})
+        assert len(_client._WATCHDOG._heap) <= 2

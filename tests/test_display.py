@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 
 from pulumi_ucloud_images import APIError, ResponseFormatError
-from pulumi_ucloud_images._cli import main
+from pulumi_ucloud_images._cli import _width, main
 from pulumi_ucloud_images._display import json_for_people, shown
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._image import parse_page
@@ -117,7 +117,7 @@ def test_the_list_table_shows_names_cleaned_and_cut(hostile: Emulator, capsys: p
     # The default table cuts names further, to fit 80 columns, and still shows no control character.
     code, out, err = run(capsys, "list", "--name-regex", "^evil")
     assert (code, err) == (0, "") and controls(out) == []
-    assert max(len(line) for line in out.splitlines()) <= 80
+    assert max(_width(line) for line in out.splitlines()) <= 80  # terminal columns: CJK characters count two
     assert "\u2026" in out
 
 
@@ -206,3 +206,19 @@ def test_pins_are_described_cleaned_and_written_exactly(tmp_path: Path) -> None:
     text = lockfile_text({"web": pin})
     assert controls(text) == []  # a reviewed diff shows what the file holds
     assert json.loads(text)["selections"]["web"]["image_name"] == HOSTILE
+
+
+@pytest.mark.parametrize("region", ["cn-bj2", "cn-sh2", "hk", "us-ca"])
+@pytest.mark.parametrize("extra", [(), ("--prices",), ("--state", "Available", "--state", "Making"),
+                                   ("--include-marketplace", "--prices", "--state", "Available", "--state", "Making")])
+def test_every_list_table_fits_80_terminal_columns(
+    region: str, extra: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whichever optional columns appear (STATE, MONTHLY, marketplace types) and whatever the names' scripts."""
+    assert main(["list", "--emulator", "--region", region, *extra]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1
+    assert max(_width(line) for line in lines) <= 80
+    ids = [line.split()[0] for line in lines[1:]]
+    assert all(image_id.startswith("uimage-") and "\u2026" not in image_id for image_id in ids)  # IDs never cut
+
