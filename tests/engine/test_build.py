@@ -22,3 +22,19 @@ def test_the_build_script_prints_only_the_engine_directory_and_reuses_it(engine_
     pinned = next(line.split()[1] for line in (ROOT / "tools" / "pulumi-engine" / "go.mod").read_text().splitlines()
                   if line.strip().startswith("github.com/pulumi/pulumi/pkg/v3 "))
     assert version.stdout.strip() == pinned
+
+
+def test_the_build_script_removes_builds_unused_for_a_week(engine_dir: Path) -> None:
+    stale, recent = engine_dir.parent / "v0.0.0-stale-build", engine_dir.parent / "v0.0.0-recent-build"
+    for build in (stale, recent):
+        build.mkdir(exist_ok=True)
+    week_and_a_day = 8 * 86400
+    os.utime(stale, (os.path.getatime(stale) - week_and_a_day, os.path.getmtime(stale) - week_and_a_day))
+    try:
+        subprocess.run([str(ROOT / "scripts" / "pulumi-engine")], capture_output=True, text=True, timeout=1800,
+                       check=True, env={**os.environ, "HOME": TOOL_HOME})
+        assert not stale.exists() and recent.is_dir() and engine_dir.is_dir()
+    finally:
+        for build in (stale, recent):
+            if build.exists():
+                build.rmdir()
