@@ -574,6 +574,7 @@ def test_serve_forever_never_prints_a_private_key_it_was_given() -> None:
     assert "my-public" in out.getvalue() and "my-very-private" not in out.getvalue()
 
 
+@pytest.mark.slow
 def test_serve_forever_stops_cleanly_on_ctrl_c() -> None:
     code = "from pulumi_ucloud_images._emulator import serve_forever; serve_forever(port=0)"
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,

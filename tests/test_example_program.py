@@ -154,6 +154,7 @@ def run_pipeline(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "PATH": path}, timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_pipeline_hands_the_found_image_to_pulumi_config(
     ucloud_emulator_env: Emulator, fake_pulumi: tuple[Path, Path]
 ) -> None:
@@ -164,6 +165,7 @@ def test_pipeline_hands_the_found_image_to_pulumi_config(
     assert done.stderr == "webImageId = uimage-ub2205\n"
 
 
+@pytest.mark.slow
 def test_pipeline_takes_the_region_of_the_ucloud_profile(
     ucloud_emulator_env: Emulator, fake_pulumi: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,6 +181,7 @@ def test_pipeline_takes_the_region_of_the_ucloud_profile(
     assert record.read_text(encoding="utf-8") == f"config set --stack dev webImageId {expected}\n"
 
 
+@pytest.mark.slow
 def test_pipeline_stops_before_the_stack_when_the_lookup_fails(
     ucloud_emulator_env: Emulator, fake_pulumi: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

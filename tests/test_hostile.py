@@ -167,6 +167,7 @@ def test_a_redirect_is_never_followed_and_names_where_it_pointed(
     assert "redirects are not followed" in str(error) and SECRET not in str(error)
 
 
+@pytest.mark.slow
 def test_a_redirect_from_the_command_line_is_one_sentence_and_exit_5(
     server: HostileServer, other: HostileServer, tmp_path: Path
 ) -> None:
@@ -196,6 +197,7 @@ def _wait_for_requests(server: HostileServer, mode: str, count: int) -> None:
 
 @pytest.mark.parametrize(("mode", "in_flight"), [("stall", 1), ("stall-later", 3)],
                          ids=["the first page hangs", "pages hang in the pool"])
+@pytest.mark.slow
 def test_ctrl_c_exits_130_at_once_cutting_off_the_pages_in_flight(
     server: HostileServer, tmp_path: Path, mode: str, in_flight: int
 ) -> None:
@@ -257,6 +259,7 @@ MEMORY_CHILD = textwrap.dedent("""
     ids=["gzip bomb of 1 GiB", "200 MB body", "200 MB chunked body", "30 MiB of empty objects",
          "TotalCount of 9,999,999", "TotalCount of 9,999,999, one new image a page", "40,000 real images"],
 )
+@pytest.mark.slow
 def test_memory_grows_with_the_images_listed_not_with_what_the_server_claims(
     server: HostileServer, mode: str, options: dict[str, Any], expected: str
 ) -> None:
@@ -338,12 +341,14 @@ def test_a_regex_that_cannot_compile_is_one_invalid_query_sentence(field: str, p
 
 
 @pytest.mark.parametrize("pattern", ["x{99999999999}", "(" * 450 + "a" + ")" * 450, "(" * 500 + "a" + ")" * 500])
+@pytest.mark.slow
 def test_a_hostile_regex_on_the_command_line_exits_2(pattern: str, tmp_path: Path) -> None:
     finished = run_cli("find", *KEYS, "--base-url", "http://127.0.0.1:9", "--name-regex", pattern, home=tmp_path)
     assert finished.returncode == 2
     assert one_sentence(finished.stderr).startswith("Invalid --name-regex")
 
 
+@pytest.mark.slow
 def test_a_hostile_regex_in_a_selection_file_exits_2(tmp_path: Path) -> None:
     (tmp_path / "ucloud-images.toml").write_text(
         "[settings]\nregion = 'cn-bj2'\n\n[selections.web]\nname_regex = 'x{99999999999}'\n"
@@ -462,6 +467,7 @@ def test_the_retry_budget_takes_refills_and_refunds() -> None:
 # -- failures that cannot change are not retried -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_invalid_port_is_bad_input_found_before_any_request(tmp_path: Path) -> None:
     finished = run_cli("find", *KEYS, "--base-url", "http://127.0.0.1:99999", home=tmp_path)
     assert finished.returncode == 2
@@ -590,6 +596,7 @@ def test_the_emulator_serves_at_most_max_connections_at_once() -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS is read from /proc")
+@pytest.mark.slow
 def test_the_emulator_process_stays_small_under_a_300_mb_body(tmp_path: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", CLI, "emulator", "--port", "0"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**_clean_env(), "HOME": str(tmp_path)})

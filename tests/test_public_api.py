@@ -131,6 +131,7 @@ def test_the_package_is_typed() -> None:
     assert importlib.resources.files("pulumi_ucloud_images").joinpath("py.typed").is_file()
 
 
+@pytest.mark.slow
 def test_importing_the_package_does_not_import_pulumi_or_grpc() -> None:
     code = (
         "import sys, pulumi_ucloud_images\n"

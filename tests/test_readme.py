@@ -21,6 +21,7 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
 
 
+@pytest.mark.slow
 def test_the_first_command_prints_one_image_id(tmp_path: Path) -> None:
     """The README's first command, past its install: the lookup it runs against the bundled emulator."""
     first = re.search(r"```sh\n(.*?)\n", README.read_text(encoding="utf-8")).group(1)  # type: ignore[union-attr]
@@ -34,6 +35,7 @@ def test_the_first_command_prints_one_image_id(tmp_path: Path) -> None:
     assert re.fullmatch(r"uimage-[0-9a-z]+\n", done.stdout)
 
 
+@pytest.mark.slow
 def test_the_emulator_snippet_runs_as_pasted(tmp_path: Path) -> None:
     snippet = next(block for block in _python_blocks() if "with Emulator() as emulator:" in block)
     assert "from pulumi_ucloud_images._" not in snippet  # a public import only

@@ -150,6 +150,7 @@ def test_pulumi_config_from_the_engines_environment(tmp_path: Path, monkeypatch:
     assert (settings.public_key, settings.project_id) == ("pk-engine", "org-ml")
 
 
+@pytest.mark.slow
 def test_pulumi_config_is_ignored_when_pulumi_is_not_imported() -> None:
     import subprocess
     import sys

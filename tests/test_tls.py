@@ -23,6 +23,8 @@ import pytest
 from pulumi_ucloud_images import TransportError, lookup_images
 from pulumi_ucloud_images._catalog import build_catalog
 
+pytestmark = pytest.mark.slow  # the certificate comes from an openssl process
+
 IMAGE = next(record for record in build_catalog() if record["ImageId"] == "uimage-f1chxn")
 ANSWER = json.dumps({"RetCode": 0, "Action": "DescribeImageResponse", "TotalCount": 1,
                      "ImageSet": [{k: v for k, v in IMAGE.items() if not k.startswith("_")}]}).encode()
