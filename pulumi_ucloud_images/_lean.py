@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, NamedTuple
 
-from ._image import _IMAGE_ID, ARM64_FEATURE, Image, _validate_images, parse_page
+from ._image import _IMAGE_ID, ARM64_FEATURE, Image, _validate_images, parse_eol, parse_page
 
 __all__ = ["ImageRecord", "RecordPage", "full_image", "parse_records"]
 
@@ -90,8 +90,6 @@ class ImageRecord:
     def eol_date(self) -> date | None:
         """``MaintainEol`` as a date, read as :attr:`Image.eol_date` reads it."""
         if self._eol is _UNSET:
-            from ._image import parse_eol  # type: ignore[attr-defined,unused-ignore]
-
             self._eol = parse_eol(self.maintain_eol, self.image_id)
         eol: date | None = self._eol
         return eol
