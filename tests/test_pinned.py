@@ -452,3 +452,13 @@ def test_the_resource_registers_its_query_and_its_pickled_provider(pin_mocks: Pi
     assert isinstance(serialized, str)
     assert type(dill.loads(base64.b64decode(serialized))) is PinnedImageProvider
     assert seen["outputs"] == [PINNED, ["CloudInit"], PINNED]
+
+
+def test_the_resource_takes_every_query_field_so_no_filter_is_forgotten() -> None:
+    """A new ImageQuery field must reach PinnedImage's signature too (the functions have the same test)."""
+    import inspect
+
+    parameters = inspect.signature(PinnedImage.__init__).parameters
+    assert list(parameters) == ["self", "resource_name", *ImageQuery.model_fields, "repin", "lock", "lockfile", "opts"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in parameters.items()
+               if name not in ("self", "resource_name"))
