@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from ._errors import InvalidQueryError, ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
 from ._lookup import SETTING_NAMES, lookup_images
-from ._pulumi_sdk import custom_dependencies, mocks_are_set
+from ._pulumi_sdk import custom_dependencies, mocks_are_set, stack_config
 from ._query import ImageQuery, parse_query
 from ._schema import GET_IMAGES_TOKEN, QUERY_NAMING
 from ._select import LookupResult
@@ -212,7 +212,8 @@ def _concealed(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settings_args(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: values[name] for name in SETTING_NAMES if values.get(name) is not None}
+    """The settings given as arguments, and the program's stack config as the config source."""
+    return {"config": stack_config(), **{name: values[name] for name in SETTING_NAMES if values.get(name) is not None}}
 
 
 def _invoke_args(query: ImageQuery) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from ._image import Image
 from ._lookup import lookup_images
 from ._query import ImageQuery, invalid_query_error, parse_query
 from ._select import LookupResult, eol_warning
-from ._settings import _SOURCES, CLI_FACE, resolve_region, resolve_settings
+from ._settings import CLI_FACE, ConfigSource, resolve_region, resolve_settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -620,8 +620,7 @@ def _settings_arguments(selections: Selections, settings_args: Mapping[str, Any]
         return {**given, "region": region, "face": CLI_FACE}
     file_settings = dict(selections.settings)
     face = CLI_FACE.with_config({name: f"{name} in [settings] of {selections.path}" for name in file_settings})
-    by_config_key = {_SOURCES[name][0]: value for name, value in file_settings.items()}
-    return {**given, "config": by_config_key.get, "face": face}
+    return {**given, "config": ConfigSource(file_settings.get, namespace=None), "face": face}
 
 
 def _configured_region(arguments: Mapping[str, Any]) -> str | None:

@@ -8,16 +8,17 @@ from datetime import date
 from typing import Any, NamedTuple, cast
 
 from ._client import Client, shared_client
-from ._errors import InvalidQueryError
 from ._image import Image
 from ._query import ImageQuery, parse_query
+from ._scope import lookup_scope, settings_for
 from ._select import LookupResult, filter_images, select
-from ._settings import Settings, conceal_key_argument, resolve_settings
+from ._settings import LOOKUP_ARGUMENTS, Settings, conceal_key_argument
 
 __all__ = ["Listing", "fetch_listing", "find_images", "list_images", "lookup_images"]
 
-# Keyword arguments that are settings, not filters.
-SETTING_NAMES = ("public_key", "private_key", "profile", "base_url", "timeout")
+SETTING_NAMES = LOOKUP_ARGUMENTS
+"""Keyword arguments that are settings, not filters."""
+_SOURCE_ARGUMENTS = (*SETTING_NAMES, "config")  # config: a face's config source (a Pulumi program's stack config)
 
 
 class Listing(NamedTuple):
@@ -41,7 +42,7 @@ def fetch_listing(
     Takes the same arguments as :func:`lookup_images`. Every input is checked before the first request.
     """
     conceal_key_argument(filters)  # from here on, no local holds the private key outside a SecretStr
-    setting_args = {name: filters.pop(name) for name in SETTING_NAMES if name in filters}
+    setting_args = {name: filters.pop(name) for name in _SOURCE_ARGUMENTS if name in filters}
     if isinstance(query, ImageQuery):
         query = parse_query(query.to_args(), **filters) if filters else query
     else:
@@ -52,14 +53,12 @@ def fetch_listing(
             raise TypeError(f"Pass a client or {', '.join(given)}, not both: a client brings its own settings.")
         settings = client.settings
     elif settings is None:
-        settings = resolve_settings(region=query.region, project_id=query.project_id, **setting_args)
+        settings = settings_for(query, **setting_args)
     elif setting_args:
         raise TypeError(f"Pass settings or {', '.join(setting_args)}, not both: settings are already resolved.")
-    region = query.region or settings.region
-    if region is None:
-        raise InvalidQueryError("No UCloud region was given: pass region, or settings that have one.", field="region")
+    region, project_id = lookup_scope(query, settings)
     client = client or shared_client(settings)
-    records = client.list_records(query.server_params(region, settings.project_id))
+    records = client.list_records(query.server_params(region, project_id))
     # Lean records read as an Image does for selection; filter_images builds full models of the matches only.
     return Listing(query, region, cast(tuple[Image, ...], records))
 
@@ -78,10 +77,12 @@ def lookup_images(
 
     Filters are the :class:`ImageQuery` fields as keywords (or an ``ImageQuery``/mapping as the first
     argument); ``public_key``, ``private_key``, ``profile``, ``base_url`` and ``timeout`` override the
-    settings. Raises :class:`NoImageFoundError` / :class:`AmbiguousImageError` on zero or several matches
-    (unless ``most_recent``), :class:`InvalidQueryError` before any request on bad input. ``naming`` spells
-    the fields in those errors as the caller does (e.g. ``{"most_recent": "--most-recent"}``). ``today`` is
-    the date that end-of-life dates are compared with (default: today in UTC).
+    settings, and ``config`` is a config source read after them (a reader of ``ucloud:*`` keys, such as a
+    Pulumi program's stack config: this function never reads one by itself). Raises
+    :class:`NoImageFoundError` / :class:`AmbiguousImageError` on zero or several matches (unless
+    ``most_recent``), :class:`InvalidQueryError` before any request on bad input. ``naming`` spells the
+    fields in those errors as the caller does (e.g. ``{"most_recent": "--most-recent"}``). ``today`` is the date
+    that end-of-life dates are compared with (default: today in UTC).
     """
     conceal_key_argument(filters)  # before anything can fail: a traceback's locals must not show the key
     listing = fetch_listing(query, settings=settings, client=client, **filters)

@@ -45,10 +45,10 @@ from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, N
 from ._image import Image
 from ._lock import Pin, _usable, check_locked_query, fetch_pinned, read_pin
 from ._lookup import list_images, lookup_images
-from ._pulumi_sdk import UNKNOWN
+from ._pulumi_sdk import UNKNOWN, stack_config
 from ._query import ImageQuery, invalid_query_errors
 from ._select import eol_warning
-from ._settings import _SOURCES, PYTHON_FACE, Face, Settings, resolve_region, resolve_settings
+from ._settings import PYTHON_FACE, SETTINGS, ConfigSource, Face, Settings, resolve_region, resolve_settings
 
 __all__ = ["PinnedImage", "PinnedImageProvider"]
 
@@ -60,7 +60,7 @@ EOL_WARNING = "eol_warning"
 OUTPUTS = ("image_id", "image_name", "os_name", "create_time", "features", "latest_image_id", EOL_WARNING)
 _FILTERS = tuple(ImageQuery.model_fields)
 # The settings the region depends on: the region itself, and the profile whose file may name it.
-_REGION_KEYS = (_SOURCES["region"][0], _SOURCES["profile"][0])
+_REGION_KEYS = tuple(f"ucloud:{SETTINGS[name].config_key}" for name in ("region", "profile"))
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -122,11 +122,11 @@ class PinnedImageProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         self._config = req.config
 
-    def _read_config(self, *, unknown: Callable[[str], str | None]) -> Callable[[str], str | None] | None:
+    def _read_config(self, *, unknown: Callable[[str], str | None]) -> Callable[[str], str | None] | ConfigSource:
         """The ``config`` source of the settings; ``unknown(key)`` decides what a not-yet-known value reads as."""
         config = self._config
         if config is None:
-            return None  # the core then reads the program's own stack config, if any
+            return stack_config()  # not configured by an engine: the program's own stack config, if any
 
         def read(key: str) -> str | None:
             # The value is never bound to a name here: it may be the private key (see tests/test_secrets.py).

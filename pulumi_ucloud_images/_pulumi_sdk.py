@@ -16,7 +16,9 @@ from pulumi.runtime.proto.resource_pb2_grpc import ResourceMonitorStub
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.settings import get_monitor
 
-__all__ = ["GRPC_SERVER_OPTIONS", "UNKNOWN", "custom_dependencies", "mocks_are_set"]
+from ._sources import ConfigSource
+
+__all__ = ["GRPC_SERVER_OPTIONS", "UNKNOWN", "custom_dependencies", "mocks_are_set", "stack_config"]
 
 # The SDK's own gRPC options (message size limits the engine relies on), for the provider plugin's server.
 GRPC_SERVER_OPTIONS: list[tuple[str, Any]] = list(_GRPC_CHANNEL_OPTIONS)
@@ -41,3 +43,9 @@ async def custom_dependencies(opts: pulumi.InvokeOutputOptions) -> list[pulumi.C
     """
     expanded = await rpc._expand_dependencies(await _resolve_depends_on(opts._depends_on_list()), None)
     return [r for r in expanded.values() if isinstance(r, pulumi.CustomResource) and r.__dict__.get("id") is not None]
+
+
+def stack_config() -> ConfigSource:
+    """The running program's stack config ``ucloud:*`` as a settings source, which the Pulumi faces hand to the
+    core (the core itself never imports pulumi). Outside a program it holds nothing."""
+    return ConfigSource(lambda key: pulumi.runtime.get_config(key) or None)  # no name holds a value: it may be the key

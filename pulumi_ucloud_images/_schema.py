@@ -27,7 +27,7 @@ from pydantic.fields import ComputedFieldInfo, FieldInfo
 from ._image import Image
 from ._query import ImageQuery, field_extra
 from ._select import LookupResult
-from ._settings import _SOURCES, DEFAULT_BASE_URL
+from ._settings import DEFAULT_BASE_URL, SETTINGS
 from ._version import __version__
 
 __all__ = [
@@ -111,7 +111,7 @@ QUERY_NAMING: dict[str, str] = {name: camel(name) for name in ImageQuery.model_f
 """Query field -> property name, for rendering validation errors in the schema's spelling."""
 
 CONFIG_KEYS: dict[str, str] = {
-    name: _SOURCES[name][0].partition(":")[2] for name in _CONFIG_DESCRIPTIONS
+    name: SETTINGS[name].config_key for name in _CONFIG_DESCRIPTIONS
 }
 """Settings field -> provider config key (``private_key`` -> ``privateKey``), as in the ``ucloud:`` config."""
 
@@ -200,7 +200,7 @@ def _always_set(field: FieldInfo) -> bool:
 
 
 def _config_spec(name: str) -> dict[str, Any]:
-    _, env, _ = _SOURCES[name]
+    env = SETTINGS[name].variable
     then = "the profile marked active" if name == "profile" else "the UCloud CLI profile files"
     spec: dict[str, Any] = {
         "type": "string",

@@ -118,11 +118,13 @@ def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPa
     assert (settings.public_key, settings.region) == ("pk-env", "hk")
 
 
-# -- the real Pulumi config path ----------------------------------------------------------------------
+# -- the real Pulumi config path: handed in by the Pulumi faces ---------------------------------------
 
 
 def test_pulumi_stack_config_is_read_inside_a_pulumi_program(tmp_path: Path) -> None:
     import pulumi.runtime
+
+    from pulumi_ucloud_images._pulumi_sdk import stack_config
 
     def in_program() -> None:
         pulumi.runtime.set_all_config(
@@ -130,28 +132,31 @@ def test_pulumi_stack_config_is_read_inside_a_pulumi_program(tmp_path: Path) -> 
             ["ucloud:privateKey"],
         )
         env = {"UCLOUD_PUBLIC_KEY": "pk-env", "UCLOUD_REGION": "hk", "UCLOUD_PROJECT_ID": "org-env"}
-        settings = resolve_settings(env=env, home=tmp_path)
+        settings = resolve_settings(env=env, home=tmp_path, config=stack_config())
         assert (settings.public_key, settings.private_key.get_secret_value()) == ("pk-stack", "sk-stack")
         assert settings.region == "cn-gd"
         assert settings.project_id == "org-env"  # not in the stack config: the environment is next
-        assert resolve_settings(region="us-ca", env=env, home=tmp_path).region == "us-ca"
+        assert resolve_settings(region="us-ca", env=env, home=tmp_path, config=stack_config()).region == "us-ca"
+        # The core itself reads no stack config: the faces hand theirs in.
+        assert resolve_settings(env={**env, "UCLOUD_PRIVATE_KEY": "sk-env"}, home=tmp_path).public_key == "pk-env"
 
     contextvars.copy_context().run(in_program)  # set_all_config must not outlive this test
 
 
 def test_pulumi_config_from_the_engines_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pulumi.runtime  # noqa: F401  (inside a program pulumi is imported; the config then counts)
+    from pulumi_ucloud_images._pulumi_sdk import stack_config
 
     monkeypatch.setenv(
         "PULUMI_CONFIG",
         json.dumps({"ucloud:publicKey": "pk-engine", "ucloud:privateKey": "sk-engine", "ucloud:projectId": "org-ml"}),
     )
-    settings = resolve_settings(region="cn-bj2", env={"UCLOUD_PUBLIC_KEY": "pk-env"}, home=tmp_path)
+    settings = resolve_settings(region="cn-bj2", env={"UCLOUD_PUBLIC_KEY": "pk-env"}, home=tmp_path,
+                                config=stack_config())
     assert (settings.public_key, settings.project_id) == ("pk-engine", "org-ml")
 
 
 @pytest.mark.slow
-def test_pulumi_config_is_ignored_when_pulumi_is_not_imported() -> None:
+def test_the_core_never_imports_pulumi_nor_reads_its_config() -> None:
     import subprocess
     import sys
 
@@ -159,11 +164,14 @@ def test_pulumi_config_is_ignored_when_pulumi_is_not_imported() -> None:
         "import os, json, sys\n"
         "os.environ['PULUMI_CONFIG'] = json.dumps({'ucloud:publicKey': 'pk-engine', 'ucloud:privateKey': 'sk'})\n"
         "from pulumi_ucloud_images._settings import resolve_settings\n"
-        "s = resolve_settings(region='cn-bj2', env={'UCLOUD_PUBLIC_KEY': 'pk-env', 'UCLOUD_PRIVATE_KEY': 'sk'})\n"
+        "env = {'UCLOUD_PUBLIC_KEY': 'pk-env', 'UCLOUD_PRIVATE_KEY': 'sk'}\n"
+        "s = resolve_settings(region='cn-bj2', env=env)\n"
         "print(s.public_key, 'pulumi' in sys.modules)\n"
+        "import pulumi.runtime\n"
+        "print(resolve_settings(region='cn-bj2', env=env).public_key)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.split() == ["pk-env", "False"]
+    assert done.stdout.split() == ["pk-env", "False", "pk-env"]
 
 
 # -- the UCloud CLI's profile files --------------------------------------------------------------------
@@ -294,12 +302,18 @@ def test_a_missing_key_names_every_place_looked(tmp_path: Path, missing: str, la
 
 def test_a_missing_region_names_every_place_looked(tmp_path: Path) -> None:
     with pytest.raises(InvalidQueryError) as caught:
-        resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path)
+        resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path, config=lambda key: None)
     assert caught.value.field == "region"
     assert caught.value.exit_code == 2
     assert str(caught.value) == (
         "No UCloud region was given; looked at the region argument, Pulumi config ucloud:region, the environment "
         f"variable UCLOUD_REGION and the UCloud CLI's {tmp_path / '.ucloud' / 'config.json'} (no such file)."
+    )
+    with pytest.raises(InvalidQueryError) as caught:  # plain Python: no config source, none named
+        resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path)
+    assert str(caught.value) == (
+        "No UCloud region was given; looked at the region argument, the environment variable UCLOUD_REGION and the "
+        f"UCloud CLI's {tmp_path / '.ucloud' / 'config.json'} (no such file)."
     )
 
 
@@ -524,7 +538,7 @@ def test_the_command_names_its_flags_and_the_files_under_home(tmp_path: Path) ->
 ])
 def test_a_missing_region_is_said_before_missing_keys(tmp_path: Path, face: Face, region_at: str) -> None:
     with pytest.raises(CredentialsError) as caught:
-        resolve_settings(env={}, home=tmp_path, face=face)
+        resolve_settings(env={}, home=tmp_path, face=face, config=(lambda key: None) if face.config else None)
     message = str(caught.value)
     assert message.startswith(f"No UCloud region was given and no public or private key was found; looked for "
                               f"the region at {region_at} and ")
