@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ._errors import CredentialsError, InvalidQueryError
+from ._profiles import ProfileFilesSource
 from ._sources import (
     CLI_FACE,
     DEFAULT_BASE_URL,
@@ -33,7 +34,6 @@ from ._sources import (
     ConfigSource,
     EnvironmentSource,
     Face,
-    ProfileFilesSource,
     Source,
     conceal_key,
     conceal_key_argument,
