@@ -5,6 +5,7 @@ exactly the situations a lookup has to get right: the same name in several zones
 images still being made, arm64 twins of x86 images, GPU images, names with stray spaces, old ID forms and
 hundreds of custom "golden" images in several projects. Records use the API's PascalCase spelling; custom
 images also carry the emulator-only key ``_ProjectId`` (keys starting with ``_`` never leave the emulator).
+Longer than 400 lines because it is data: the catalogue's families, names and fixed facts, read top to bottom.
 
 Fixed facts tests may rely on (region ``cn-bj2``):
 
