@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import functools
 import os
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar, cast
 
@@ -28,79 +28,13 @@ from ._lookup import SETTING_NAMES, lookup_images
 from ._naming import GET_IMAGES_TOKEN, field_keys
 from ._pulumi_sdk import custom_dependencies, mocks_are_set
 from ._query import ImageQuery, parse_query
+from ._results import AwaitableGetImagesResult, GetImagesResult
 from ._select import LookupResult
 from ._settings import conceal_key, conceal_key_argument
 
 __all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
 
 _E = TypeVar("_E", bound=UCloudImagesError)
-
-
-@pulumi.output_type
-class GetImagesResult:
-    """What :func:`get_images` returns: the chosen image, every match newest first, and the query as validated.
-
-    A view over the library's :class:`LookupResult`, with the properties (and wire names) of a generated SDK.
-    """
-
-    def __init__(self, result: LookupResult) -> None:
-        self._result = result
-
-    @property
-    @pulumi.getter(name="imageId")
-    def image_id(self) -> str:
-        """The one image ID the query resolved to."""
-        return self._result.image_id
-
-    @property
-    @pulumi.getter
-    def images(self) -> list[Image]:
-        """Every matching image, newest first."""
-        return list(self._result.images)
-
-    @property
-    @pulumi.getter
-    def ids(self) -> list[str]:
-        """The IDs of every matching image, newest first."""
-        return list(self._result.ids)
-
-    @property
-    @pulumi.getter(name="totalCount")
-    def total_count(self) -> int:
-        """How many images matched."""
-        return self._result.total_count
-
-    @property
-    @pulumi.getter
-    def region(self) -> str | None:
-        """The region that was searched (from the arguments or the settings); None when a mock named none."""
-        return self._result.region or None
-
-    @property
-    @pulumi.getter
-    def query(self) -> ImageQuery:
-        """The query, as validated: enum values in the API's spelling, defaults filled in."""
-        return self._result.query
-
-    @property
-    @pulumi.getter
-    def warnings(self) -> list[str]:
-        """Warnings about the chosen image, e.g. that it is past its end of life (also logged as warnings)."""
-        return list(self._result.warnings)
-
-    def __repr__(self) -> str:
-        return (
-            f"GetImagesResult(image_id={self.image_id!r}, total_count={self.total_count}, "
-            f"region={self.region!r}, ids={self.ids!r})"
-        )
-
-
-class AwaitableGetImagesResult(GetImagesResult):
-    """A :class:`GetImagesResult` that can also be awaited, as the results of generated SDK functions can."""
-
-    def __await__(self) -> Generator[None, None, GetImagesResult]:
-        yield from ()
-        return GetImagesResult(self._result)
 
 
 # -- where the answer comes from --------------------------------------------------------------------------

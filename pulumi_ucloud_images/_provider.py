@@ -20,12 +20,12 @@ import contextlib
 import difflib
 import functools
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 from pulumi.provider.experimental import server
-from pulumi.provider.experimental.property_value import Computed, PropertyValue
+from pulumi.provider.experimental.property_value import PropertyValue
 from pulumi.provider.experimental.provider import (
     CheckFailure,
     CheckRequest,
@@ -50,29 +50,32 @@ from pulumi.provider.experimental.provider import (
     UpdateResponse,
 )
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
-from pydantic import SecretStr, ValidationError
-from pydantic_core import InitErrorDetails
+from pydantic import SecretStr
 
 from ._errors import InvalidQueryError, UCloudImagesError
 from ._lookup import lookup_images
-from ._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel, camel_keys, wire_names
-from ._pinning import LOCKED, OUTPUTS, QUERY, REPIN, PinService, SettingsNotKnownError, integral, is_unknown
+from ._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel
+from ._pinning import PinService, SettingsNotKnownError, is_unknown
+from ._plugin_wire import (
+    PLUGIN_NAMING,
+    has_secret,
+    parse_arguments,
+    pin_plain,
+    pin_wire,
+    plain,
+    property_name,
+    wire,
+)
 from ._pulumi_sdk import GRPC_SERVER_OPTIONS, UNKNOWN
-from ._query import ImageQuery, invalid_query_errors
 from ._schema import CONFIG_KEYS, render
 from ._settings import Face, resolve_settings
 from ._version import __version__
 
-__all__ = ["EngineLog", "UCloudImagesProvider", "main"]
+__all__ = ["EngineLog", "UCloudImagesProvider", "main", "parse_arguments"]
 
 _PRIVATE_KEY = CONFIG_KEYS["private_key"]
 _BASE_URL = CONFIG_KEYS["base_url"]
 _SETTING_BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
-PLUGIN_NAMING = wire_names(ImageQuery)
-"""How the plugin spells the query's fields, in its messages as in its properties: the schema's camelCase."""
-_FIELD_BY_PROPERTY = {prop: name for name, prop in PLUGIN_NAMING.items()}
-# A pin's properties: the query's, then its own (``repin``, ``query``, the outputs), as fields by property.
-_PIN_FIELDS = _FIELD_BY_PROPERTY | {camel(name): name for name in (REPIN, QUERY, LOCKED, *OUTPUTS)}
 # Keys the engine itself may add to a provider's inputs; they are not settings and pass through unchecked.
 _ENGINE_KEYS = frozenset({"version", "pluginDownloadURL", "pluginChecksums", "parameterization"})
 _CONFIG_PREFIX = f"{PACKAGE_NAME}:config:"
@@ -83,118 +86,6 @@ class ProviderError(UCloudImagesError):
     """A request the provider cannot serve (an unknown function or resource type)."""
 
 
-def _plain(value: PropertyValue) -> Any:
-    """A property value as plain Python (lists, dicts, str, float, bool, None); unknowns become ``UNKNOWN``,
-    the engine's sentinel, as the dynamic provider's logic sees them."""
-    inner = value.value
-    if isinstance(inner, Computed):
-        return UNKNOWN
-    if isinstance(inner, (str, bool, float)) or inner is None:
-        return inner
-    if isinstance(inner, Mapping):
-        return {key: _plain(item) for key, item in inner.items()}
-    if isinstance(inner, (tuple, list)):
-        return [_plain(item) for item in inner]
-    return inner  # assets, archives, resource references: the model rejects them by type
-
-
-def _value(value: Any, *, secret: bool = False) -> PropertyValue:
-    """Plain JSON-like Python (keys already spelled for the engine) -> a property value; None entries left out."""
-    if isinstance(value, dict):
-        return PropertyValue(
-            {key: _value(item, secret=secret) for key, item in value.items() if item is not None}, is_secret=secret
-        )
-    if isinstance(value, (list, tuple)):
-        return PropertyValue([_value(item, secret=secret) for item in value], is_secret=secret)
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return PropertyValue(value, is_secret=secret)
-    if isinstance(value, (int, float)):
-        return PropertyValue(float(value), is_secret=secret)
-    raise TypeError(f"cannot send a {type(value).__name__} to the engine")
-
-
-def _wire(values: Mapping[str, Any], *, secret: bool) -> dict[str, PropertyValue]:
-    """A plain answer (a dump: field names at every depth) -> the properties the engine gets (camelCase)."""
-    answer = _value(camel_keys(values), secret=secret).value
-    assert isinstance(answer, Mapping)
-    return dict(answer)
-
-
-def _pin_wire(values: Mapping[str, Any], like: Mapping[str, PropertyValue]) -> dict[str, PropertyValue]:
-    """A pin's plain properties -> the engine's, each secret only when the property of the same name in
-    ``like`` holds a secret. The nested query's fields follow ``like``'s query, else the filters they echo."""
-    wired: dict[str, PropertyValue] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        name = camel(key)
-        origin = like.get(name)
-        if isinstance(value, Mapping):
-            nested = origin.value if origin is not None and isinstance(origin.value, Mapping) else like
-            wired[name] = PropertyValue(_pin_wire(value, nested), is_secret=origin is not None and origin.is_secret)
-        else:
-            wired[name] = _value(value, secret=origin is not None and origin.contains_secret())
-    return wired
-
-
-def _has_secret(values: Mapping[str, PropertyValue]) -> bool:
-    return any(value.contains_secret() for value in values.values())
-
-
-def _pin_plain(props: Mapping[str, PropertyValue]) -> dict[str, Any]:
-    """Engine properties -> what the pin service takes: field names, numbers as written, unknowns as the
-    sentinel. A key that spells no property is kept as given, so the check names it as the user wrote it."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {_PIN_FIELDS.get(key, key): convert(item) for key, item in value.items()}
-        return integral(value)
-
-    return {_PIN_FIELDS.get(key, key): convert(_plain(value)) for key, value in props.items()}
-
-
-def parse_arguments(args: Mapping[str, PropertyValue]) -> tuple[ImageQuery | None, list[CheckFailure]]:
-    """getImages arguments (camelCase) -> a validated query, or failures naming each bad property.
-
-    Every problem is the core's sentence. Keys that are not properties are reported as unknown filters even
-    when they spell a field another way (``name_regex``), so they cannot reach the model as that field.
-    """
-    data: dict[str, Any] = {}
-    unknown_keys: dict[str, Any] = {}
-    failures: list[CheckFailure] = []
-    for key, value in args.items():
-        plain = integral(_plain(value))
-        field = _FIELD_BY_PROPERTY.get(key)
-        if field is None:
-            unknown_keys[key] = plain
-        elif is_unknown(plain):
-            failures.append(CheckFailure(key, f"{key} is not known yet; getImages needs known arguments."))
-        elif plain is not None:
-            data[field] = plain
-    if unknown_keys:  # named as given, so a field's snake_case spelling is reported, not taken
-        extra: list[InitErrorDetails] = [
-            {"type": "extra_forbidden", "loc": (key,), "input": value} for key, value in unknown_keys.items()
-        ]
-        rejected = ValidationError.from_exception_data(ImageQuery.__name__, extra)
-        failures += [CheckFailure(error.field or "", str(error)) for error in _sentences(rejected)]
-    query = None
-    try:
-        query = ImageQuery.model_validate(data)
-    except ValidationError as exc:
-        failures += [CheckFailure(_property_name(error.field), str(error)) for error in _sentences(exc)]
-    return (None, failures) if failures else (query, [])
-
-
-def _sentences(exc: ValidationError) -> list[InvalidQueryError]:
-    """The core's one sentence per problem, naming the properties in the schema's spelling."""
-    return invalid_query_errors(exc, naming=PLUGIN_NAMING)
-
-
-def _property_name(field: str | None) -> str:
-    """A field as the plugin's properties spell it (``name_regex`` -> ``nameRegex``); others as they are."""
-    return PLUGIN_NAMING.get(field or "", camel(field) if field else "")
-
-
 def _config_problem(key: str, value: PropertyValue) -> str | None:
     """One sentence on what is wrong with a provider setting, or None."""
     if key not in _SETTING_BY_KEY:
@@ -202,7 +93,7 @@ def _config_problem(key: str, value: PropertyValue) -> str | None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"Unknown provider setting {key!r}{hint}; the settings are {', '.join(_SETTING_BY_KEY)}."
     inner = value.value
-    if inner is None or is_unknown(_plain(value)):
+    if inner is None or is_unknown(plain(value)):
         return None
     if not isinstance(inner, str):
         return f"Invalid {key}: must be a string, not {value.type.value.lower()}."
@@ -300,7 +191,7 @@ class UCloudImagesProvider(Provider):
         for key, value in values.items():
             if key not in _SETTING_BY_KEY:
                 continue  # engine keys; unknown settings were reported by CheckConfig
-            if is_unknown(_plain(value)):
+            if is_unknown(plain(value)):
                 unknown.add(key)
             elif isinstance(value.value, str) and value.value:
                 if key == _PRIVATE_KEY:
@@ -351,7 +242,7 @@ class UCloudImagesProvider(Provider):
         result = await self._run(functools.partial(lookup_images, query, settings=settings, naming=PLUGIN_NAMING))
         for warning in result.warnings:
             await self._warn(f"{GET_IMAGES_TOKEN}: {warning}", "")
-        return InvokeResponse(return_value=_wire(result.model_dump(mode="json"), secret=_has_secret(request.args)))
+        return InvokeResponse(return_value=wire(result.model_dump(mode="json"), secret=has_secret(request.args)))
 
     # -- PinnedImage: the pin service, spoken in the schema's names -----------------------------------------
 
@@ -364,16 +255,16 @@ class UCloudImagesProvider(Provider):
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         pins = self._pinned(request.type)
-        olds, news = _pin_plain(request.old_inputs), _pin_plain(request.new_inputs)
+        olds, news = pin_plain(request.old_inputs), pin_plain(request.new_inputs)
         checked = await self._run(lambda: pins.check(olds, news))
         for warning in checked.warnings:
             await self._warn(warning, request.urn)
-        failures = [CheckFailure(_property_name(f.property), f.reason) for f in checked.failures]
-        return CheckResponse(inputs=_pin_wire(checked.inputs, request.new_inputs), failures=failures)
+        failures = [CheckFailure(property_name(f.property), f.reason) for f in checked.failures]
+        return CheckResponse(inputs=pin_wire(checked.inputs, request.new_inputs), failures=failures)
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         pins = self._pinned(request.type)
-        olds, news = _pin_plain(request.old_state), _pin_plain(request.new_inputs)
+        olds, news = pin_plain(request.old_state), pin_plain(request.new_inputs)
         replaces = [camel(name) for name in await self._run(lambda: pins.diff(olds, news))]
         return DiffResponse(
             changes=bool(replaces),
@@ -388,29 +279,29 @@ class UCloudImagesProvider(Provider):
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         pins = self._pinned(request.type)
-        props = _pin_plain(request.properties)
+        props = pin_plain(request.properties)
         if request.preview:
-            return CreateResponse(resource_id="", properties=_pin_wire(pins.preview(props), request.properties))
+            return CreateResponse(resource_id="", properties=pin_wire(pins.preview(props), request.properties))
         outs = await self._run(lambda: pins.create(props))
-        return CreateResponse(resource_id=str(outs["image_id"]), properties=_pin_wire(outs, request.properties))
+        return CreateResponse(resource_id=str(outs["image_id"]), properties=pin_wire(outs, request.properties))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         pins = self._pinned(request.type)
-        props = _pin_plain(request.properties)
+        props = pin_plain(request.properties)
         outs = await self._run(lambda: pins.read(request.resource_id, props))
         return ReadResponse(
             resource_id=request.resource_id,
-            properties=_pin_wire(outs, request.properties),
+            properties=pin_wire(outs, request.properties),
             inputs=request.inputs,
         )
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         pins = self._pinned(request.type)
-        news = _pin_plain(request.news)
+        news = pin_plain(request.news)
         if request.preview:
-            return UpdateResponse(properties=_pin_wire(pins.preview(news), request.news))
+            return UpdateResponse(properties=pin_wire(pins.preview(news), request.news))
         outs = await self._run(lambda: pins.create(news))  # re-resolve: diff asks for a replacement, so rarely met
-        return UpdateResponse(properties=_pin_wire(outs, request.news))
+        return UpdateResponse(properties=pin_wire(outs, request.news))
 
     async def delete(self, request: DeleteRequest) -> None:
         self._pinned(request.type)  # a pin is state only: nothing to delete in the cloud
