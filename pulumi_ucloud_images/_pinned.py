@@ -198,9 +198,9 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         lockfile: str | os.PathLike[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        given = locals()  # the query's fields, by their names (a test checks that the signature lists them all)
+        arguments = dict(locals())  # every argument by its name; a test checks the query fields are all here
         props: dict[str, Any] = dict.fromkeys(OUTPUTS)
-        props.update({name: given[name] for name in (*FILTERS, REPIN)})
+        props.update({name: arguments[name] for name in (*FILTERS, REPIN)})
         if isinstance(props.get("supported_until"), date):
             props["supported_until"] = props["supported_until"].isoformat()  # a date travels as its text
         if lock is not None:
