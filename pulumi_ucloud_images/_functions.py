@@ -14,129 +14,27 @@ import asyncio
 import contextvars
 import functools
 import os
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar, cast
 
 import pulumi
 import pulumi.runtime
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError
 
 from ._errors import InvalidQueryError, ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
 from ._lookup import SETTING_NAMES, lookup_images
+from ._naming import GET_IMAGES_TOKEN, field_keys
 from ._pulumi_sdk import custom_dependencies, mocks_are_set, stack_config
 from ._query import ImageQuery, parse_query
-from ._schema import GET_IMAGES_TOKEN, QUERY_NAMING
+from ._results import AwaitableGetImagesResult, GetImagesResult
 from ._select import LookupResult
 from ._settings import conceal_key, conceal_key_argument
 
 __all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
 
 _E = TypeVar("_E", bound=UCloudImagesError)
-
-
-@pulumi.output_type
-class GetImagesResult:
-    """What :func:`get_images` returns: the chosen image, every match newest first, and the query as validated."""
-
-    def __init__(
-        self,
-        *,
-        image_id: str,
-        images: Sequence[Image],
-        ids: Sequence[str],
-        total_count: int,
-        region: str | None,
-        query: ImageQuery,
-        warnings: Sequence[str] = (),
-    ) -> None:
-        self._image_id = image_id
-        self._images = list(images)
-        self._ids = list(ids)
-        self._total_count = total_count
-        self._region = region
-        self._query = query
-        self._warnings = list(warnings)
-
-    @property
-    @pulumi.getter(name="imageId")
-    def image_id(self) -> str:
-        """The one image ID the query resolved to."""
-        return self._image_id
-
-    @property
-    @pulumi.getter
-    def images(self) -> list[Image]:
-        """Every matching image, newest first."""
-        return self._images
-
-    @property
-    @pulumi.getter
-    def ids(self) -> list[str]:
-        """The IDs of every matching image, newest first."""
-        return self._ids
-
-    @property
-    @pulumi.getter(name="totalCount")
-    def total_count(self) -> int:
-        """How many images matched."""
-        return self._total_count
-
-    @property
-    @pulumi.getter
-    def region(self) -> str | None:
-        """The region that was searched (from the arguments or the settings)."""
-        return self._region
-
-    @property
-    @pulumi.getter
-    def query(self) -> ImageQuery:
-        """The query, as validated: enum values in the API's spelling, defaults filled in."""
-        return self._query
-
-    @property
-    @pulumi.getter
-    def warnings(self) -> list[str]:
-        """Warnings about the chosen image, e.g. that it is past its end of life (also logged as warnings)."""
-        return self._warnings
-
-    def __repr__(self) -> str:
-        return (
-            f"GetImagesResult(image_id={self._image_id!r}, total_count={self._total_count}, "
-            f"region={self._region!r}, ids={self._ids!r})"
-        )
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "image_id": self._image_id,
-            "images": self._images,
-            "ids": self._ids,
-            "total_count": self._total_count,
-            "region": self._region,
-            "query": self._query,
-            "warnings": self._warnings,
-        }
-
-    @classmethod
-    def _of(cls, result: LookupResult) -> GetImagesResult:
-        return cls(
-            image_id=result.image_id,
-            images=result.images,
-            ids=result.ids,
-            total_count=result.total_count,
-            region=result.region,
-            query=result.query,
-            warnings=result.warnings,
-        )
-
-
-class AwaitableGetImagesResult(GetImagesResult):
-    """A :class:`GetImagesResult` that can also be awaited, as the results of generated SDK functions can."""
-
-    def __await__(self) -> Generator[None, None, GetImagesResult]:
-        yield from ()
-        return GetImagesResult(**self._fields())
 
 
 # -- where the answer comes from --------------------------------------------------------------------------
@@ -192,7 +90,7 @@ def _no_filters(values: Mapping[str, Any]) -> bool:
     return all(values[name] is None for name in ImageQuery.model_fields)
 
 
-def _warn(result: GetImagesResult) -> GetImagesResult:
+def _warn(result: LookupResult) -> LookupResult:
     """Each warning of a lookup (an image past its end of life) as a Pulumi warning (stderr without an engine)."""
     for warning in result.warnings:
         pulumi.log.warn(warning)
@@ -217,8 +115,8 @@ def _settings_args(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _invoke_args(query: ImageQuery) -> dict[str, Any]:
-    """The validated query in Pulumi's camelCase, as a provider (or a ``Mocks.call``) receives it."""
-    return {QUERY_NAMING[name]: value for name, value in query.to_args().items()}
+    """The validated query in Pulumi's camelCase (its serialization aliases), as a ``Mocks.call`` receives it."""
+    return query.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
 def _refuse_ignored_lock_options(values: Mapping[str, Any]) -> None:
@@ -249,14 +147,14 @@ def _look_up(
     lock: str | None,
     lockfile: str | os.PathLike[str] | None,
     verify: bool,
-) -> GetImagesResult:
+) -> LookupResult:
     """The lookup, or the pin ``lock`` names (``query`` ``None``: by its name alone, without comparing)."""
     if lock is None:
         assert query is not None
-        return GetImagesResult._of(lookup_images(query, **settings_args))
+        return lookup_images(query, **settings_args)
     from ._lock import locked_lookup
 
-    return GetImagesResult._of(locked_lookup(lock, query, path=lockfile, verify=verify, settings_args=settings_args))
+    return locked_lookup(lock, query, path=lockfile, verify=verify, settings_args=settings_args)
 
 
 def _pinned_query(lock: str, lockfile: str | os.PathLike[str] | None) -> ImageQuery:
@@ -270,43 +168,40 @@ def _pinned_query(lock: str, lockfile: str | os.PathLike[str] | None) -> ImageQu
 # -- the invoke answer (mocks, or a provider) -------------------------------------------------------------
 
 
-def _field_names(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
-    """Keys in any of the three spellings (``image_id``, Pulumi's ``imageId``, the API's ``ImageId``) -> fields."""
-    names = {name.replace("_", ""): name for name in model.model_fields}
-    return {names.get(str(key).replace("_", "").lower(), str(key)): value for key, value in data.items()}
-
-
 def _image_of(value: Any) -> Any:
+    """An image of a mocked answer, in any spelling (``imageId``, the API's ``ImageId``, ``image_id``)."""
     if not isinstance(value, Mapping):
         return value
-    image = _field_names(Image, value)
+    image = field_keys(Image, value)
     prices = image.get("price_set")
     if isinstance(prices, list):
-        image["price_set"] = [_field_names(ImagePrice, p) if isinstance(p, Mapping) else p for p in prices]
+        image["price_set"] = [field_keys(ImagePrice, p) if isinstance(p, Mapping) else p for p in prices]
     return image
 
 
-class _Answer(BaseModel):
-    """The getImages answer in Pulumi's camelCase; ``imageId`` is required, the rest may be left out."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    image_id: str = Field(alias="imageId", min_length=1)
-    ids: list[str] | None = None
-    total_count: int | None = Field(None, alias="totalCount", ge=0)
-    images: list[Image] = Field(default_factory=list)
-    region: str | None = None
-    warnings: list[str] = Field(default_factory=list)
-
-    @field_validator("images", mode="before")
-    @classmethod
-    def _any_spelling(cls, value: Any) -> Any:
-        return [_image_of(item) for item in value] if isinstance(value, list) else value
-
-
-def _from_answer(answer: Any, query: ImageQuery) -> GetImagesResult:
+def _from_answer(answer: Any, query: ImageQuery) -> LookupResult:
+    """The invoke's answer as a :class:`LookupResult`: ``imageId`` is required; what a ``Mocks.call`` may leave
+    out is filled in (``ids`` from the images, else the image ID; ``totalCount`` from ``ids``; the query's region)."""
+    data: Any = {} if answer is None else answer
+    if isinstance(data, Mapping):
+        images = data.get("images")
+        images = [_image_of(item) for item in images] if isinstance(images, list) else images
+        listed = [item.get("image_id") for item in images or [] if isinstance(item, Mapping)]
+        ids = data.get("ids")
+        if ids is None:
+            ids = listed or [data.get("imageId")]
+        total = data.get("totalCount")
+        data = {
+            **data,
+            "images": [] if images is None else images,
+            "ids": ids,
+            "totalCount": len(ids) if total is None and isinstance(ids, list) else total,
+            "region": data.get("region") or query.region or "",
+            "query": query,
+            "warnings": data.get("warnings") or [],
+        }
     try:
-        parsed = _Answer.model_validate(answer if answer is not None else {})
+        return LookupResult.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "the answer"
@@ -317,16 +212,6 @@ def _from_answer(answer: Any, query: ImageQuery) -> GetImagesResult:
                 action=GET_IMAGES_TOKEN,
             )
         ) from None
-    ids = parsed.ids if parsed.ids is not None else [image.image_id for image in parsed.images] or [parsed.image_id]
-    return GetImagesResult(
-        image_id=parsed.image_id,
-        images=parsed.images,
-        ids=ids,
-        total_count=len(ids) if parsed.total_count is None else parsed.total_count,
-        region=parsed.region or query.region,
-        query=query,
-        warnings=parsed.warnings,
-    )
 
 
 # -- the functions ----------------------------------------------------------------------------------------
@@ -371,7 +256,7 @@ def get_images(
     must be the query it was locked with. A chosen image past its end of life is returned with a warning
     (``pulumi.log.warn``, and in ``warnings``).
     """
-    values = _concealed(dict(locals()))
+    values = _concealed(dict(locals()))  # every argument by its name: the query's fields, settings, lock options
     del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     opts = pulumi.InvokeOptions.merge(None, opts)
@@ -385,7 +270,7 @@ def get_images(
     else:
         settings_args = _settings_args(values)
         result = _reported(lambda: _look_up(None if by_name else query, settings_args, lock, lockfile, verify))
-    return AwaitableGetImagesResult(**_warn(result)._fields())
+    return AwaitableGetImagesResult(_warn(result))
 
 
 def get_images_output(
@@ -425,7 +310,7 @@ def get_images_output(
 
     An unknown input (during preview) gives an unknown result; a secret input makes the result secret.
     """
-    values = _concealed(dict(locals()))
+    values = _concealed(dict(locals()))  # every argument by its name: the query's fields, settings, lock options
     del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     output_opts = pulumi.InvokeOutputOptions.merge(None, opts)
@@ -440,7 +325,7 @@ def get_images_output(
             if lock is not None and _no_filters(resolved):
                 query = _reported(lambda: _pinned_query(lock, lockfile))
             answer = pulumi.runtime.invoke_output(GET_IMAGES_TOKEN, _invoke_args(query), opts=output_opts)
-            return answer.apply(lambda value: _warn(_from_answer(value, query)))
+            return answer.apply(lambda value: GetImagesResult(_warn(_from_answer(value, query))))
 
         return pulumi.Output.from_input(inputs).apply(invoke)
 
@@ -449,7 +334,7 @@ def get_images_output(
 
         def work() -> GetImagesResult:
             query = None if lock is not None and _no_filters(arguments) else _query_of(arguments)
-            return _warn(_look_up(query, _settings_args(arguments), lock, lockfile, verify))
+            return GetImagesResult(_warn(_look_up(query, _settings_args(arguments), lock, lockfile, verify)))
 
         context = contextvars.copy_context()
         return asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, _reported, work))

@@ -18,22 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from ._display import shown
 from ._errors import ResponseFormatError
+from ._naming import api_names, camel_keys
 
-__all__ = ["Image", "ImagePrice", "Page", "json_keys", "parse_eol", "parse_page"]
+__all__ = ["Image", "ImagePrice", "Page", "parse_eol", "parse_page"]
 
 ARM64_FEATURE = "Aarch64_Type"
 _ARM64_KEY = ARM64_FEATURE.lower()
 _NUMBERS = frozenset({"CreateTime", "ImageSize", "create_time", "image_size"})
-# The fields a query or the selection reads, in both spellings: these must be well-formed.
-_SELECTED = frozenset(
-    spelling
-    for name, alias in [
-        ("image_id", "ImageId"), ("image_name", "ImageName"), ("os_name", "OsName"), ("state", "State"),
-        ("create_time", "CreateTime"), ("features", "Features"), ("zone", "Zone"), ("image_type", "ImageType"),
-        ("os_type", "OsType"), ("func_type", "FuncType"),
-    ]
-    for spelling in (name, alias)
-)
 _log = logging.getLogger("pulumi_ucloud_images")
 # MaintainEol as the API writes it, YYYY/MM/DD (a dash-separated date is read alike).
 _EOL = re.compile(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})")
@@ -58,20 +49,6 @@ def parse_eol(text: str, image_id: str = "") -> date | None:
         shown(image_id, 40) or "?", shown(value, 40),
     )
     return None
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def json_keys(value: Any) -> Any:
-    """A dumped model with every key in camelCase (``image_id`` -> ``imageId``), as the schema spells them."""
-    if isinstance(value, dict):
-        return {_camel(str(key)): json_keys(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_keys(item) for item in value]
-    return value
 
 
 class ImagePrice(BaseModel):
@@ -144,10 +121,19 @@ class Image(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The record as the command's JSON and the schema's ``Image`` type spell it: camelCase, derived fields
         (``architecture``, ``eolDate``) included."""
-        return dict(json_keys(self.model_dump(mode="json")))
+        return dict(camel_keys(self.model_dump(mode="json")))
 
 
 _DERIVED = set(Image.model_computed_fields)
+# The fields a query or the selection reads, in both spellings: these must be well-formed.
+_SELECTED = frozenset(
+    spelling
+    for name, alias in api_names(Image, (
+        "image_id", "image_name", "os_name", "state", "create_time", "features", "zone", "image_type", "os_type",
+        "func_type",
+    )).items()
+    for spelling in (name, alias)
+)
 
 
 # What a field of the wrong type should have been, in JSON's words.

@@ -5,7 +5,7 @@ line of stdout. The plugin serves the schema that :mod:`._schema` renders (the t
 checks and stores provider config, answers ``ucloud-images:index:getImages`` with the lookup of the Python
 API, and manages ``ucloud-images:index:PinnedImage`` with the logic of the Python dynamic resource.
 
-Settings resolve per call through the core's :func:`resolve_settings`, with the provider config where the
+Settings resolve per call through the core's :func:`~._scope.settings_for`, with the provider config where the
 Python API reads the ``ucloud:`` stack config: provider config, then the ``UCLOUD_*`` environment, then the
 UCloud CLI's profile files. Invalid input comes back as check failures naming the property in camelCase;
 lookup and API failures as one sentence. The private key is held as a :class:`~pydantic.SecretStr`, marked
@@ -19,16 +19,13 @@ import asyncio
 import contextlib
 import difflib
 import functools
-import re
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
-from pulumi.dynamic import ConfigureRequest as DynamicConfigureRequest
-from pulumi.dynamic.config import Config
 from pulumi.provider.experimental import server
-from pulumi.provider.experimental.property_value import Computed, PropertyValue
+from pulumi.provider.experimental.property_value import PropertyValue
 from pulumi.provider.experimental.provider import (
     CheckFailure,
     CheckRequest,
@@ -53,27 +50,33 @@ from pulumi.provider.experimental.provider import (
     UpdateResponse,
 )
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
-from pydantic import SecretStr, ValidationError
-from pydantic_core import InitErrorDetails
+from pydantic import SecretStr
 
 from ._errors import InvalidQueryError, UCloudImagesError
 from ._lookup import lookup_images
-from ._pinned import OUTPUTS as PINNED_OUTPUTS
-from ._pinned import QUERY as PINNED_QUERY
-from ._pinned import PinnedImageProvider, SettingsNotKnownError, integral, is_unknown
+from ._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel
+from ._pinning import PinService, SettingsNotKnownError, is_unknown
+from ._plugin_wire import (
+    PLUGIN_NAMING,
+    has_secret,
+    parse_arguments,
+    pin_plain,
+    pin_wire,
+    plain,
+    property_name,
+    wire,
+)
 from ._pulumi_sdk import GRPC_SERVER_OPTIONS, UNKNOWN
-from ._query import ImageQuery, invalid_query_errors
-from ._schema import CONFIG_KEYS, GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, QUERY_NAMING, camel, render
-from ._settings import Face, resolve_settings
+from ._schema import CONFIG_KEYS, render
+from ._scope import settings_for
+from ._settings import Face
 from ._version import __version__
 
-__all__ = ["EngineLog", "UCloudImagesProvider", "main"]
+__all__ = ["EngineLog", "UCloudImagesProvider", "main", "parse_arguments"]
 
 _PRIVATE_KEY = CONFIG_KEYS["private_key"]
 _BASE_URL = CONFIG_KEYS["base_url"]
 _SETTING_BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
-_PROPERTY_BY_FIELD = QUERY_NAMING
-_FIELD_BY_PROPERTY = {prop: name for name, prop in QUERY_NAMING.items()}
 # Keys the engine itself may add to a provider's inputs; they are not settings and pass through unchecked.
 _ENGINE_KEYS = frozenset({"version", "pluginDownloadURL", "pluginChecksums", "parameterization"})
 _CONFIG_PREFIX = f"{PACKAGE_NAME}:config:"
@@ -84,127 +87,6 @@ class ProviderError(UCloudImagesError):
     """A request the provider cannot serve (an unknown function or resource type)."""
 
 
-def _plain(value: PropertyValue) -> Any:
-    """A property value as plain Python (lists, dicts, str, float, bool, None); unknowns become ``UNKNOWN``,
-    the engine's sentinel, as the dynamic provider's logic sees them."""
-    inner = value.value
-    if isinstance(inner, Computed):
-        return UNKNOWN
-    if isinstance(inner, (str, bool, float)) or inner is None:
-        return inner
-    if isinstance(inner, Mapping):
-        return {key: _plain(item) for key, item in inner.items()}
-    if isinstance(inner, (tuple, list)):
-        return [_plain(item) for item in inner]
-    return inner  # assets, archives, resource references: the model rejects them by type
-
-
-def _property(value: Any, *, secret: bool = False) -> PropertyValue:
-    """Plain JSON-like Python -> a property value; dict keys are camelCased, None entries left out."""
-    if isinstance(value, dict):
-        return PropertyValue(
-            {camel(key): _property(item, secret=secret) for key, item in value.items() if item is not None},
-            is_secret=secret,
-        )
-    if isinstance(value, (list, tuple)):
-        return PropertyValue([_property(item, secret=secret) for item in value], is_secret=secret)
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return PropertyValue(value, is_secret=secret)
-    if isinstance(value, (int, float)):
-        return PropertyValue(float(value), is_secret=secret)
-    raise TypeError(f"cannot send a {type(value).__name__} to the engine")
-
-
-def _wire(values: Mapping[str, Any], *, secret: bool) -> dict[str, PropertyValue]:
-    """A plain answer (snake_case keys) -> the properties the engine gets (camelCase, None left out)."""
-    answer = _property(dict(values), secret=secret).value
-    assert isinstance(answer, Mapping)
-    return dict(answer)
-
-
-def _wire_like(values: Mapping[str, Any], like: Mapping[str, PropertyValue]) -> dict[str, PropertyValue]:
-    """A resource's plain properties -> the engine's, each secret only when the property of the same name in
-    ``like`` holds a secret. The nested query's fields follow ``like``'s query, else the filters they echo."""
-    wired: dict[str, PropertyValue] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        name = camel(key)
-        origin = like.get(name)
-        if isinstance(value, Mapping):
-            nested = origin.value if origin is not None and isinstance(origin.value, Mapping) else like
-            wired[name] = PropertyValue(_wire_like(value, nested), is_secret=origin is not None and origin.is_secret)
-        else:
-            wired[name] = _property(value, secret=origin is not None and origin.contains_secret())
-    return wired
-
-
-def _has_secret(values: Mapping[str, PropertyValue]) -> bool:
-    return any(value.contains_secret() for value in values.values())
-
-
-def _snake(name: str) -> str:
-    """``latestImageId`` -> ``latest_image_id``: the inverse of :func:`camel` for the names used here."""
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
-
-
-def _dynamic(props: Mapping[str, PropertyValue]) -> dict[str, Any]:
-    """Engine properties -> what the dynamic provider's logic takes: snake_case keys, unknowns as the sentinel."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {_snake(key): convert(item) for key, item in value.items()}
-        return integral(value)
-
-    return {_snake(key): convert(_plain(value)) for key, value in props.items()}
-
-
-def _unknown_outputs(props: Mapping[str, Any]) -> dict[str, Any]:
-    """A preview's answer: the inputs, with every output not known until the lookup runs."""
-    return {**props, **dict.fromkeys((*PINNED_OUTPUTS, PINNED_QUERY), UNKNOWN)}
-
-
-def parse_arguments(args: Mapping[str, PropertyValue]) -> tuple[ImageQuery | None, list[CheckFailure]]:
-    """getImages arguments (camelCase) -> a validated query, or failures naming each bad property.
-
-    Every problem is the core's sentence. Keys that are not properties are reported as unknown filters even
-    when they spell a field another way (``name_regex``), so they cannot reach the model as that field.
-    """
-    data: dict[str, Any] = {}
-    unknown_keys: dict[str, Any] = {}
-    failures: list[CheckFailure] = []
-    for key, value in args.items():
-        plain = integral(_plain(value))
-        field = _FIELD_BY_PROPERTY.get(key)
-        if field is None:
-            unknown_keys[key] = plain
-        elif is_unknown(plain):
-            failures.append(CheckFailure(key, f"{key} is not known yet; getImages needs known arguments."))
-        elif plain is not None:
-            data[field] = plain
-    if unknown_keys:  # named as given, so a field's snake_case spelling is reported, not taken
-        extra: list[InitErrorDetails] = [
-            {"type": "extra_forbidden", "loc": (key,), "input": value} for key, value in unknown_keys.items()
-        ]
-        rejected = ValidationError.from_exception_data(ImageQuery.__name__, extra)
-        failures += [CheckFailure(error.field or "", str(error)) for error in _sentences(rejected)]
-    query = None
-    try:
-        query = ImageQuery.model_validate(data)
-    except ValidationError as exc:
-        failures += [CheckFailure(_property_name(error.field), str(error)) for error in _sentences(exc)]
-    return (None, failures) if failures else (query, [])
-
-
-def _sentences(exc: ValidationError) -> list[InvalidQueryError]:
-    """The core's one sentence per problem, naming the properties in the schema's spelling."""
-    return invalid_query_errors(exc, naming=_PROPERTY_BY_FIELD)
-
-
-def _property_name(field: str | None) -> str:
-    return _PROPERTY_BY_FIELD.get(field or "", field or "")
-
-
 def _config_problem(key: str, value: PropertyValue) -> str | None:
     """One sentence on what is wrong with a provider setting, or None."""
     if key not in _SETTING_BY_KEY:
@@ -212,21 +94,13 @@ def _config_problem(key: str, value: PropertyValue) -> str | None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"Unknown provider setting {key!r}{hint}; the settings are {', '.join(_SETTING_BY_KEY)}."
     inner = value.value
-    if inner is None or is_unknown(_plain(value)):
+    if inner is None or is_unknown(plain(value)):
         return None
     if not isinstance(inner, str):
         return f"Invalid {key}: must be a string, not {value.type.value.lower()}."
     if key == _BASE_URL and inner and not inner.startswith(("http://", "https://")):
         return f"Invalid {key} {inner!r}: must be an http:// or https:// URL."
     return None
-
-
-_SNAKE_FIELDS = re.compile(r"\b(" + "|".join(name for name in QUERY_NAMING if "_" in name) + r")\b")
-
-
-def _in_schema_spelling(message: str) -> str:
-    """The core names query fields in snake_case (``most_recent``); plugin users write ``mostRecent``."""
-    return _SNAKE_FIELDS.sub(lambda match: QUERY_NAMING[match.group(1)], message)
 
 
 PLUGIN_FACE = Face(
@@ -238,32 +112,13 @@ PLUGIN_FACE = Face(
 """How the plugin's messages name the settings' sources: its inputs hold only the query, its config its own."""
 
 
-def _plugin_spelling(message: str) -> str:
-    return _in_schema_spelling(message)
-
-
-def _respelled(exc: UCloudImagesError) -> UCloudImagesError:
-    """The same error, its message naming this provider's settings and the schema's property names."""
-    exc.args = (_plugin_spelling(str(exc)),)
-    return exc
-
-
-class _ProviderConfig(Config):
-    """The provider's settings where a dynamic provider reads the stack config (``ucloud:publicKey``, ...).
-
-    A setting not known yet reads as ``UNKNOWN``, so a check can still go on; a lookup refuses it.
-    """
-
-    def __init__(self, read: Callable[[str], str | None]) -> None:
-        super().__init__({}, PACKAGE_NAME)
-        self._read = read
-
-    def get(self, key: str) -> Any:
-        return self._read(key)
-
-
 Warn = Callable[[str, str], Awaitable[None]]
 """Send a warning to the user: ``(message, urn)``, the URN empty when no resource is concerned (an invoke)."""
+
+
+def _warn_now(message: str) -> None:
+    """A warning met inside a blocking call (a lockfile pin's, at create): to stderr, which the engine shows."""
+    sys.stderr.write(f"warning: {message}\n")
 
 
 async def _warn_on_stderr(message: str, urn: str) -> None:
@@ -302,7 +157,7 @@ class UCloudImagesProvider(Provider):
         self._config: dict[str, str] = {}
         self._private_key: SecretStr | None = None
         self._unknown: set[str] = set()
-        self._pins: PinnedImageProvider | None = None
+        self._pins: PinService | None = None
 
     def __repr__(self) -> str:
         return f"UCloudImagesProvider(settings={sorted({*self._config, *self._unknown})!r})"
@@ -337,7 +192,7 @@ class UCloudImagesProvider(Provider):
         for key, value in values.items():
             if key not in _SETTING_BY_KEY:
                 continue  # engine keys; unknown settings were reported by CheckConfig
-            if is_unknown(_plain(value)):
+            if is_unknown(plain(value)):
                 unknown.add(key)
             elif isinstance(value.value, str) and value.value:
                 if key == _PRIVATE_KEY:
@@ -357,18 +212,18 @@ class UCloudImagesProvider(Provider):
         return self._config.get(name)
 
     def _config_value(self, key: str) -> str | None:
-        """The ``config`` source of :func:`resolve_settings` for a lookup, which needs every setting known."""
+        """The ``config`` source of the settings for a lookup, which needs every setting known."""
         if self._unknown:
             names = ", ".join(sorted(self._unknown))
             raise SettingsNotKnownError(f"Provider settings not known yet: {names}; lookups need known settings.")
         return self._setting(key)
 
     async def _run(self, call: Callable[[], _T]) -> _T:
-        """Run a blocking lookup off the event loop; its errors leave in the plugin's spelling."""
+        """Run a blocking lookup off the event loop; its errors leave as they are, already in the plugin's words."""
         try:
             return await asyncio.to_thread(call)
         except UCloudImagesError as exc:
-            raise _respelled(exc) from None
+            raise exc.with_traceback(None) from None
 
     # -- getImages -----------------------------------------------------------------------------------
 
@@ -379,49 +234,43 @@ class UCloudImagesProvider(Provider):
         if query is None:
             return InvokeResponse(failures=failures)
         try:
-            settings = resolve_settings(region=query.region, project_id=query.project_id, config=self._config_value,
-                                        face=PLUGIN_FACE)
+            settings = settings_for(query, config=self._config_value, face=PLUGIN_FACE)
         except InvalidQueryError as exc:
-            if exc.field not in _PROPERTY_BY_FIELD:
-                raise _respelled(exc) from None
-            return InvokeResponse(failures=[CheckFailure(_PROPERTY_BY_FIELD[exc.field], _plugin_spelling(str(exc)))])
-        except UCloudImagesError as exc:
-            raise _respelled(exc) from None
-        result = await self._run(functools.partial(lookup_images, query, settings=settings))
-        answer = {**result.model_dump(mode="json"), "warnings": [_plugin_spelling(w) for w in result.warnings]}
-        for warning in answer["warnings"]:
+            if exc.field not in PLUGIN_NAMING:
+                raise exc.with_traceback(None) from None
+            return InvokeResponse(failures=[CheckFailure(PLUGIN_NAMING[exc.field], str(exc))])
+        result = await self._run(functools.partial(lookup_images, query, settings=settings, naming=PLUGIN_NAMING))
+        for warning in result.warnings:
             await self._warn(f"{GET_IMAGES_TOKEN}: {warning}", "")
-        return InvokeResponse(return_value=_wire(answer, secret=_has_secret(request.args)))
+        return InvokeResponse(return_value=wire(result.model_dump(mode="json"), secret=has_secret(request.args)))
 
-    # -- PinnedImage: the dynamic provider's logic, spoken in the schema's names ----------------------------
+    # -- PinnedImage: the pin service, spoken in the schema's names -----------------------------------------
 
-    def _pinned(self, resource_type: str) -> PinnedImageProvider:
+    def _pinned(self, resource_type: str) -> PinService:
         if resource_type != PINNED_IMAGE_TOKEN:
             raise ProviderError(f"Unknown resource type {resource_type!r}; this provider has {PINNED_IMAGE_TOKEN}.")
         if self._pins is None:
-            self._pins = PinnedImageProvider(face=PLUGIN_FACE)
-            self._pins.configure(DynamicConfigureRequest(_ProviderConfig(self._setting)))
+            self._pins = PinService(self._setting, face=PLUGIN_FACE, naming=PLUGIN_NAMING, warn=_warn_now)
         return self._pins
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         pins = self._pinned(request.type)
-        olds, news = _dynamic(request.old_inputs), _dynamic(request.new_inputs)
-        checked, warnings = await self._run(lambda: pins.checked(olds, news))
-        for warning in warnings:
-            await self._warn(_plugin_spelling(warning), request.urn)
-        failures = [CheckFailure(camel(f.property), _plugin_spelling(f.reason)) for f in checked.failures or []]
-        return CheckResponse(inputs=_wire_like(checked.inputs, request.new_inputs), failures=failures)
+        olds, news = pin_plain(request.old_inputs), pin_plain(request.new_inputs)
+        checked = await self._run(lambda: pins.check(olds, news))
+        for warning in checked.warnings:
+            await self._warn(warning, request.urn)
+        failures = [CheckFailure(property_name(f.property), f.reason) for f in checked.failures]
+        return CheckResponse(inputs=pin_wire(checked.inputs, request.new_inputs), failures=failures)
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         pins = self._pinned(request.type)
-        olds, news = _dynamic(request.old_state), _dynamic(request.new_inputs)
-        diffed = await self._run(lambda: pins.diff(request.resource_id, olds, news))
-        replaces = [camel(name) for name in diffed.replaces or []]
+        olds, news = pin_plain(request.old_state), pin_plain(request.new_inputs)
+        replaces = [camel(name) for name in await self._run(lambda: pins.diff(olds, news))]
         return DiffResponse(
-            changes=diffed.changes,
+            changes=bool(replaces),
             replaces=replaces,
             diffs=replaces,
-            delete_before_replace=bool(diffed.delete_before_replace),
+            delete_before_replace=False,
             detailed_diff={  # the SDK always declares a detailed diff, so it must name every replacement
                 key: PropertyDiff(PropertyDiffKind.UPDATE_REPLACE, input_diff=key in request.new_inputs)
                 for key in replaces
@@ -430,35 +279,32 @@ class UCloudImagesProvider(Provider):
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         pins = self._pinned(request.type)
-        props = _dynamic(request.properties)
+        props = pin_plain(request.properties)
         if request.preview:
-            return CreateResponse(resource_id="", properties=_wire_like(_unknown_outputs(props), request.properties))
-        created = await self._run(lambda: pins.create(props))
-        outs = _wire_like(created.outs or {}, request.properties)
-        return CreateResponse(resource_id=str(created.id), properties=outs)
+            return CreateResponse(resource_id="", properties=pin_wire(pins.preview(props), request.properties))
+        outs = await self._run(lambda: pins.create(props))
+        return CreateResponse(resource_id=str(outs["image_id"]), properties=pin_wire(outs, request.properties))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         pins = self._pinned(request.type)
-        props = _dynamic(request.properties)
-        found = await self._run(lambda: pins.read(request.resource_id, props))
+        props = pin_plain(request.properties)
+        outs = await self._run(lambda: pins.read(request.resource_id, props))
         return ReadResponse(
-            resource_id=str(found.id),
-            properties=_wire_like(found.outs or {}, request.properties),
+            resource_id=request.resource_id,
+            properties=pin_wire(outs, request.properties),
             inputs=request.inputs,
         )
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         pins = self._pinned(request.type)
-        olds, news = _dynamic(request.olds), _dynamic(request.news)
+        news = pin_plain(request.news)
         if request.preview:
-            return UpdateResponse(properties=_wire_like(_unknown_outputs(news), request.news))
-        updated = await self._run(lambda: pins.update(request.resource_id, olds, news))
-        return UpdateResponse(properties=_wire_like(updated.outs or {}, request.news))
+            return UpdateResponse(properties=pin_wire(pins.preview(news), request.news))
+        outs = await self._run(lambda: pins.create(news))  # re-resolve: diff asks for a replacement, so rarely met
+        return UpdateResponse(properties=pin_wire(outs, request.news))
 
     async def delete(self, request: DeleteRequest) -> None:
-        pins = self._pinned(request.type)
-        props = _dynamic(request.properties)
-        await self._run(lambda: pins.delete(request.resource_id, props))
+        self._pinned(request.type)  # a pin is state only: nothing to delete in the cloud
 
 
 class _Servicer(server.ProviderServicer):

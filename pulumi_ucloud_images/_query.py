@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import regex
 from pydantic import (
+    AliasGenerator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -33,6 +34,7 @@ from pydantic_core import ErrorDetails
 
 from ._errors import InvalidQueryError
 from ._image import ARM64_FEATURE, Image
+from ._naming import camel
 
 __all__ = [
     "ARCHITECTURES",
@@ -143,7 +145,8 @@ def _cli(option: str, **extra: Any) -> dict[str, Any]:
 
 
 def field_extra(field: FieldInfo) -> dict[str, Any]:
-    """The front-end metadata of a query field: ``cli`` (its flag), ``enum``, ``repeatable``, ``flag``."""
+    """The front-end metadata of a query field: ``cli`` (its flag), ``enum``, ``repeatable``, ``flag``, and
+    ``api`` (the DescribeImage parameter of a filter the server applies)."""
     return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
@@ -228,7 +231,8 @@ def _too_slow(field: str, pattern: str, naming: Mapping[str, str]) -> InvalidQue
 class ImageQuery(BaseModel):
     """Which image to find. ``region`` may be left out and taken from the settings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Dumped by alias, a query speaks the schema's camelCase (``nameRegex``); it is validated by field name only.
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=AliasGenerator(serialization_alias=camel))
 
     region: str | None = Field(
         default=None,
@@ -238,37 +242,37 @@ class ImageQuery(BaseModel):
     zone: str | None = Field(
         default=None,
         description="Only images of this zone, e.g. cn-bj2-02 (server-side).",
-        json_schema_extra=_cli("--zone"),
+        json_schema_extra=_cli("--zone", api="Zone"),
     )
     project_id: str | None = Field(
         default=None,
         description="Project to search. Defaults to the configured project.",
-        json_schema_extra=_cli("--project-id"),
+        json_schema_extra=_cli("--project-id", api="ProjectId"),
     )
     image_type: Annotated[str | None, _one_of(IMAGE_TYPES)] = Field(
         default=None,
         description="Base, Business or Custom, any case (server-side).",
-        json_schema_extra=_cli("--image-type", enum=list(IMAGE_TYPES)),
+        json_schema_extra=_cli("--image-type", enum=list(IMAGE_TYPES), api="ImageType"),
     )
     os_type: Annotated[str | None, _one_of(OS_TYPES)] = Field(
         default=None,
         description="Linux or Windows, any case (server-side).",
-        json_schema_extra=_cli("--os-type", enum=list(OS_TYPES)),
+        json_schema_extra=_cli("--os-type", enum=list(OS_TYPES), api="OsType"),
     )
     func_type: Annotated[str | None, _one_of(FUNC_TYPES)] = Field(
         default=None,
         description="gpu, app or uhost, any case (server-side).",
-        json_schema_extra=_cli("--func-type", enum=list(FUNC_TYPES)),
+        json_schema_extra=_cli("--func-type", enum=list(FUNC_TYPES), api="FuncType"),
     )
     image_id: str | None = Field(
         default=None,
         description="Exactly this image ID (server-side).",
-        json_schema_extra=_cli("--image-id"),
+        json_schema_extra=_cli("--image-id", api="ImageId"),
     )
     ids: tuple[str, ...] = Field(
         default=(),
         description="Only images among these IDs (server-side).",
-        json_schema_extra=_cli("--id", repeatable=True),
+        json_schema_extra=_cli("--id", repeatable=True, api="ImageIds"),
     )
     name_regex: str | None = Field(
         default=None,
@@ -338,7 +342,7 @@ class ImageQuery(BaseModel):
     prices: bool = Field(
         default=False,
         description="Ask DescribeImage for prices (PriceSet=1) and include them in the result.",
-        json_schema_extra=_cli("--prices", flag=True),
+        json_schema_extra=_cli("--prices", flag=True, api="PriceSet"),
     )
 
     @model_validator(mode="before")
@@ -388,19 +392,19 @@ class ImageQuery(BaseModel):
     # -- the two halves of a lookup -------------------------------------------------------------------
 
     def server_params(self, region: str, project_id: str | None = None) -> dict[str, Any]:
-        """DescribeImage parameters for the filters the server applies (paging is the client's)."""
-        return {
-            "Action": "DescribeImage",
-            "Region": region,
-            "Zone": self.zone,
-            "ProjectId": self.project_id or project_id,
-            "ImageType": self.image_type,
-            "OsType": self.os_type,
-            "FuncType": self.func_type,
-            "ImageId": self.image_id,
-            "ImageIds": list(self.ids) or None,
-            "PriceSet": 1 if self.prices else None,
-        }
+        """DescribeImage parameters for the filters the server applies (paging is the client's): each field
+        whose metadata names its ``api`` parameter, a list as a list, a flag as 1, unset ones as None."""
+        params: dict[str, Any] = {"Action": "DescribeImage", "Region": region}
+        for name, parameter in _SERVER_PARAMETERS.items():
+            value = getattr(self, name)
+            if name == "project_id":
+                value = value or project_id
+            if isinstance(value, tuple):
+                value = list(value) or None
+            elif isinstance(value, bool):
+                value = 1 if value else None
+            params[parameter] = value
+        return params
 
     # -- what the query lets in, beyond the filters --------------------------------------------------
 
@@ -514,6 +518,12 @@ class ImageQuery(BaseModel):
             name: list(value) if isinstance(value, tuple) else value
             for name, value in self.model_dump(exclude_defaults=True).items()
         }
+
+
+_SERVER_PARAMETERS = {
+    name: str(extra["api"]) for name, field in ImageQuery.model_fields.items() if "api" in (extra := field_extra(field))
+}
+"""Query field -> the DescribeImage parameter that filters on it, in field order."""
 
 
 def parse_query(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> ImageQuery:

@@ -25,6 +25,8 @@ from pydantic import BaseModel
 from pydantic.fields import ComputedFieldInfo, FieldInfo
 
 from ._image import Image
+from ._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel, pascal, singular, wire_names
+from ._naming import token as token_of
 from ._query import ImageQuery, field_extra
 from ._select import LookupResult
 from ._settings import DEFAULT_BASE_URL, SETTINGS
@@ -36,18 +38,13 @@ __all__ = [
     "IMAGE_TOKEN",
     "PACKAGE_NAME",
     "PINNED_IMAGE_TOKEN",
-    "QUERY_NAMING",
     "SCHEMA_PATH",
     "build_schema",
-    "camel",
     "main",
     "render",
 ]
 
-PACKAGE_NAME = "ucloud-images"
-GET_IMAGES_TOKEN = f"{PACKAGE_NAME}:index:getImages"
-IMAGE_TOKEN = f"{PACKAGE_NAME}:index:{Image.__name__}"
-PINNED_IMAGE_TOKEN = f"{PACKAGE_NAME}:index:PinnedImage"
+IMAGE_TOKEN = token_of(Image.__name__)
 GO_IMPORT_BASE_PATH = "github.com/pulumi-ucloud-images/pulumi-ucloud-images/sdk/go/ucloudimages"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.json"
 
@@ -90,34 +87,8 @@ _TYPE_DESCRIPTIONS = {
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", date: "string"}
 
 
-def camel(name: str) -> str:
-    """``os_name_regex`` -> ``osNameRegex``: the schema's spelling of a model field."""
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def _pascal(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
-
-
-def _singular(name: str) -> str:
-    """``states`` -> ``state``, ``scene_categories`` -> ``scene_category``: the name of one list entry."""
-    if name.endswith("ies"):
-        return name[:-3] + "y"
-    return name[:-1] if name.endswith("s") else name
-
-
-QUERY_NAMING: dict[str, str] = {name: camel(name) for name in ImageQuery.model_fields}
-"""Query field -> property name, for rendering validation errors in the schema's spelling."""
-
-CONFIG_KEYS: dict[str, str] = {
-    name: SETTINGS[name].config_key for name in _CONFIG_DESCRIPTIONS
-}
+CONFIG_KEYS: dict[str, str] = {name: camel(name) for name in _CONFIG_DESCRIPTIONS}
 """Settings field -> provider config key (``private_key`` -> ``privateKey``), as in the ``ucloud:`` config."""
-
-
-def _token(name: str) -> str:
-    return f"{PACKAGE_NAME}:index:{name}"
 
 
 def _ref(token: str) -> dict[str, Any]:
@@ -155,7 +126,7 @@ class _Builder:
         if not isinstance(values, list):
             return None
         is_list = get_origin(field.annotation) in (tuple, list)
-        token = _token(_pascal(_singular(name) if is_list else name))
+        token = token_of(pascal(singular(name) if is_list else name))
         self.types[token] = {
             "description": f"Allowed values of `{camel(name)}`.",
             "type": "string",
@@ -171,14 +142,15 @@ class _Builder:
 
     def object_type(self, model: type[BaseModel]) -> str:
         """An object type: the model's fields, then its computed (derived) fields, which its dumps carry too."""
-        token = _token(model.__name__)
+        token = token_of(model.__name__)
         if token not in self.types:
             self.types[token] = {}  # reserve the name first: models may refer to each other
-            properties = {camel(name): self.property_spec(name, f) for name, f in model.model_fields.items()}
-            properties |= {camel(name): self.computed_spec(f) for name, f in model.model_computed_fields.items()}
-            required = [camel(name) for name, f in model.model_fields.items() if _always_set(f)]
+            spelled = wire_names(model)
+            properties = {spelled[name]: self.property_spec(name, f) for name, f in model.model_fields.items()}
+            properties |= {spelled[name]: self.computed_spec(f) for name, f in model.model_computed_fields.items()}
+            required = [spelled[name] for name, f in model.model_fields.items() if _always_set(f)]
             required += [
-                camel(name) for name, f in model.model_computed_fields.items()
+                spelled[name] for name, f in model.model_computed_fields.items()
                 if type(None) not in get_args(f.return_type)
             ]
             self.types[token] = {
@@ -216,7 +188,7 @@ def _pinned_image(builder: _Builder, inputs: dict[str, Any]) -> dict[str, Any]:
 
     As an input ``features`` is the filter; as an output it is the pinned image's own features.
     """
-    from ._pinned import OUTPUTS, QUERY, REPIN  # the dynamic provider whose logic the plugin serves
+    from ._pinning import OUTPUTS, QUERY, REPIN  # the pin service both PinnedImage faces use
 
     repin = {"type": "string", "description": _PINNED_EXTRA[REPIN]}
     outputs: dict[str, Any] = {key: spec for key, spec in inputs.items() if key != "features"}
@@ -241,9 +213,10 @@ def _pinned_image(builder: _Builder, inputs: dict[str, Any]) -> dict[str, Any]:
 def build_schema() -> dict[str, Any]:
     """The package schema as a dict, in a stable key order."""
     builder = _Builder()
-    inputs = {camel(name): builder.property_spec(name, field) for name, field in ImageQuery.model_fields.items()}
-    outputs = {camel(name): builder.property_spec(name, field) for name, field in LookupResult.model_fields.items()}
-    required_outputs = [camel(name) for name, field in LookupResult.model_fields.items() if _always_set(field)]
+    query_names, result_names = wire_names(ImageQuery), wire_names(LookupResult)
+    inputs = {query_names[name]: builder.property_spec(name, field) for name, field in ImageQuery.model_fields.items()}
+    outputs = {result_names[name]: builder.property_spec(name, f) for name, f in LookupResult.model_fields.items()}
+    required_outputs = [result_names[name] for name, field in LookupResult.model_fields.items() if _always_set(field)]
     config = {CONFIG_KEYS[name]: _config_spec(name) for name in _CONFIG_DESCRIPTIONS}
     assert IMAGE_TOKEN in builder.types, "the result lists Image objects"
     return {

@@ -14,6 +14,7 @@ from ._display import shown as server_text
 from ._errors import AmbiguousImageError, NoImageFoundError
 from ._image import Image
 from ._lean import full_image
+from ._naming import camel
 from ._query import ARCHITECTURES, ImageQuery
 
 __all__ = [
@@ -32,14 +33,17 @@ _NAME_LIMIT = 80  # an image name is the server's text: shown without control ch
 
 
 class LookupResult(BaseModel):
-    """The chosen image and every match, newest first."""
+    """The chosen image and every match, newest first.
 
-    model_config = ConfigDict(frozen=True)
+    Its aliases are the schema's camelCase (``imageId``, ``totalCount``): an invoke's answer validates by them.
+    """
 
-    image_id: str = Field(description="The one image ID the query resolved to.")
+    model_config = ConfigDict(frozen=True, alias_generator=camel, populate_by_name=True)
+
+    image_id: str = Field(min_length=1, description="The one image ID the query resolved to.")
     images: tuple[Image, ...] = Field(description="Every matching image, newest first.")
     ids: tuple[str, ...] = Field(description="The IDs of every matching image, newest first.")
-    total_count: int = Field(description="How many images matched.")
+    total_count: int = Field(ge=0, description="How many images matched.")
     region: str = Field(description="The region that was searched.")
     query: ImageQuery = Field(description="The query, as validated.")
     warnings: tuple[str, ...] = Field(
@@ -52,11 +56,9 @@ class LookupResult(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         """The result as ``find --output json`` prints it: camelCase keys throughout, as in ``schema.json``."""
+        head = self.model_dump(by_alias=True, mode="json", include={"image_id", "ids", "total_count", "region"})
         return {
-            "imageId": self.image_id,
-            "ids": list(self.ids),
-            "totalCount": self.total_count,
-            "region": self.region,
+            **head,
             "image": self.image.to_json(),
             "images": [image.to_json() for image in self.images],
             "warnings": list(self.warnings),

@@ -20,18 +20,18 @@ import pulumi.runtime
 import pytest
 from pulumi.runtime.sync_await import _ensure_event_loop
 
-from pulumi_ucloud_images import lookup_images
+from pulumi_ucloud_images import ImageQuery, lookup_images
 from pulumi_ucloud_images._cli import main as cli_main
 from pulumi_ucloud_images._emulator import Emulator
 from pulumi_ucloud_images._lock import read_lockfile, read_selections
+from pulumi_ucloud_images._naming import wire_names
 from pulumi_ucloud_images._pinned import PinnedImageProvider
-from pulumi_ucloud_images._schema import QUERY_NAMING
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PROGRAM = EXAMPLES / "python" / "__main__.py"
 UHOST = "ucloud:index/instance:Instance"
 PINNED_IMAGE = "pulumi-python:dynamic/ucloud-images:PinnedImage"
-FIELD_BY_PROPERTY = {prop: name for name, prop in QUERY_NAMING.items()}
+FIELD_BY_PROPERTY = {prop: name for name, prop in wire_names(ImageQuery).items()}
 
 
 def stand_in_for_pulumi_ucloud() -> ModuleType:

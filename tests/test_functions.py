@@ -37,6 +37,8 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._cli import main as cli_main
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._results import AwaitableGetImagesResult
+from pulumi_ucloud_images._select import select
 
 TOKEN = "ucloud-images:index:getImages"
 UBUNTU = {"region": "cn-bj2", "image_type": "base", "os_type": "linux", "name_regex": r"^Ubuntu 22\.04",
@@ -703,3 +705,17 @@ def test_under_an_engine_a_failed_lookup_fails_the_program_with_a_run_error(
     with pytest.raises(NoImageFoundError, match=r"^No image in region cn-bj2 matches name_regex='\^no such") as caught:
         program()
     assert isinstance(caught.value, pulumi.RunError)
+
+
+def test_the_result_is_a_view_over_the_librarys_result() -> None:
+    images = [Image(image_id=f"uimage-{n}", image_name="golden", state="Available", create_time=n) for n in (1, 2)]
+    found = select(images, ImageQuery(most_recent=True), "cn-bj2")
+    view = AwaitableGetImagesResult(found)
+    assert (view.image_id, view.ids, view.total_count) == ("uimage-2", ["uimage-2", "uimage-1"], 2)
+    assert view.region == "cn-bj2"
+    assert view.images == list(found.images) and view.query is found.query and view.warnings == []
+    awaited = view.__await__()
+    with pytest.raises(StopIteration) as done:
+        next(awaited)
+    assert type(done.value.value) is GetImagesResult and done.value.value.ids == view.ids
+    assert GetImagesResult(found.model_copy(update={"region": ""})).region is None  # a mock that named no region

@@ -23,6 +23,8 @@ from pulumi_ucloud_images import AmbiguousImageError, ImageQuery, InvalidQueryEr
 from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._pinned import PinnedImageProvider, SettingsNotKnownError
+from pulumi_ucloud_images._pinning import PinService
+from pulumi_ucloud_images._plugin_wire import PLUGIN_NAMING
 
 GOLDEN = {"image_type": "custom", "name_regex": r"^golden-web-\d", "most_recent": True}
 PINNED, PREVIOUS = "uimage-gw0314", "uimage-gw0307"  # the two newest cn-bj2 golden-web images of the catalogue
@@ -462,3 +464,32 @@ def test_the_resource_takes_every_query_field_so_no_filter_is_forgotten() -> Non
     assert list(parameters) == ["self", "resource_name", *ImageQuery.model_fields, "repin", "lock", "lockfile", "opts"]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in parameters.items()
                if name not in ("self", "resource_name"))
+
+
+# -- the pin service both faces use ------------------------------------------------------------------------
+
+
+def test_check_validates_the_inputs_once(ucloud_emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    validated: list[Any] = []
+    original = ImageQuery.model_validate
+
+    def counting(cls: type[ImageQuery], data: Any, **kwargs: Any) -> ImageQuery:
+        validated.append(data)
+        return original(data, **kwargs)
+
+    monkeypatch.setattr(ImageQuery, "model_validate", classmethod(counting))
+    checked = PinService().check({}, {**GOLDEN, "region": "cn-bj2"})  # a new pin: looked up at check too
+    assert checked.failures == [] and checked.inputs["image_type"] == "Custom"
+    assert len(validated) == 1
+
+
+def test_the_pin_service_words_its_messages_in_the_faces_spelling() -> None:
+    plugin = PinService(naming=PLUGIN_NAMING)
+    (failure,) = plugin.check({}, {"os_type": "bsd"}).failures
+    assert failure.property == "os_type" and failure.reason.startswith("Invalid osType 'bsd'")
+    with pytest.raises(InvalidQueryError, match=r"\(region, imageType, nameRegex, \.\.\.\)"):
+        plugin.read(PINNED, {})
+    (failure,) = PinService().check({}, {"os_type": "bsd"}).failures
+    assert failure.reason.startswith("Invalid os_type 'bsd'")
+    with pytest.raises(InvalidQueryError, match=r"\(region, image_type, name_regex, \.\.\.\)"):
+        PinService().read(PINNED, {})

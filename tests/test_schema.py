@@ -12,13 +12,13 @@ from jsonschema.validators import validator_for
 
 from pulumi_ucloud_images import Image, ImageQuery, LookupResult, __version__
 from pulumi_ucloud_images._image import ImagePrice
+from pulumi_ucloud_images._naming import camel
 from pulumi_ucloud_images._schema import (
     GET_IMAGES_TOKEN,
     IMAGE_TOKEN,
     PINNED_IMAGE_TOKEN,
     SCHEMA_PATH,
     build_schema,
-    camel,
     main,
     render,
 )
