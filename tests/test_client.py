@@ -528,7 +528,7 @@ def test_a_dropped_connection_is_replaced_and_the_call_retried(emulator: Emulato
 
 
 def test_the_request_carries_a_user_agent_and_the_signature_but_no_secret() -> None:
-    from hostile_server import hostile_server
+    from tests.hostile_server import hostile_server
 
     with hostile_server() as server:
         settings = Settings(public_key=DEMO_PUBLIC_KEY, private_key=SecretStr(DEMO_PRIVATE_KEY), region="cn-bj2",

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_server import HostileServer
 from pydantic import SecretStr
 
 from pulumi_ucloud_images import (
@@ -45,6 +44,7 @@ from pulumi_ucloud_images import (
 from pulumi_ucloud_images._client import _Inflater, _retry_after, _RetryBudget
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator, is_loopback, serve_forever
 from pulumi_ucloud_images._query import MATCH_SECONDS, parse_query
+from tests.hostile_server import HostileServer
 
 pytestmark = pytest.mark.timeout(120)
 
