@@ -340,8 +340,9 @@ def emulator_process(runner: Runner, *extra: str) -> Iterator[tuple[subprocess.P
     child = subprocess.Popen([sys.executable, "-c", CLI, "emulator", "--port", "0", *extra], env=runner.env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
+    stderr = child.stderr
     errors: list[str] = []
-    threading.Thread(target=lambda: errors.extend(line.decode("utf-8", "replace") for line in child.stderr),
+    threading.Thread(target=lambda: errors.extend(line.decode("utf-8", "replace") for line in stderr),
                      daemon=True).start()
     try:
         line = child.stdout.readline().decode()

@@ -176,7 +176,7 @@ def test_closing_a_client_mid_read_fails_that_lookup_with_a_transport_error() ->
     class Held(requests.Session):
         """Serves ten images per page; holds the page at offset 10 until released."""
 
-        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
             offset = int(data["Offset"])
             if offset == 10:
                 arrived.set()
