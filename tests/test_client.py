@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -515,9 +515,8 @@ def test_retry_policy_rejects_nonsense() -> None:
 
 
 @pytest.fixture
-def emulator(catalog: list[dict[str, Any]]) -> Iterator[Emulator]:
-    with Emulator(catalog) as server:
-        yield server
+def emulator(catalog: list[dict[str, Any]], start_emulator: Callable[[Emulator], Emulator]) -> Emulator:
+    return start_emulator(Emulator(catalog))
 
 
 def test_one_session_and_one_connection_serve_sequential_calls(emulator: Emulator) -> None:

@@ -265,12 +265,12 @@ PAGE_CAP = 15
 
 
 @pytest.fixture
-def paging_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(max_limit=PAGE_CAP) as emulator:
-        monkeypatch.setenv("UCLOUD_API_BASE_URL", emulator.base_url)
-        monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
-        monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
-        yield emulator
+def paging_emulator(monkeypatch: pytest.MonkeyPatch, start_emulator: Callable[[Emulator], Emulator]) -> Emulator:
+    emulator = start_emulator(Emulator(max_limit=PAGE_CAP))
+    monkeypatch.setenv("UCLOUD_API_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
+    return emulator
 
 
 def assert_one_round_per_query(emulator: Emulator, results: Sequence[GetImagesResult]) -> int:
