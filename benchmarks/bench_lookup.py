@@ -84,7 +84,7 @@ def _serve(size: int, latency_ms: float, strict: bool, conn: Connection) -> None
         spans.append((started, time.monotonic()))
         return result
 
-    emulator._answer = timed  # type: ignore[method-assign]
+    emulator._answer = timed  # type: ignore[method-assign]  # the emulator's own answers, timed in place
     with emulator:
         conn.send(emulator.base_url)
         while True:

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: tests.hostile_server
 
-from hostile_server import HostileServer
+from tests.hostile_server import HostileServer
 
 # Runs the package from $HOSTILE_SOURCE when set, even over an editable install (whose finder would win).
 # Also reports the process's own peak RSS (VmHWM of its own memory map) at exit: ru_maxrss of a child would
@@ -340,8 +340,9 @@ def emulator_process(runner: Runner, *extra: str) -> Iterator[tuple[subprocess.P
     child = subprocess.Popen([sys.executable, "-c", CLI, "emulator", "--port", "0", *extra], env=runner.env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
+    stderr = child.stderr
     errors: list[str] = []
-    threading.Thread(target=lambda: errors.extend(line.decode("utf-8", "replace") for line in child.stderr),
+    threading.Thread(target=lambda: errors.extend(line.decode("utf-8", "replace") for line in stderr),
                      daemon=True).start()
     try:
         line = child.stdout.readline().decode()

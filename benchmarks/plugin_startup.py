@@ -24,11 +24,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 from google.protobuf import struct_pb2
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
@@ -50,7 +51,7 @@ def _command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "pulumi_ucloud_images._provider"]
 
 
-def _struct(values: dict[str, object]) -> struct_pb2.Struct:
+def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(values)
     return struct

@@ -1,10 +1,15 @@
-"""Every test starts from a clean slate: no UCLOUD_* variables, an empty HOME, no shared clients or memo."""
+"""Every test starts from a clean slate: no UCLOUD_* variables, an empty HOME, no shared clients or memo.
+
+Emulators: ``emulator`` is one server for the whole run (the bundled catalogue, the demo keys) with an empty
+request log and no faults for each test; ``start_emulator`` starts one of the test's own (its own catalogue,
+keys, limits or random faults, or a catalogue the test changes), stopped after the test.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ from hypothesis import settings
 
 from pulumi_ucloud_images import _query
 from pulumi_ucloud_images._client import reset_shared_clients
+from pulumi_ucloud_images._emulator import Emulator
 
 # The date lookups compare end-of-life dates with, in this process: fixed, so that no test changes its answer
 # on the day an image of the catalogue reaches its end of life (Ubuntu 22.04: 2027/04/30). Subprocesses use
@@ -25,7 +31,6 @@ TODAY = date(2026, 12, 1)
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +56,39 @@ def _subprocesses_only_in_slow_tests(request: pytest.FixtureRequest, monkeypatch
         raise AssertionError(f"{request.node.nodeid} starts a subprocess; mark it @pytest.mark.slow")
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+@pytest.fixture(scope="session")
+def shared_emulator() -> Iterator[Emulator]:
+    """The run's one default emulator; tests take it through ``emulator``, which resets it for them."""
+    with Emulator() as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(shared_emulator: Emulator) -> Iterator[Emulator]:
+    """The shared emulator with an empty request log, no injected faults and no latency (left so after the test).
+
+    A test may inject faults and set ``latency_ms``; one that changes the catalogue (``publish``, ``remove``,
+    ``set_state``, an injected ``publish``) uses ``start_emulator`` instead.
+    """
+    shared_emulator.reset_requests()
+    shared_emulator.clear_faults()
+    shared_emulator.latency_ms = 0
+    yield shared_emulator
+    shared_emulator.clear_faults()
+    shared_emulator.latency_ms = 0
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[[Emulator], Emulator]]:
+    """Start the test's own emulator, as ``start_emulator(Emulator(catalog, max_limit=7))``; stopped after the test."""
+    started: list[Emulator] = []
+
+    def start(emulator: Emulator) -> Emulator:
+        started.append(emulator.start())
+        return emulator
+
+    yield start
+    for emulator in reversed(started):
+        emulator.stop()

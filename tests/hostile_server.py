@@ -127,7 +127,8 @@ class _TCPServer(socketserver.ThreadingTCPServer):
 
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        server = self.server.hostile  # type: ignore[attr-defined]
+        assert isinstance(self.server, _TCPServer)
+        server = self.server.hostile
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server._track(sock, True)
@@ -311,9 +312,9 @@ class HostileServer:
             padded = body[:-1] + b',"Pad":"' + b"x" * max(0, size - len(body) - 10) + b'"}'
             if options.get("chunked"):
                 sock.sendall(head(200, {**headers, "Transfer-Encoding": "chunked"}, None))
-                step = 1 * MIB
-                for offset in range(0, len(padded), step):
-                    piece = padded[offset:offset + step]
+                chunk = 1 * MIB
+                for offset in range(0, len(padded), chunk):
+                    piece = padded[offset:offset + chunk]
                     sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 sock.sendall(b"0\r\n\r\n")
                 return True

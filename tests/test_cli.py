@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,20 +30,6 @@ SCRIPT = Path(sys.executable).with_name("ucloud-images")
 CENTOS_72 = ["--name-regex", r"^CentOS 7\.2 64位$"]
 UBUNTU_2204 = ["--os-type", "linux", "--name-regex", r"^Ubuntu 22\.04"]
 X86 = ["--architecture", "x86_64"]
-
-
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[Emulator]:
-    with Emulator() as server:
-        yield server
-
-
-@pytest.fixture
-def emulator(shared_emulator: Emulator) -> Iterator[Emulator]:
-    shared_emulator.reset_requests()
-    shared_emulator.clear_faults()
-    yield shared_emulator
-    shared_emulator.clear_faults()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -79,7 +79,7 @@ class ScriptedSession(requests.Session):
         self.timeouts: list[tuple[float, float]] = []
         self.clock, self.took = clock, took
 
-    def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
         self.forms.append(dict(data))
         self.timeouts.append(kwargs["timeout"])
         if self.clock is not None:
@@ -123,7 +123,9 @@ def listed(emulator: Emulator, region: str = REGION) -> list[str]:
 
 def connections_opened(client: Client) -> int:
     """How many TCP connections the client's session has opened so far (urllib3 counts them per pool)."""
-    pools = client._session.get_adapter(client.settings.base_url).poolmanager.pools
+    adapter = client._session.get_adapter(client.settings.base_url)
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    pools = adapter.poolmanager.pools
     return sum(pools[key].num_connections for key in pools.keys())  # noqa: SIM118 - the container does not iterate
 
 
@@ -254,7 +256,11 @@ def test_an_identical_repeat_makes_no_request_and_clear_memo_forgets(offline: Se
 
 
 def test_a_read_in_flight_when_the_memo_is_cleared_is_not_memoised(offline: Settings) -> None:
-    client = scripted(offline, lambda form: (client.clear_memo(), response(body=page([image("uimage-a")])))[1])
+    def clear_the_memo_then_answer(form: Any) -> requests.Response:
+        client.clear_memo()
+        return response(body=page([image("uimage-a")]))
+
+    client = scripted(offline, clear_the_memo_then_answer)
     with client:
         client.describe_images(LISTING)
         client.describe_images(LISTING)
@@ -436,7 +442,9 @@ def test_no_attempt_or_pause_starts_after_the_total_time(offline: Settings) -> N
         with pytest.raises(TransportError, match="could not be reached"):
             client.call(LISTING)
         sent = client.requests_sent
-        timeouts = client._session.timeouts  # type: ignore[attr-defined]
+        scripted_session = client._session
+        assert isinstance(scripted_session, ScriptedSession)
+        timeouts = scripted_session.timeouts
     deadline = started + policy.total_seconds
     assert clock.now <= deadline + offline.timeout
     assert sent < policy.attempts and sum(clock.sleeps) + sent * 2.0 == pytest.approx(clock.now - started)
@@ -507,9 +515,8 @@ def test_retry_policy_rejects_nonsense() -> None:
 
 
 @pytest.fixture
-def emulator(catalog: list[dict[str, Any]]) -> Iterator[Emulator]:
-    with Emulator(catalog) as server:
-        yield server
+def emulator(catalog: list[dict[str, Any]], start_emulator: Callable[[Emulator], Emulator]) -> Emulator:
+    return start_emulator(Emulator(catalog))
 
 
 def test_one_session_and_one_connection_serve_sequential_calls(emulator: Emulator) -> None:
@@ -528,7 +535,7 @@ def test_a_dropped_connection_is_replaced_and_the_call_retried(emulator: Emulato
 
 
 def test_the_request_carries_a_user_agent_and_the_signature_but_no_secret() -> None:
-    from hostile_server import hostile_server
+    from tests.hostile_server import hostile_server
 
     with hostile_server() as server:
         settings = Settings(public_key=DEMO_PUBLIC_KEY, private_key=SecretStr(DEMO_PRIVATE_KEY), region="cn-bj2",

@@ -9,7 +9,7 @@ import io
 import json as jsonlib
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -53,9 +53,8 @@ QUERIES: list[tuple[dict[str, Any], str]] = [
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(max_limit=100) as server:
-        yield server
+def emulator(start_emulator: Callable[[Emulator], Emulator]) -> Emulator:
+    return start_emulator(Emulator(max_limit=100))
 
 
 def settings_for(emulator: Emulator) -> Settings:
@@ -176,7 +175,7 @@ def test_closing_a_client_mid_read_fails_that_lookup_with_a_transport_error() ->
     class Held(requests.Session):
         """Serves ten images per page; holds the page at offset 10 until released."""
 
-        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
             offset = int(data["Offset"])
             if offset == 10:
                 arrived.set()

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -90,13 +90,13 @@ HOSTILE_CATALOG = [
 
 
 @pytest.fixture
-def hostile(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(HOSTILE_CATALOG) as server:
-        monkeypatch.setenv("UCLOUD_API_BASE_URL", server.base_url)
-        monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
-        monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
-        monkeypatch.setenv("UCLOUD_REGION", "cn-bj2")
-        yield server
+def hostile(monkeypatch: pytest.MonkeyPatch, start_emulator: Callable[[Emulator], Emulator]) -> Emulator:
+    server = start_emulator(Emulator(HOSTILE_CATALOG))
+    monkeypatch.setenv("UCLOUD_API_BASE_URL", server.base_url)
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
+    monkeypatch.setenv("UCLOUD_REGION", "cn-bj2")
+    return server
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

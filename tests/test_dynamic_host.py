@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 import pytest
 from google.protobuf import struct_pb2
 from pulumi.dynamic.dynamic import serialize_provider
@@ -79,8 +79,9 @@ def test_the_provider_runs_pickled_inside_the_sdk_host(
     pickled = serialize_provider(PinnedImageProvider())
 
     def check(**news: Any) -> provider_pb2.CheckResponse:
-        return host.Check(provider_pb2.CheckRequest(urn=URN, olds=struct({}),
-                                                    news=struct({**news, "__provider": pickled})))
+        checked: provider_pb2.CheckResponse = host.Check(  # the stub's calls are untyped (grpc has no stubs)
+            provider_pb2.CheckRequest(urn=URN, olds=struct({}), news=struct({**news, "__provider": pickled})))
+        return checked
 
     bad = check(image_type="golden", repin=3)
     assert sorted((f.property, f.reason) for f in bad.failures) == [
@@ -102,7 +103,9 @@ def test_the_provider_runs_pickled_inside_the_sdk_host(
     assert DEMO_PRIVATE_KEY not in repr(outputs)
 
     def diff(news: provider_pb2.CheckResponse) -> provider_pb2.DiffResponse:
-        return host.Diff(provider_pb2.DiffRequest(id=created.id, urn=URN, olds=created.properties, news=news.inputs))
+        diffed: provider_pb2.DiffResponse = host.Diff(
+            provider_pb2.DiffRequest(id=created.id, urn=URN, olds=created.properties, news=news.inputs))
+        return diffed
 
     record = next(image for image in ucloud_emulator.images(include_private=True) if image["ImageId"] == PINNED)
     ucloud_emulator.publish({**record, "ImageId": NEWER, "CreateTime": record["CreateTime"] + 7 * 86400})

@@ -55,7 +55,7 @@ def stand_in_for_pulumi_ucloud() -> ModuleType:
                      "rootPassword": root_password, "bootDiskType": boot_disk_type, "tag": tag}
             super().__init__(UHOST, resource_name, props, opts)
 
-    module.Instance = Instance  # type: ignore[attr-defined]
+    module.Instance = Instance  # type: ignore[attr-defined]  # a module made here: the checker knows no attributes
     return module
 
 
@@ -66,6 +66,7 @@ class EmulatorBackedMocks(pulumi.runtime.Mocks):
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
 
+    # The SDK takes a bare dict from call() too; its annotation names only the (outputs, failures) pair.
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         self.calls.append(args)
         assert args.token == "ucloud-images:index:getImages"

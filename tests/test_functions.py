@@ -9,12 +9,12 @@ import json
 import math
 import pickle
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 import pulumi
 import pulumi.runtime
 import pytest
@@ -41,8 +41,8 @@ from pulumi_ucloud_images._results import AwaitableGetImagesResult
 from pulumi_ucloud_images._select import select
 
 TOKEN = "ucloud-images:index:getImages"
-UBUNTU = {"region": "cn-bj2", "image_type": "base", "os_type": "linux", "name_regex": r"^Ubuntu 22\.04",
-          "architecture": "x86_64", "most_recent": True}
+UBUNTU: dict[str, Any] = {"region": "cn-bj2", "image_type": "base", "os_type": "linux", "name_regex": r"^Ubuntu 22\.04",
+                          "architecture": "x86_64", "most_recent": True}
 UBUNTU_ID = "uimage-ub2205"  # the newest Available x86_64 Ubuntu 22.04 Base image of the bundled cn-bj2 catalogue
 
 
@@ -101,7 +101,7 @@ def mocks() -> Iterator[RecordingMocks]:
     pulumi.runtime.reset_options()
 
 
-class _MonitorOverGrpc(resource_pb2_grpc.ResourceMonitorServicer):  # type: ignore[misc]
+class _MonitorOverGrpc(resource_pb2_grpc.ResourceMonitorServicer):
     """The SDK's MockMonitor behind a real gRPC server: to the program, a resource monitor like the engine's."""
 
     def __init__(self, monitor: MockMonitor, context: contextvars.Context) -> None:
@@ -255,7 +255,8 @@ def test_lookup_failures_are_library_errors_that_pulumi_prints_as_one_sentence(
     assert type(revived) is AmbiguousImageError and str(revived) == str(several.value)
 
 
-FIVE_QUERIES = [  # each lists more images than the server's page cap below, so every round is several pages
+# Each lists more images than the server's page cap below, so every round is several pages.
+FIVE_QUERIES: list[dict[str, Any]] = [
     {"region": "cn-bj2", "image_type": "Base", "architecture": "x86_64"},
     {"region": "cn-bj2", "image_type": "Business", "architecture": "x86_64"},
     {"region": "cn-sh2", "image_type": "Base", "architecture": "x86_64"},
@@ -266,15 +267,15 @@ PAGE_CAP = 15
 
 
 @pytest.fixture
-def paging_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(max_limit=PAGE_CAP) as emulator:
-        monkeypatch.setenv("UCLOUD_API_BASE_URL", emulator.base_url)
-        monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
-        monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
-        yield emulator
+def paging_emulator(monkeypatch: pytest.MonkeyPatch, start_emulator: Callable[[Emulator], Emulator]) -> Emulator:
+    emulator = start_emulator(Emulator(max_limit=PAGE_CAP))
+    monkeypatch.setenv("UCLOUD_API_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
+    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
+    return emulator
 
 
-def assert_one_round_per_query(emulator: Emulator, results: list[GetImagesResult]) -> int:
+def assert_one_round_per_query(emulator: Emulator, results: Sequence[GetImagesResult]) -> int:
     listed = [sum(1 for r in emulator.images(q["region"]) if r["ImageType"] == q["image_type"]) for q in FIVE_QUERIES]
     assert all(count > PAGE_CAP for count in listed)
     fetched = [(r.params["Region"], r.params["ImageType"], r.params["Offset"]) for r in emulator.requests]
@@ -362,7 +363,9 @@ def test_unknown_input_gives_an_unknown_result_and_no_request(ucloud_emulator_en
 
     @pulumi.runtime.test
     def program() -> Any:
-        output = get_images_output(region=pulumi.Output.from_input(pulumi.UNKNOWN), name_regex="^Ubuntu")
+        # The SDK's Input types leave out its own sentinel for a value unknown in a preview.
+        unknown: pulumi.Output[str] = pulumi.Output.from_input(pulumi.UNKNOWN)  # type: ignore[arg-type]
+        output = get_images_output(region=unknown, name_regex="^Ubuntu")
 
         async def check() -> None:
             seen.append(await output.is_known())
@@ -385,7 +388,9 @@ def test_a_secret_input_keeps_the_result_secret(
         output = get_images_output(**{**UBUNTU, argument: pulumi.Output.secret(value)})
 
         async def check() -> None:
-            seen.append((await output.is_secret(), (await output.future()).image_id))  # type: ignore[union-attr]
+            result = await output.future()
+            assert result is not None
+            seen.append((await output.is_secret(), result.image_id))
 
         return check()
 
@@ -520,7 +525,7 @@ def test_unknown_input_under_mocks_in_preview_is_unknown_and_not_called(ucloud_e
         @pulumi.runtime.test
         def program() -> Any:
             network = pulumi.CustomResource("test:index:Network", "net", {"region": None})
-            output = get_images_output(region=network.region)  # type: ignore[attr-defined]
+            output = get_images_output(region=network.region)  # type: ignore[attr-defined]  # set at run time
 
             async def check() -> None:
                 seen.append(await output.is_known())
@@ -539,6 +544,7 @@ def test_the_documented_user_program_unit_test() -> None:
     """The unit test shown in docs/pulumi.md, verbatim apart from the function names."""
 
     class Mocks(pulumi.runtime.Mocks):
+        # The SDK takes a bare dict from call() too; its annotation names only the (outputs, failures) pair.
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
             if args.token == "ucloud-images:index:getImages":
                 return {"imageId": "uimage-test01", "ids": ["uimage-test01"], "totalCount": 1, "images": []}
@@ -555,11 +561,11 @@ def test_the_documented_user_program_unit_test() -> None:
         host = pulumi.CustomResource("ucloud:index/instance:Instance", "web", {"imageId": image.image_id})
 
         @pulumi.runtime.test
-        def test_host_boots_the_looked_up_image() -> pulumi.Output[None]:
+        def test_host_boots_the_looked_up_image() -> Any:
             def check(image_id: str) -> None:
                 assert image_id == "uimage-test01"
 
-            return host.imageId.apply(check)  # type: ignore[attr-defined]
+            return host.imageId.apply(check)  # type: ignore[attr-defined]  # outputs are set as attributes at run time
 
         test_host_boots_the_looked_up_image()
     finally:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_server import HostileServer
 from pydantic import SecretStr
 
 from pulumi_ucloud_images import (
@@ -45,6 +44,7 @@ from pulumi_ucloud_images import (
 from pulumi_ucloud_images._client import _Inflater, _retry_after, _RetryBudget
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator, is_loopback, serve_forever
 from pulumi_ucloud_images._query import MATCH_SECONDS, parse_query
+from tests.hostile_server import HostileServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -335,9 +335,10 @@ def test_a_regex_that_cannot_compile_is_one_invalid_query_sentence(field: str, p
         parse_query(region="cn-bj2", **{field: pattern})
     assert caught.value.field == field and caught.value.exit_code == 2
     assert problem in str(caught.value) and "\n" not in str(caught.value)
+    pattern_argument: dict[str, Any] = {field: pattern}
     with pytest.raises(InvalidQueryError):
         lookup_images(region="cn-bj2", public_key="pk", private_key=SECRET, base_url="http://127.0.0.1:9",
-                      **{field: pattern})
+                      **pattern_argument)
 
 
 @pytest.mark.parametrize("pattern", ["x{99999999999}", "(" * 450 + "a" + ")" * 450, "(" * 500 + "a" + ")" * 500])

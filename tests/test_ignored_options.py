@@ -14,7 +14,7 @@ from pulumi_ucloud_images import InvalidQueryError, get_images, get_images_outpu
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._emulator import Emulator
 
-CENTOS = {"region": "cn-bj2", "name_regex": r"^CentOS 7\.2 64"}
+CENTOS: dict[str, Any] = {"region": "cn-bj2", "name_regex": r"^CentOS 7\.2 64"}
 
 
 @pytest.fixture

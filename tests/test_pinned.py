@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dill  # type: ignore[import-untyped]
+import dill
 import pulumi
 import pulumi.runtime
 import pytest
@@ -412,6 +412,7 @@ class PinMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
 
+    # The SDK takes a bare dict from call() too; its annotation names only the (outputs, failures) pair.
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         return {}
 

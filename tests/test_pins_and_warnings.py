@@ -36,8 +36,8 @@ most_recent = true
 image_type = "base"
 name_regex = '^CentOS 7\\.2 '
 """
-WEB = {"image_type": "base", "os_type": "linux", "name_regex": r"^Ubuntu 22\.04", "architecture": "x86_64",
-       "most_recent": True}
+WEB: dict[str, Any] = {"image_type": "base", "os_type": "linux", "name_regex": r"^Ubuntu 22\.04",
+                       "architecture": "x86_64", "most_recent": True}
 TOKEN = "ucloud-images:index:getImages"
 
 
@@ -217,10 +217,12 @@ def test_the_provider_checks_filters_given_with_a_pin_and_refuses_repin(locked: 
     assert failure.property == "repin" and "ucloud-images lock --update web" in failure.reason
 
 
-def test_a_new_pin_past_its_end_of_life_is_a_warning_at_check(ucloud_emulator_env: Emulator) -> None:
+def test_a_new_pin_past_its_end_of_life_is_a_warning_at_check(
+    ucloud_emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     warned: list[str] = []
     provider = PinnedImageProvider()
-    provider.warn = warned.append  # type: ignore[method-assign]
+    monkeypatch.setattr(provider, "warn", warned.append)
     result = provider.check({}, {"name_regex": r"^CentOS 7\.2 64位$", "__provider": "x"})
     assert result.failures == []
     (warning,) = warned

@@ -97,7 +97,7 @@ raw_bodies = bodies.map(lambda body: json.dumps(body, allow_nan=True).encode()) 
 @given(status=st.sampled_from([200, 200, 200, 301, 400, 403, 404, 429, 500, 502, 503]), body=raw_bodies)
 def test_the_client_given_any_answer_returns_images_or_raises_its_own_errors(status: int, body: bytes) -> None:
     class Session(requests.Session):
-        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
             return response(status, body)
 
     with Client(SETTINGS, session=Session(), retry=ONE_ATTEMPT, max_workers=2) as client:
@@ -124,7 +124,7 @@ class CatalogSession(requests.Session):
         self.turn = threading.Condition()
         self.released = 0
 
-    def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
         offset, limit = int(data["Offset"]), int(data["Limit"])
         if offset in self.release:
             with self.turn:
@@ -169,7 +169,7 @@ QUERIES = [
     ImageQuery(name_regex=r"^Ubuntu 22\.04", most_recent=True),
     ImageQuery(name_regex=r"^Ubuntu 22\.04"),
     ImageQuery(most_recent=True),
-    ImageQuery(name_regex="CentOS", states=["Available", "Making"], most_recent=True),
+    ImageQuery(name_regex="CentOS", states=("Available", "Making"), most_recent=True),
 ]
 
 
@@ -211,7 +211,7 @@ def test_selection_ignores_page_size_page_order_and_catalogue_order(
                                               (10**12, "a TotalCount of 1,000,000,000,000; the listing was not read")])
 def test_pages_that_repeat_the_same_images_end_in_an_error_not_a_loop(total: int, error: str) -> None:
     class Repeating(requests.Session):
-        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
             body: Mapping[str, Any] = {"RetCode": 0, "TotalCount": total, "ImageSet": [{"ImageId": "uimage-same"}]}
             return response(200, encoded(body))
 

@@ -79,11 +79,16 @@ def test_every_error_class_of_the_package_is_exported() -> None:
     assert defined <= set(ERRORS)
 
 
-def test_the_pulumi_facing_names_are_lazy() -> None:
-    lazy = pulumi_ucloud_images._LAZY
-    assert set(lazy) == LAZY_NAMES
-    assert {lazy[name] for name in ("get_images", "get_images_output", "GetImagesResult")} == {"._functions"}
-    assert lazy["PinnedImage"] == "._pinned"
+def test_the_pulumi_facing_names_are_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unbound at import (as a fresh import leaves them), each is bound to its object on first use."""
+    assert set(pulumi_ucloud_images._LAZY) == LAZY_NAMES
+    package = vars(pulumi_ucloud_images)
+    for name in sorted(LAZY_NAMES):
+        monkeypatch.delitem(package, name, raising=False)
+        value = getattr(pulumi_ucloud_images, name)
+        assert value.__name__ == name and callable(value)
+        assert package[name] is value  # bound, so later uses skip the module's __getattr__
+        assert getattr(pulumi_ucloud_images, name) is value
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

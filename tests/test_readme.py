@@ -24,7 +24,9 @@ def _python_blocks() -> list[str]:
 @pytest.mark.slow
 def test_the_first_command_prints_one_image_id(tmp_path: Path) -> None:
     """The README's first command, past its install: the lookup it runs against the bundled emulator."""
-    first = re.search(r"```sh\n(.*?)\n", README.read_text(encoding="utf-8")).group(1)  # type: ignore[union-attr]
+    block = re.search(r"```sh\n(.*?)\n", README.read_text(encoding="utf-8"))
+    assert block is not None, "the README has no sh block"
+    first = block.group(1)
     command = first.rsplit(" && ", 1)[1]
     assert command.startswith(".venv/bin/ucloud-images find --emulator ")
     args = shlex.split(command)[1:]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,10 +47,9 @@ def catalog() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def emulator(catalog: list[dict[str, Any]]) -> Iterator[Emulator]:
+def emulator(catalog: list[dict[str, Any]], start_emulator: Callable[[Emulator], Emulator]) -> Emulator:
     """A fresh server per test, so an answer still sleeping from one test never lands in another's log."""
-    with Emulator(catalog, max_limit=500) as server:
-        yield server
+    return start_emulator(Emulator(catalog, max_limit=500))
 
 
 def client_for(emulator: Emulator, retry: RetryPolicy = NO_SLEEP, timeout: float = TIMEOUT) -> Client:

@@ -36,7 +36,7 @@ from pulumi_ucloud_images._image import Image, parse_eol
 from pulumi_ucloud_images._query import parse_query
 from pulumi_ucloud_images._schema import IMAGE_TOKEN, build_schema
 
-UBUNTU = {"os_type": "linux", "name_regex": r"^Ubuntu 22\.04"}
+UBUNTU: dict[str, Any] = {"os_type": "linux", "name_regex": r"^Ubuntu 22\.04"}
 HEADLINE = ["find", "--region", "cn-bj2", "--os-type", "linux", "--name-regex", r"^Ubuntu 22\.04", "--most-recent"]
 CATALOG = {record["ImageId"]: record for record in build_catalog()}
 

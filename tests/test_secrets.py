@@ -205,7 +205,7 @@ def assert_url_not_shown(*texts: str) -> None:
 def _userinfo_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     """The error of every face given the URL: each must be raised, so each face is really tried."""
     found: dict[str, str] = {}
-    keys = {"public_key": PUBLIC_KEY, "private_key": SECRET, "region": "cn-bj2"}
+    keys: dict[str, Any] = {"public_key": PUBLIC_KEY, "private_key": SECRET, "region": "cn-bj2"}
 
     def expect(face: str, call: Any) -> None:
         with pytest.raises(UCloudImagesError) as caught:
@@ -352,7 +352,7 @@ def test_no_local_holds_the_private_key_in_the_pulumi_faces(emulator: Emulator) 
     from pulumi_ucloud_images._pinned import PinnedImageProvider
 
     url = emulator.base_url
-    explicit = {"region": "cn-bj2", "base_url": url, "public_key": PUBLIC_KEY, "private_key": SECRET}
+    explicit: dict[str, Any] = {"region": "cn-bj2", "base_url": url, "public_key": PUBLIC_KEY, "private_key": SECRET}
     provider = PinnedImageProvider()
     config = {"ucloud:region": "cn-bj2", "ucloud:baseUrl": url, "ucloud:publicKey": PUBLIC_KEY,
               "ucloud:privateKey": SECRET}

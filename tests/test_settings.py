@@ -517,16 +517,16 @@ def test_the_command_names_its_flags_and_the_files_under_home(tmp_path: Path) ->
         "No UCloud region was given; looked at --region, the environment variable UCLOUD_REGION and the UCloud "
         "CLI's ~/.ucloud/config.json (no such file)."
     )
-    with pytest.raises(CredentialsError) as caught:
+    with pytest.raises(CredentialsError) as no_key:
         resolve_settings(public_key="pk", region="hk", env={}, home=tmp_path, face=CLI_FACE)
-    assert str(caught.value) == (
+    assert str(no_key.value) == (
         "No UCloud private key was found; looked at --private-key, the environment variable UCLOUD_PRIVATE_KEY "
         "and the UCloud CLI's ~/.ucloud/credential.json (no such file)."
     )
-    with pytest.raises(ProfileError) as caught:
+    with pytest.raises(ProfileError) as no_profile:
         resolve_settings(public_key="pk", private_key="sk", region="hk", profile="prod", env={}, home=tmp_path,
                          face=CLI_FACE)
-    assert str(caught.value) == (
+    assert str(no_profile.value) == (
         "The UCloud profile named by --profile is in neither ~/.ucloud/config.json (no such file) nor "
         "~/.ucloud/credential.json (no such file)."
     )
@@ -554,7 +554,7 @@ def test_the_command_never_repeats_the_value_of_a_settings_flag(tmp_path: Path) 
     for bad in ({"timeout": 0.0}, {"base_url": "api.ucloud.cn-SECRETISH"}):
         with pytest.raises(InvalidQueryError) as caught:
             resolve_settings(public_key="pk", private_key="sk", region="hk", env={}, home=tmp_path, face=CLI_FACE,
-                             **bad)  # type: ignore[arg-type]
+                             **bad)
         assert "SECRETISH" not in str(caught.value) and "0.0" not in str(caught.value)
         assert str(caught.value).endswith("(the value given is not shown).")
     # a value from the environment is not a flag's: it is named with the variable it came from

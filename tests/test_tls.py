@@ -84,7 +84,7 @@ def trickling_tls_server(certificate: tuple[Path, Path]) -> Iterator[str]:
     yield from serve(certificate, trickle=True)
 
 
-KEYS = {"region": "cn-bj2", "public_key": "pk", "private_key": "sk"}
+KEYS: dict[str, Any] = {"region": "cn-bj2", "public_key": "pk", "private_key": "sk"}
 
 
 def test_a_lookup_over_tls_trusts_the_ca_bundle_it_is_given(

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_project import ENGINE_BINARIES
 
 from pulumi_ucloud_images._emulator import Emulator
+from tests.engine.engine_project import ENGINE_BINARIES
 
 
 def _engine_problem() -> str | None:

@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from engine_project import ENGINE_BINARIES, ROOT, TOOL_HOME
+
+from tests.engine.engine_project import ENGINE_BINARIES, ROOT, TOOL_HOME
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_project import ROOT, Project, new_project, python_runtime
 
 from pulumi_ucloud_images import lookup_images
 from pulumi_ucloud_images._emulator import Emulator
+from tests.engine.engine_project import ROOT, Project, new_project, python_runtime
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

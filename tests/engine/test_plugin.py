@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_project import ROOT, VENV_BIN, Project, new_project
 
 from pulumi_ucloud_images import list_images, lookup_images
 from pulumi_ucloud_images._emulator import Emulator
+from tests.engine.engine_project import ROOT, VENV_BIN, Project, new_project
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

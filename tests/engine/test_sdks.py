@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from engine_project import ROOT, TOOL_HOME
 
 from pulumi_ucloud_images._schema import GO_IMPORT_BASE_PATH
+from tests.engine.engine_project import ROOT, TOOL_HOME
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_project import Project, new_project, python_runtime
 
 from pulumi_ucloud_images import AmbiguousImageError, NoImageFoundError, lookup_images
 from pulumi_ucloud_images._emulator import DEMO_PUBLIC_KEY, Emulator
+from tests.engine.engine_project import Project, new_project, python_runtime
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
