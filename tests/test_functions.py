@@ -714,7 +714,8 @@ def test_under_an_engine_a_failed_lookup_fails_the_program_with_a_run_error(
 
 
 def test_the_result_is_a_view_over_the_librarys_result() -> None:
-    images = [Image(image_id=f"uimage-{n}", image_name="golden", state="Available", create_time=n) for n in (1, 2)]
+    images = [Image.model_validate({"ImageId": f"uimage-{n}", "ImageName": "golden", "State": "Available",
+                                    "CreateTime": n}) for n in (1, 2)]
     found = select(images, ImageQuery(most_recent=True), "cn-bj2")
     view = AwaitableGetImagesResult(found)
     assert (view.image_id, view.ids, view.total_count) == ("uimage-2", ["uimage-2", "uimage-1"], 2)

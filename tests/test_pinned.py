@@ -474,7 +474,7 @@ def test_check_validates_the_inputs_once(ucloud_emulator_env: Emulator, monkeypa
     validated: list[Any] = []
     original = ImageQuery.model_validate
 
-    def counting(cls: type[ImageQuery], data: Any, **kwargs: Any) -> ImageQuery:
+    def counting(cls: type[ImageQuery], /, data: Any, **kwargs: Any) -> ImageQuery:
         validated.append(data)
         return original(data, **kwargs)
 

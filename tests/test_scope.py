@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -21,11 +22,11 @@ from pulumi_ucloud_images._sources import (
 )
 from pulumi_ucloud_images.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
-KEYS = {"public_key": "pk", "private_key": "sk"}
+KEYS: dict[str, Any] = {"public_key": "pk", "private_key": "sk"}
 
 
 def _settings(**values: str | None) -> Settings:
-    return Settings(public_key="pk", private_key=SecretStr("sk"), **values)  # type: ignore[arg-type]
+    return Settings(public_key="pk", private_key=SecretStr("sk"), **values)
 
 
 @pytest.mark.parametrize(
