@@ -19,16 +19,23 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from ._image import _IMAGE_ID, ARM64_FEATURE, Image, _validate_images, parse_eol, parse_page
+from ._query import SEARCHED
 
 __all__ = ["ImageRecord", "RecordPage", "full_image", "parse_records"]
 
 _ARM64_KEY = ARM64_FEATURE.lower()
 # (attribute, API key) of the fields kept in slots, checked: strings, then string lists, then CreateTime.
-_TEXT = (
+_TEXT: tuple[tuple[str, str], ...] = (
     ("image_id", "ImageId"), ("image_name", "ImageName"), ("zone", "Zone"), ("os_type", "OsType"),
     ("os_name", "OsName"), ("image_type", "ImageType"), ("func_type", "FuncType"), ("vendor", "Vendor"),
     ("state", "State"), ("maintain_eol", "MaintainEol"),
 )
+# Any other text a regex filter searches is kept too, so a new regex filter needs nothing here.
+_SEARCHED_TOO = tuple(
+    (name, str(Image.model_fields[name].alias)) for name in dict.fromkeys(SEARCHED.values())
+    if name not in dict(_TEXT)
+)
+_TEXT += _SEARCHED_TOO
 _LISTS = (("features", "Features"), ("supported_gpu_types", "SupportedGPUTypes"),
           ("scene_categories", "SceneCategories"))
 _KEPT = frozenset(key for _, key in (*_TEXT, *_LISTS, ("create_time", "CreateTime")))
@@ -46,7 +53,7 @@ class ImageRecord:
     __slots__ = (
         "_arch", "_eol", "_full", "_rest", "create_time", "features", "func_type", "image_id", "image_name",
         "image_type", "maintain_eol", "os_name", "os_type", "scene_categories", "state", "supported_gpu_types",
-        "vendor", "zone",
+        "vendor", "zone", *(name for name, _ in _SEARCHED_TOO),
     )
 
     image_id: str

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import regex
 from pydantic import (
+    AfterValidator,
     AliasGenerator,
     BaseModel,
     BeforeValidator,
@@ -145,8 +146,9 @@ def _cli(option: str, **extra: Any) -> dict[str, Any]:
 
 
 def field_extra(field: FieldInfo) -> dict[str, Any]:
-    """The front-end metadata of a query field: ``cli`` (its flag), ``enum``, ``repeatable``, ``flag``, and
-    ``api`` (the DescribeImage parameter of a filter the server applies)."""
+    """The front-end metadata of a query field: ``cli`` (its flag), ``enum``, ``repeatable``, ``flag``,
+    ``api`` (the DescribeImage parameter of a filter the server applies) and ``searched`` (the image attribute
+    a regex filter is searched in)."""
     return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
@@ -156,10 +158,15 @@ def field_extra(field: FieldInfo) -> dict[str, Any]:
 # name of 34 "a"s and a "!") can stall a lookup.
 MAX_REGEX_LENGTH = 1000
 MATCH_SECONDS = 2.0
-_REGEX_FIELDS = ("name_regex", "os_name_regex", "vendor_regex")
-# The image attribute each regex is searched in.
-_SEARCHED = {"name_regex": "image_name", "os_name_regex": "os_name", "vendor_regex": "vendor"}
 _DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
+
+
+def _compiles(value: str | None) -> str | None:
+    if value:
+        problem = regex_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+    return value or None  # not stripped: real names carry leading spaces that a regex may match
 
 
 def utc_today() -> date:
@@ -228,6 +235,10 @@ def _too_slow(field: str, pattern: str, naming: Mapping[str, str]) -> InvalidQue
     )
 
 
+Regex = Annotated[str | None, AfterValidator(_compiles)]
+"""A regex filter's type: Python ``re`` syntax, checked when the query is validated; blank is unset."""
+
+
 class ImageQuery(BaseModel):
     """Which image to find. ``region`` may be left out and taken from the settings."""
 
@@ -274,15 +285,15 @@ class ImageQuery(BaseModel):
         description="Only images among these IDs (server-side).",
         json_schema_extra=_cli("--id", repeatable=True, api="ImageIds"),
     )
-    name_regex: str | None = Field(
+    name_regex: Regex = Field(
         default=None,
         description="Python regular expression searched (unanchored) in the image name.",
-        json_schema_extra=_cli("--name-regex"),
+        json_schema_extra=_cli("--name-regex", searched="image_name"),
     )
-    os_name_regex: str | None = Field(
+    os_name_regex: Regex = Field(
         default=None,
         description="Python regular expression searched (unanchored) in the OS name.",
-        json_schema_extra=_cli("--os-name-regex"),
+        json_schema_extra=_cli("--os-name-regex", searched="os_name"),
     )
     features: Annotated[tuple[str, ...], _list_of(FEATURES)] = Field(
         default=(),
@@ -334,10 +345,10 @@ class ImageQuery(BaseModel):
         "PreInstalledDrivers, AIPainting, AIModels, HPC.",
         json_schema_extra=_cli("--scene-category", repeatable=True, enum=list(SCENE_CATEGORIES)),
     )
-    vendor_regex: str | None = Field(
+    vendor_regex: Regex = Field(
         default=None,
         description="Python regular expression searched (unanchored) in the image's Vendor.",
-        json_schema_extra=_cli("--vendor-regex"),
+        json_schema_extra=_cli("--vendor-regex", searched="vendor"),
     )
     prices: bool = Field(
         default=False,
@@ -352,15 +363,6 @@ class ImageQuery(BaseModel):
         if isinstance(data, Mapping):
             return {key: value for key, value in data.items() if value is not None}
         return data
-
-    @field_validator("name_regex", "os_name_regex", "vendor_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value:
-            problem = regex_problem(value)
-            if problem is not None:
-                raise ValueError(problem)
-        return value or None  # not stripped: real names carry leading spaces that a regex may match
 
     @field_validator("include_marketplace")
     @classmethod
@@ -459,7 +461,7 @@ class ImageQuery(BaseModel):
 
         def searched(image: Image) -> bool:
             for name, pattern, compiled in patterns:
-                text = getattr(image, _SEARCHED[name])
+                text = getattr(image, SEARCHED[name])
                 found = known.get((name, text))
                 if found is None:
                     left = ends - time.monotonic()
@@ -524,6 +526,14 @@ _SERVER_PARAMETERS = {
     name: str(extra["api"]) for name, field in ImageQuery.model_fields.items() if "api" in (extra := field_extra(field))
 }
 """Query field -> the DescribeImage parameter that filters on it, in field order."""
+
+
+SEARCHED: dict[str, str] = {
+    name: field_extra(field)["searched"] for name, field in ImageQuery.model_fields.items()
+    if "searched" in field_extra(field)
+}
+"""Regex filter -> the image attribute it is searched in, from the fields' own metadata."""
+_REGEX_FIELDS = tuple(SEARCHED)
 
 
 def parse_query(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> ImageQuery:
