@@ -43,8 +43,8 @@ from . import _query
 from ._client import Client
 from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
-from ._lock import Pin, _usable, check_locked_query, fetch_pinned, read_pin
 from ._lookup import list_images, lookup_images
+from ._pins import Pin, check_locked_query, fetch_pinned, read_pin, require_usable
 from ._pulumi_sdk import UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
 from ._select import eol_warning
@@ -331,8 +331,8 @@ class PinnedImageProvider(ResourceProvider):
         pin = _pin_of(locked)
         settings = self._settings(query)
         with Client(settings) as client:
-            found = _usable(fetch_pinned(pin.image_id, pin.region, query, client), str(locked["name"]),
-                            Path(locked["lockfile"]))
+            found = require_usable(fetch_pinned(pin.image_id, pin.region, query, client), str(locked["name"]),
+                                   Path(locked["lockfile"]))
             latest = list_images(query, client=client)
         warning = eol_warning(found, query, pin.region, _query.utc_today())
         if warning is not None:
