@@ -152,14 +152,14 @@ def _look_up(
     if lock is None:
         assert query is not None
         return lookup_images(query, **settings_args)
-    from ._lock import locked_lookup
+    from ._pins import locked_lookup
 
     return locked_lookup(lock, query, path=lockfile, verify=verify, settings_args=settings_args)
 
 
 def _pinned_query(lock: str, lockfile: str | os.PathLike[str] | None) -> ImageQuery:
     """The query selection ``lock`` was locked with, in the region it was resolved in (for a mocked invoke)."""
-    from ._lock import read_pin
+    from ._pins import read_pin
 
     pin, _ = read_pin(lock, lockfile)
     return pin.query.model_copy(update={"region": pin.query.region or pin.region})

@@ -38,7 +38,6 @@ from pulumi.dynamic import (
 )
 
 from ._errors import InvalidQueryError, UCloudImagesError
-from ._lock import read_pin
 from ._pinning import (
     FILTERS,
     LOCKED,
@@ -51,6 +50,7 @@ from ._pinning import (
     integral,
     is_unknown,
 )
+from ._pins import read_pin
 from ._settings import PYTHON_FACE
 
 __all__ = ["PinnedImage", "PinnedImageProvider"]

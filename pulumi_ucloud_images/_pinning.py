@@ -24,9 +24,9 @@ from . import _query
 from ._client import Client
 from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
-from ._lock import Pin, _usable, check_locked_query, fetch_pinned
 from ._lookup import fetch_listing, lookup_images
 from ._naming import Naming
+from ._pins import Pin, check_locked_query, fetch_pinned, require_usable
 from ._pulumi_sdk import UNKNOWN, stack_config
 from ._query import ImageQuery, invalid_query_errors
 from ._scope import settings_for
@@ -290,7 +290,7 @@ class PinService:
         pin = _pin_of(locked)
         settings = self.settings(query)
         with Client(settings) as client:
-            found = _usable(fetch_pinned(pin.image_id, pin.region, query, client), str(locked["name"]),
+            found = require_usable(fetch_pinned(pin.image_id, pin.region, query, client), str(locked["name"]),
                             Path(locked["lockfile"]))
             latest = self._matches(query, client)
         warning = eol_warning(found, query, pin.region, _query.utc_today(), self._naming)

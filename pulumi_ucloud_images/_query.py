@@ -395,12 +395,11 @@ class ImageQuery(BaseModel):
 
     def server_params(self, region: str, project_id: str | None = None) -> dict[str, Any]:
         """DescribeImage parameters for the filters the server applies (paging is the client's): each field
-        whose metadata names its ``api`` parameter, a list as a list, a flag as 1, unset ones as None."""
+        whose metadata names its ``api`` parameter, a list as a list, a flag as 1, unset ones as None. The
+        region and project are the lookup's scope (:func:`~._scope.lookup_scope` decides them), not read here."""
         params: dict[str, Any] = {"Action": "DescribeImage", "Region": region}
         for name, parameter in _SERVER_PARAMETERS.items():
-            value = getattr(self, name)
-            if name == "project_id":
-                value = value or project_id
+            value = project_id if name == "project_id" else getattr(self, name)
             if isinstance(value, tuple):
                 value = list(value) or None
             elif isinstance(value, bool):

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from pulumi_ucloud_images import _cli
+from pulumi_ucloud_images._cli import emulator, find, lock
+from pulumi_ucloud_images._cli import list as listing
+from pulumi_ucloud_images._cli.usage import options_of, subparsers_of
 
 MARK = "SeCrEt"  # every value carries it, so a partial echo is found too
 
@@ -62,17 +65,17 @@ def _abbreviated(option: str, known: set[str]) -> str:
 
 
 def _cases() -> list[Case]:
-    root = _cli._build_parser()
-    commands = _cli._commands(root)
+    root = _cli.build_parser()
+    commands = subparsers_of(root)
     cases: list[Case] = []
 
     def add(option: str, command: str, form: str, argv: list[str], named: str) -> None:
         cases.append(Case(option, command, form, tuple(argv), named))
 
     parsers: list[tuple[str, argparse.ArgumentParser]] = [("", root), *commands.items()]
-    top_level = set(_cli._options(root))
+    top_level = set(options_of(root))
     for command, parser in parsers:
-        known = set(_cli._options(parser))
+        known = set(options_of(parser))
         head = [command] if command else []
         for option, action in _options(parser):
             n = len(cases)
@@ -107,18 +110,15 @@ def no_handler_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(args: argparse.Namespace, out: object) -> int:
         raise AssertionError("the command line parsed and a command ran")
 
-    for name in ("_cmd_find", "_cmd_list", "_cmd_emulator"):
-        monkeypatch.setattr(_cli, name, refuse)
-    from pulumi_ucloud_images import _lock
-
-    monkeypatch.setattr(_lock, "_cmd_lock", refuse)
+    for command in (find, listing, emulator, lock):
+        monkeypatch.setattr(command, "run", refuse)
     yield
 
 
 def test_every_option_of_every_command_is_walked_in_every_form() -> None:
-    root = _cli._build_parser()
+    root = _cli.build_parser()
     expected = {("", option) for option, _ in _options(root)}
-    expected |= {(name, option) for name, sub in _cli._commands(root).items() for option, _ in _options(sub)}
+    expected |= {(name, option) for name, sub in subparsers_of(root).items() for option, _ in _options(sub)}
     assert {(case.command, case.option) for case in CASES} == expected
     assert {case.command for case in CASES} == {"", "find", "list", "lock", "emulator"}
     forms = Counter(case.form for case in CASES)

@@ -20,11 +20,12 @@ from typing import Any, ClassVar
 import pytest
 
 from pulumi_ucloud_images import APIError, ResponseFormatError
-from pulumi_ucloud_images._cli import _width, main
+from pulumi_ucloud_images._cli import main
+from pulumi_ucloud_images._cli.list import _width
 from pulumi_ucloud_images._display import json_for_people, shown
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._image import parse_page
-from pulumi_ucloud_images._lock import Pin, lockfile_text
+from pulumi_ucloud_images._lockfile import Pin, lockfile_text
 from pulumi_ucloud_images._query import parse_query
 
 ESC = "\x1b"

@@ -23,9 +23,10 @@ from pulumi.runtime.sync_await import _ensure_event_loop
 from pulumi_ucloud_images import ImageQuery, lookup_images
 from pulumi_ucloud_images._cli import main as cli_main
 from pulumi_ucloud_images._emulator import Emulator
-from pulumi_ucloud_images._lock import read_lockfile, read_selections
+from pulumi_ucloud_images._lockfile import read_lockfile
 from pulumi_ucloud_images._naming import wire_names
 from pulumi_ucloud_images._pinned import PinnedImageProvider
+from pulumi_ucloud_images._selection_file import read_selections
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PROGRAM = EXAMPLES / "python" / "__main__.py"

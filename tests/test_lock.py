@@ -16,13 +16,16 @@ from typing import Any
 
 import pytest
 
-from pulumi_ucloud_images import _lock
+from pulumi_ucloud_images import _lockfile_write, _pins
+from pulumi_ucloud_images._cli import lock as lock_command
 from pulumi_ucloud_images._cli import main
+from pulumi_ucloud_images._cli.lock import EXIT_OUT_OF_DATE
 from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._errors import LockfileError, NoImageFoundError
-from pulumi_ucloud_images._lock import EXIT_OUT_OF_DATE, LOCKFILE_VERSION, locked_lookup
+from pulumi_ucloud_images._lockfile import LOCKFILE_VERSION
 from pulumi_ucloud_images._lookup import lookup_images
+from pulumi_ucloud_images._pins import locked_lookup
 from pulumi_ucloud_images._query import parse_query
 
 SELECTIONS = """\
@@ -154,7 +157,7 @@ def test_selections_resolve_concurrently_and_share_fetched_pages(
         barrier.wait()  # breaks (and fails the lock) unless all four selections are being resolved at once
         return lookup_images(*args, **kwargs)
 
-    monkeypatch.setattr(_lock, "lookup_images", lookup_once_all_have_started)
+    monkeypatch.setattr(_pins, "lookup_images", lookup_once_all_have_started)
     code, _, err = run()
     assert (code, err) == (0, LEGACY_EOL)
     assert ucloud_emulator_env.request_count == alone
@@ -170,7 +173,7 @@ def test_lock_with_nothing_changed_does_not_rewrite_the_file(
     def refuse(*args: Any) -> None:
         raise AssertionError("an unchanged lockfile was rewritten")
 
-    monkeypatch.setattr(_lock, "write_lockfile", refuse)
+    monkeypatch.setattr(lock_command, "write_lockfile", refuse)
     code, out, _ = run()
     assert code == 0
     assert "up to date" in out
@@ -644,7 +647,7 @@ def test_concurrent_updates_take_turns_and_keep_every_pin(
     _stale_pins(project, "web", "legacy")
     inside: list[str] = []
     overlaps: list[tuple[str, ...]] = []
-    real_resolve = _lock._resolve
+    real_resolve = lock_command.resolve_pins  # type: ignore[attr-defined]  # the name the command calls
 
     def slow_resolve(names: Any, selections: Any, client: Any) -> Any:
         inside.append(threading.current_thread().name)
@@ -656,7 +659,7 @@ def test_concurrent_updates_take_turns_and_keep_every_pin(
         finally:
             inside.remove(threading.current_thread().name)
 
-    monkeypatch.setattr(_lock, "_resolve", slow_resolve)
+    monkeypatch.setattr(lock_command, "resolve_pins", slow_resolve)
     codes: dict[str, int] = {}
 
     def update(name: str) -> None:
@@ -712,10 +715,10 @@ def test_the_lock_is_taken_beside_the_real_lockfile(tmp_path: Path) -> None:
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     one.symlink_to(target)
     two.symlink_to(target)
-    with _lock.exclusive(one):
+    with _lockfile_write.exclusive(one):
         assert (target.parent / ".pins.json.lock").exists()
         held = pytest.raises(LockfileError, match=r"Another 'ucloud-images lock' has been updating .*two\.json")
-        with held, _lock.exclusive(two, wait=0.2):  # the other link: the same lock
+        with held, _lockfile_write.exclusive(two, wait=0.2):  # the other link: the same lock
             pass
     assert not (target.parent / ".pins.json.lock").exists()
 

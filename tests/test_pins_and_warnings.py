@@ -17,7 +17,7 @@ from pulumi_ucloud_images import LockfileError, PinnedImage, get_images, get_ima
 from pulumi_ucloud_images._cli import main as cli_main
 from pulumi_ucloud_images._emulator import Emulator
 from pulumi_ucloud_images._functions import GetImagesResult
-from pulumi_ucloud_images._lock import read_lockfile
+from pulumi_ucloud_images._lockfile import read_lockfile
 from pulumi_ucloud_images._pinned import LOCKED, PinnedImageProvider
 from pulumi_ucloud_images._query import ImageQuery
 

@@ -242,7 +242,14 @@ def test_server_params_carry_the_server_side_filters_only() -> None:
 
 
 def test_the_querys_project_wins_over_the_settings_project() -> None:
-    assert parse_query(project_id="org-ml").server_params("cn-bj2", "org-data")["ProjectId"] == "org-ml"
+    from pydantic import SecretStr
+
+    from pulumi_ucloud_images import Settings
+    from pulumi_ucloud_images._scope import lookup_scope
+
+    settings = Settings(public_key="pk", private_key=SecretStr("sk"), region="cn-bj2", project_id="org-data")
+    query = parse_query(project_id="org-ml")
+    assert query.server_params(*lookup_scope(query, settings))["ProjectId"] == "org-ml"
     unset = ImageQuery().server_params("cn-bj2")
     assert unset["ProjectId"] is None and unset["ImageIds"] is None
 

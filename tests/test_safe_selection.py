@@ -30,7 +30,8 @@ from pulumi_ucloud_images import (
     lookup_images,
 )
 from pulumi_ucloud_images._catalog import build_catalog
-from pulumi_ucloud_images._cli import TABLE_WIDTH, TSV_COLUMNS, main
+from pulumi_ucloud_images._cli import main
+from pulumi_ucloud_images._cli.list import TABLE_WIDTH, TSV_COLUMNS
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._image import Image, parse_eol
 from pulumi_ucloud_images._query import parse_query

@@ -285,7 +285,7 @@ def _holders(call: Any) -> list[str]:
         code = frame.f_code
         in_package = "pulumi_ucloud_images" in code.co_filename and "_emulator" not in code.co_filename
         # the command line itself is the user's input, read by the parser: it is not kept past parsing
-        if event == "return" and in_package and code.co_name != "_parse":
+        if event == "return" and in_package and code.co_name != "parse":
             for name, value in list(frame.f_locals.items()):
                 if _shows_secret(value):
                     seen.add(f"{Path(code.co_filename).name}:{code.co_name}:{name}")

@@ -1,0 +1,226 @@
+"""``ucloud-images lock``: pin every selection of ``ucloud-images.toml`` in ``ucloud-images.lock.json``.
+
+Plain ``lock`` and ``lock --update`` write (atomically, one writer at a time); ``--check`` and ``--verify``
+only read, and exit 1 when the lockfile is out of date. The files are :mod:`.._lockfile` and
+:mod:`.._selection_file`; resolving and comparing pins is :mod:`.._pins`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .. import _query
+from .._client import Client, shared_client
+from .._errors import LockfileError
+from .._image import Image
+from .._lockfile import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, Pin, read_lockfile
+from .._lockfile_write import exclusive, write_lockfile
+from .._pins import (
+    Change,
+    changes,
+    keep_unchanged,
+    pinned_images,
+    query_note,
+    resolve_pins,
+    selection_regions,
+    stale,
+    verified_images,
+)
+from .._select import eol_warning
+from .._selection_file import SelectionFile, read_selections
+from .._settings import CLI_FACE, ConfigSource, resolve_region, resolve_settings
+from .common import EXIT_OK, add_settings_flags, settings_args, warn
+
+__all__ = ["EXIT_OUT_OF_DATE", "register", "run"]
+
+# `lock --check` / `lock --verify` found a difference: distinct from 0 and from the error codes 2-5.
+EXIT_OUT_OF_DATE = 1
+_EOL_ADVICE = (
+    "A pin past its end of life stays until its selection changes: add exclude_eol = true (or supported_until) "
+    "to the selection, or choose a newer system, then run 'ucloud-images lock --update NAME'.\n"
+)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "lock",
+        help=f"Pin every selection of {DEFAULT_SELECTION_FILE} in {DEFAULT_LOCKFILE} (--check for CI).",
+        description=(
+            f"Resolve every selection of {DEFAULT_SELECTION_FILE} and write the pins to {DEFAULT_LOCKFILE}. "
+            f"--check and --verify write nothing and exit {EXIT_OUT_OF_DATE} when the lockfile is out of date."
+        ),
+    )
+    parser.add_argument(
+        "--file", default=DEFAULT_SELECTION_FILE, metavar="PATH",
+        help=f"Selection file (default {DEFAULT_SELECTION_FILE}).",
+    )
+    parser.add_argument(
+        "--lockfile", metavar="PATH", help=f"Lockfile (default {DEFAULT_LOCKFILE} next to the selection file)."
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check", action="store_true",
+        help=f"Re-resolve every selection; print the differences and exit {EXIT_OUT_OF_DATE} if any pin would change.",
+    )
+    mode.add_argument(
+        "--update", nargs="+", metavar="NAME",
+        help="Re-pin only these selections (and any not yet locked or whose query changed); keep every other pin.",
+    )
+    mode.add_argument(
+        "--verify", action="store_true",
+        help="Without re-resolving, check the lockfile answers the selection file and every pinned image still "
+        f"exists and is usable (one request per pin); exit {EXIT_OUT_OF_DATE} if not.",
+    )
+    add_settings_flags(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    declared = read_selections(args.file)
+    lock_path = Path(args.lockfile) if args.lockfile else declared.path.parent / DEFAULT_LOCKFILE
+    for name in args.update or ():
+        if name not in declared.queries:
+            raise LockfileError(
+                f"Selection {name!r} is not in {declared.path}; its selections are {', '.join(declared.queries)}."
+            )
+    if args.check or args.verify:
+        return _check(args, declared, lock_path, out)
+    # A write holds the lockfile's lock from reading the old pins to renaming the new file, so two `lock`
+    # runs (say `--update a` and `--update b`) take turns and neither loses the other's pin.
+    with exclusive(lock_path, notice=sys.stderr):
+        old = read_lockfile(lock_path) if lock_path.exists() else {}
+        with _session(args, declared) as (client, regions):
+            wanted = list(declared.queries)
+            if args.update:
+                unpinned = stale(old, declared, regions)
+                wanted = [name for name in wanted if name in args.update or name in unpinned]
+            resolved = resolve_pins(wanted, declared, client)
+            found = pinned_images(resolved, declared, client)  # listed by the lookups: no request
+        _warn_past_eol(found, resolved, declared)
+        new = keep_unchanged(old, {name: resolved.get(name) or old[name] for name in declared.queries})
+        moved = changes(old, new)
+        if lock_path.exists() and not moved:
+            out.write(f"{lock_path} is up to date: {len(new)} selection(s) pinned.\n")
+            return EXIT_OK
+        write_lockfile(lock_path, new)
+    out.write(f"Wrote {lock_path}: {len(moved)} of {len(new)} selection(s) changed.\n")
+    out.writelines(change.line(declared.path) + "\n" for change in moved)
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace, declared: SelectionFile, lock_path: Path, out: TextIO) -> int:
+    """``--check`` and ``--verify``: they only read, and a write never shows a half-written file, so no lock."""
+    old = read_lockfile(lock_path)
+    with _session(args, declared) as (client, regions):
+        if args.verify:
+            return _verify(declared, old, regions, client, lock_path, out)
+        resolved = resolve_pins(declared.queries, declared, client)
+        found = pinned_images(old, declared, client)  # listed by the lookups: no request
+    code = _report_check(changes(old, resolved), declared, lock_path, out)
+    _report_eol(_past_eol(found, old), out)
+    return code
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace, declared: SelectionFile) -> Iterator[tuple[Client, dict[str, str]]]:
+    """The client selections resolve through, and each selection's region (a missing one said before keys)."""
+    with settings_args(args) as given:
+        arguments = _settings_arguments(declared, given)
+        regions = selection_regions(declared, _configured_region(arguments))
+        settings = resolve_settings(**arguments, require_region=False)
+        yield shared_client(settings), regions
+
+
+def _settings_arguments(declared: SelectionFile, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :func:`resolve_settings`: the command's flags, then ``[settings]`` (as the config
+    source, named as such in messages), then the environment and the profile files.
+
+    With ``--emulator`` the endpoint and keys are the emulator's, so of ``[settings]`` only the region counts,
+    and the emulator's demo region is only a fallback behind it.
+    """
+    arguments = dict(given)
+    file_settings = declared.settings.given()
+    if "config" in arguments:  # --emulator: it brings its own (empty) config, environment and home
+        region = file_settings.get("region") or arguments.pop("region", None)
+        return {**arguments, "region": region, "face": CLI_FACE}
+    face = CLI_FACE.with_config({name: f"{name} in [settings] of {declared.path}" for name in file_settings})
+    return {**arguments, "config": ConfigSource(file_settings.get, namespace=None), "face": face}
+
+
+def _configured_region(arguments: Mapping[str, Any]) -> str | None:
+    """The region the settings name, found without the keys (so a missing region is said first)."""
+    names = ("region", "profile", "env", "config", "home", "face")
+    return resolve_region(**{name: arguments[name] for name in names if name in arguments})
+
+
+def _report_check(changed: Sequence[Change], declared: SelectionFile, lock_path: Path, out: TextIO) -> int:
+    if not changed:
+        out.write(f"{lock_path} is up to date: every selection of {declared.path} resolves to its pin.\n")
+        return EXIT_OK
+    out.write(f"{lock_path} is out of date: {len(changed)} selection(s) would change.\n")
+    out.writelines(change.line(declared.path) + "\n" for change in changed)
+    out.write("Run 'ucloud-images lock' to re-pin every selection, or 'ucloud-images lock --update NAME' for one.\n")
+    return EXIT_OUT_OF_DATE
+
+
+def _verify(
+    declared: SelectionFile,
+    old: Mapping[str, Pin],
+    regions: Mapping[str, str],
+    client: Client,
+    lock_path: Path,
+    out: TextIO,
+) -> int:
+    """Without re-resolving: does the lockfile answer the file, and is every pinned image still usable?"""
+    problems: list[str] = []
+    for name, query in declared.queries.items():
+        pin = old.get(name)
+        if pin is None:
+            problems.append(f"  + {name}: not in the lockfile yet")
+        elif not pin.answers(query, regions[name]):
+            note = query_note(pin, query, regions[name])
+            problems.append(f"  ~ {name}: pinned {pin.image_id} for another query ({note})")
+    problems.extend(f"  - {name}: no longer in {declared.path}" for name in old if name not in declared.queries)
+    found = verified_images(old, declared, client)
+    problems.extend(f"  ! {name}: {problem}" for name, problem in found.items() if isinstance(problem, str))
+    if not problems:
+        out.write(f"{lock_path} is consistent with {declared.path} and every pinned image is usable.\n")
+        _report_eol(_past_eol(found, old), out)
+        return EXIT_OK
+    out.write(f"{lock_path} needs attention: {len(problems)} problem(s).\n")
+    out.writelines(problem + "\n" for problem in problems)
+    out.write("Run 'ucloud-images lock --update NAME' to re-pin a selection.\n")
+    _report_eol(_past_eol(found, old), out)
+    return EXIT_OUT_OF_DATE
+
+
+def _past_eol(found: Mapping[str, Image | str], pins: Mapping[str, Pin]) -> list[str]:
+    """One report line per pin whose image is past its end of life (today, UTC)."""
+    today = _query.utc_today()
+    lines = []
+    for name, image in found.items():
+        if isinstance(image, Image) and image.past_eol(today) and image.eol_date is not None:
+            lines.append(f"  ! {name}: {pins[name].describe()} is past its end of life ({image.eol_date:%Y/%m/%d})")
+    return lines
+
+
+def _warn_past_eol(found: Mapping[str, Image | str], pins: Mapping[str, Pin], declared: SelectionFile) -> None:
+    """``lock``: a warning on stderr for each selection just pinned to an image past its end of life."""
+    today = _query.utc_today()
+    for name, image in found.items():
+        query, region = declared.queries[name], pins[name].region
+        warning = eol_warning(image, query, region, today) if isinstance(image, Image) else None
+        if warning is not None:
+            warn(f"selection {name!r}: {warning}")
+
+
+def _report_eol(lines: list[str], out: TextIO) -> None:
+    if lines:
+        out.write(f"{len(lines)} pin(s) past their end of life:\n")
+        out.writelines(line + "\n" for line in lines)
+        out.write(_EOL_ADVICE)
