@@ -30,7 +30,7 @@ from ._pulumi_sdk import custom_dependencies, mocks_are_set, stack_config
 from ._query import ImageQuery, parse_query
 from ._results import AwaitableGetImagesResult, GetImagesResult
 from ._select import LookupResult
-from ._settings import conceal_key, conceal_key_argument
+from ._settings import SETTINGS, conceal_key, conceal_key_argument
 
 __all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
 
@@ -343,11 +343,11 @@ def get_images_output(
 
 
 _SETTING_DOCS = {
-    "public_key": "UCloud API public key. Default: config ucloud:publicKey, UCLOUD_PUBLIC_KEY, profile files.",
-    "private_key": "UCloud API private key. Default: config ucloud:privateKey, UCLOUD_PRIVATE_KEY, profile files.",
-    "profile": "Profile of the UCloud CLI's ~/.ucloud files. Default: ucloud:profile, UCLOUD_PROFILE, the active one.",
-    "base_url": "API endpoint. Default: ucloud:baseUrl, UCLOUD_API_BASE_URL, the profile, https://api.ucloud.cn.",
-    "timeout": "Seconds per request. Default: ucloud:timeout, UCLOUD_TIMEOUT_SECOND, the profile, 30.",
+    **{
+        name: f"{SETTINGS[name].summary} When not given: config ucloud:{SETTINGS[name].config_key}, "
+        f"{SETTINGS[name].variable}, then the UCloud CLI's profile files."
+        for name in SETTING_NAMES
+    },
     "lock": "Read the image pinned for this selection from the lockfile instead of searching; without filters "
     "the pin is taken by its name alone, with filters they must be the query it was locked with.",
     "lockfile": "The lockfile for lock. Default: the nearest ucloud-images.lock.json upwards.",

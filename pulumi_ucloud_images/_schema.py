@@ -29,7 +29,7 @@ from ._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel, 
 from ._naming import token as token_of
 from ._query import ImageQuery, field_extra
 from ._select import LookupResult
-from ._settings import DEFAULT_BASE_URL, SETTINGS
+from ._settings import SETTINGS
 from ._version import __version__
 
 __all__ = [
@@ -55,16 +55,8 @@ _GET_IMAGES_DESCRIPTION = (
     "Find the one UCloud UHost image that matches every filter. Fails when nothing matches, and when several "
     "images match unless `mostRecent` is set; the result also lists every match, newest first."
 )
-# Provider settings, described here because the settings model is plain data. Env variables and the
-# defaults come from the settings module, so the descriptions follow it.
-_CONFIG_DESCRIPTIONS = {
-    "public_key": "UCloud API public key.",
-    "private_key": "UCloud API private key.",
-    "region": "Region searched when a lookup names none, e.g. cn-bj2.",
-    "project_id": "Project searched when a lookup names none.",
-    "base_url": f"API endpoint. Default: {DEFAULT_BASE_URL}.",
-    "profile": "Profile of the UCloud CLI files ~/.ucloud/config.json and credential.json to read settings from.",
-}
+# Provider settings: the settings' own table says which, how each is described, and which is secret.
+_CONFIG_DESCRIPTIONS = {name: setting.summary for name, setting in SETTINGS.items() if setting.in_provider_config}
 _PINNED_DESCRIPTION = (
     "An image ID resolved once and kept in state until the query or `repin` changes (then the pin is "
     "replaced). A refresh fails when the pinned image is gone or left the query's states, and records the "
@@ -77,7 +69,6 @@ _PINNED_EXTRA = {
     "query": "The query the pin was resolved with, as validated.",
     "eol_warning": "Set when the pinned image was past its end of life at the last create or refresh.",
 }
-_SECRET_SETTINGS = frozenset({"private_key"})
 # Type descriptions for schema readers; the model docstrings speak of the Python attributes.
 _TYPE_DESCRIPTIONS = {
     "Image": "One UHost image, as DescribeImage describes it.",
@@ -178,7 +169,7 @@ def _config_spec(name: str) -> dict[str, Any]:
         "type": "string",
         "description": f"{_CONFIG_DESCRIPTIONS[name]} When unset: the environment variable {env}, then {then}.",
     }
-    if name in _SECRET_SETTINGS:
+    if SETTINGS[name].secret:
         spec["secret"] = True
     return spec
 

@@ -24,6 +24,7 @@ from ._lockfile import (
     read_text,
     value_text,
 )
+from ._settings import SETTINGS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,7 +33,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = ["FileSettings", "SelectionFile", "read_selections"]
 
-_SECRET_SETTINGS = ("public_key", "private_key")
+_SECRET_SETTINGS = tuple(name for name, setting in SETTINGS.items() if setting.credential)
 
 
 class FileSettings(FileModel):

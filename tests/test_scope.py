@@ -115,3 +115,20 @@ def test_every_setting_has_one_row_naming_it_everywhere() -> None:
         "UCLOUD_PUBLIC_KEY", "UCLOUD_PRIVATE_KEY", "UCLOUD_REGION", "UCLOUD_PROJECT_ID", "UCLOUD_API_BASE_URL",
         "UCLOUD_TIMEOUT_SECOND", "UCLOUD_PROFILE",
     }
+
+
+def test_every_face_takes_its_settings_from_the_one_table() -> None:
+    from pulumi_ucloud_images._cli.common import _SETTING_FLAGS
+    from pulumi_ucloud_images._lookup import SETTING_NAMES
+    from pulumi_ucloud_images._schema import build_schema
+    from pulumi_ucloud_images._selection_file import FileSettings
+
+    assert set(FileSettings.model_fields) == {name for name, setting in SETTINGS.items() if setting.in_lockfile}
+    assert set(_SETTING_FLAGS) == set(SETTING_NAMES) == {
+        name for name, setting in SETTINGS.items() if not setting.query_field
+    }
+    config = build_schema()["config"]["variables"]
+    assert set(config) == {setting.config_key for setting in SETTINGS.values() if setting.in_provider_config}
+    assert [key for key, spec in config.items() if spec.get("secret")] == [
+        setting.config_key for setting in SETTINGS.values() if setting.secret
+    ]

@@ -18,7 +18,7 @@ from pydantic import SecretStr, ValidationError
 from .._errors import InvalidQueryError
 from .._query import ImageQuery, field_extra, invalid_query_error
 from .._scope import settings_for as lookup_settings
-from .._settings import CLI_FACE, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Settings
+from .._settings import CLI_FACE, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, LOOKUP_ARGUMENTS, Settings
 from .usage import EXIT_USAGE, number
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_AMBIGUOUS, EXIT_API = 0, 3, 4, 5
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT / SIGPIPE, as a shell reports them
-_SETTING_FLAGS = ("profile", "base_url", "public_key", "private_key", "timeout")
+_SETTING_FLAGS = LOOKUP_ARGUMENTS
 # With --emulator the endpoint and keys are the emulator's, so these flags would be silently ignored.
 _NOT_WITH_EMULATOR = ("profile", "base_url", "public_key", "private_key")
 
