@@ -27,12 +27,12 @@ from typing import Any, TextIO, TypeVar
 from pydantic import ValidationError
 
 from . import _query
-from ._client import Client, shared_client
 from ._display import json_for_people
 from ._display import shown as server_text
 from ._errors import LockfileError, NoImageFoundError, UCloudImagesError
 from ._files import FileProblem, read_small_file
 from ._image import Image
+from ._listing import Client, shared_client
 from ._lookup import lookup_images
 from ._query import ImageQuery, invalid_query_error, parse_query
 from ._select import LookupResult, eol_warning

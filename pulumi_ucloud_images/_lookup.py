@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, NamedTuple, cast
 
-from ._client import Client, shared_client
 from ._errors import InvalidQueryError
 from ._image import Image
+from ._listing import Client, shared_client
 from ._query import ImageQuery, parse_query
 from ._select import LookupResult, filter_images, select
 from ._settings import Settings, conceal_key_argument, resolve_settings

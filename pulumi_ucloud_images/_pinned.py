@@ -40,9 +40,9 @@ from pulumi.dynamic import (
 from pydantic import ValidationError
 
 from . import _query
-from ._client import Client
 from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
+from ._listing import Client
 from ._lock import Pin, _usable, check_locked_query, fetch_pinned, read_pin
 from ._lookup import list_images, lookup_images
 from ._pulumi_sdk import UNKNOWN

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_ucloud_images import _client
+from pulumi_ucloud_images import _listing as _client
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 

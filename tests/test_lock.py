@@ -18,9 +18,9 @@ import pytest
 
 from pulumi_ucloud_images import _lock
 from pulumi_ucloud_images._cli import main
-from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._errors import LockfileError, NoImageFoundError
+from pulumi_ucloud_images._listing import reset_shared_clients
 from pulumi_ucloud_images._lock import EXIT_OUT_OF_DATE, LOCKFILE_VERSION, locked_lookup
 from pulumi_ucloud_images._lookup import lookup_images
 from pulumi_ucloud_images._query import parse_query

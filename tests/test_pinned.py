@@ -20,8 +20,8 @@ from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _ensure_event_loop
 
 from pulumi_ucloud_images import AmbiguousImageError, ImageQuery, InvalidQueryError, NoImageFoundError, PinnedImage
-from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._listing import reset_shared_clients
 from pulumi_ucloud_images._pinned import PinnedImageProvider, SettingsNotKnownError
 
 GOLDEN = {"image_type": "custom", "name_regex": r"^golden-web-\d", "most_recent": True}
