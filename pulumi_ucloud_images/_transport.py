@@ -60,8 +60,11 @@ REQUEST_LOG = logging.getLogger("pulumi_ucloud_images.requests")
 class TransportResponse(Protocol):
     """One answer: its status, its headers (looked up case-insensitively) and its body, read as it arrives."""
 
-    status: int
-    headers: Mapping[str, str]
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes of the body as sent (not decompressed); ``b""`` at its end. A transport that
