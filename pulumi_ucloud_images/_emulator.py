@@ -1,5 +1,7 @@
 """A local DescribeImage server: the real wire protocol on loopback, for offline use, tests and benchmarks.
 
+Over 400 lines: the HTTP server, the shared request handling and the in-process transport share one catalogue.
+
 It is a real HTTP/1.1 server (keep-alive, ``Content-Length``), so the very code path that talks to UCloud
 talks to it: signed form POSTs (or GETs with a query string) to one URL, the RetCode envelope, the
 ``X-UCLOUD-REQUEST-UUID`` header, ``Offset``/``Limit`` paging with a capped ``Limit``.

@@ -1,7 +1,6 @@
 """The default transport: signed form POSTs over one keep-alive requests/urllib3 session, each cut off at its deadline.
 
-Over 400 lines because the socket-level pieces (the deadline watchdog, watched connections, TCP_QUICKACK, the
-connect retry, the fast path past ``Session.post``) only work together, and are kept out of ``_transport.py``.
+Over 400 lines: the watchdog, watched connections, TCP_QUICKACK, connect retry and fast path only work together.
 
 A request's deadline covers connect, TLS handshake, status line, headers and body: a watchdog thread shuts
 its socket down when it passes, so a server that stalls or trickles (even one byte a second, even in its

@@ -1,13 +1,12 @@
 """Signed requests over a :class:`Transport`: one deadline each, bodies read within size caps, retries, the envelope.
 
+Over 400 lines: one request's life (send, bounded read, decode, retry, the words for each failure) reads best whole.
+
 The transport (``_http.HTTPTransport`` by default, or any object with its ``send``/``close``) only moves a
 signed form to a URL and hands back status, headers and a readable body. Everything a server could abuse is
 judged here, above it, whatever the transport: the deadline on the policy's clock, redirects (never
 followed), the size of the body after decompression, the JSON and its RetCode, and which failures are
 retried (:class:`~._retry.RetryPolicy`).
-
-Over 400 lines because one request's life (send, bounded read, decode, retry and the words for each way it
-fails) reads best in one place.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._catalog import synthetic_catalog
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._http import HTTPTransport
 from pulumi_ucloud_images._transport import REQUEST_ID_HEADER, is_retried_ret_code
 
 REGION = "cn-bj2"
@@ -131,7 +132,9 @@ def listed(emulator: Emulator, region: str = REGION) -> list[str]:
 
 def connections_opened(client: Client) -> int:
     """How many TCP connections the client's session has opened so far (urllib3 counts them per pool)."""
-    pools = client._transport._session.get_adapter(client.settings.base_url).poolmanager.pools
+    transport = client._transport
+    assert isinstance(transport, HTTPTransport)  # the default
+    pools = transport._session.get_adapter(client.settings.base_url).poolmanager.pools
     return sum(pools[key].num_connections for key in pools.keys())  # noqa: SIM118 - the container does not iterate
 
 
