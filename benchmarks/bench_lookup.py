@@ -56,8 +56,8 @@ from pydantic import SecretStr
 
 from pulumi_ucloud_images import Client, lookup_images
 from pulumi_ucloud_images._catalog import synthetic_catalog
-from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._listing import reset_shared_clients
 from pulumi_ucloud_images._settings import Settings
 from pulumi_ucloud_images._signing import sign
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._client import Client, RetryPolicy
 from ._errors import (
     AmbiguousImageError,
     APIError,
     ConnectionFailedError,
     CredentialsError,
+    InconsistentListingError,
     InvalidQueryError,
     LockfileError,
     NoImageFoundError,
@@ -27,17 +27,19 @@ from ._errors import (
     UCloudImagesError,
 )
 from ._image import Image
+from ._listing import Client
 from ._lookup import find_images, list_images, lookup_images
 from ._query import ImageQuery
+from ._retry import RetryPolicy
 from ._select import LookupResult
 from ._settings import Settings, resolve_settings
 from ._version import __version__
 
 # Errors are caught by users, who see them in tracebacks: name them where users import them from, as httpx does.
 for _error in (
-    AmbiguousImageError, APIError, ConnectionFailedError, CredentialsError, InvalidQueryError, LockfileError,
-    NoImageFoundError, ProfileError, RedirectError, ResponseFormatError, ResponseTimeoutError,
-    ResponseTooLargeError, TransportError, UCloudImagesError,
+    AmbiguousImageError, APIError, ConnectionFailedError, CredentialsError, InconsistentListingError,
+    InvalidQueryError, LockfileError, NoImageFoundError, ProfileError, RedirectError, ResponseFormatError,
+    ResponseTimeoutError, ResponseTooLargeError, TransportError, UCloudImagesError,
 ):
     _error.__module__ = __name__
 del _error
@@ -73,6 +75,7 @@ __all__ = [
     "GetImagesResult",
     "Image",
     "ImageQuery",
+    "InconsistentListingError",
     "InvalidQueryError",
     "LockfileError",
     "LookupResult",

@@ -1,5 +1,7 @@
 """A local DescribeImage server: the real wire protocol on loopback, for offline use, tests and benchmarks.
 
+Over 400 lines: the HTTP server, the shared request handling and the in-process transport share one catalogue.
+
 It is a real HTTP/1.1 server (keep-alive, ``Content-Length``), so the very code path that talks to UCloud
 talks to it: signed form POSTs (or GETs with a query string) to one URL, the RetCode envelope, the
 ``X-UCLOUD-REQUEST-UUID`` header, ``Offset``/``Limit`` paging with a capped ``Limit``.
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import http.client
+import io
 import ipaddress
 import json
 import random
@@ -39,12 +43,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ._catalog import DEFAULT_PROJECT, DEMO_REGION, KNOWN_REGIONS, build_catalog, region_of
 from ._errors import InvalidQueryError
@@ -55,6 +59,7 @@ __all__ = [
     "DEMO_PUBLIC_KEY",
     "FAULT_KINDS",
     "Emulator",
+    "InProcessTransport",
     "RequestRecord",
     "load_catalog",
     "serve_forever",
@@ -276,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self) -> None:
-        self._serve(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        self._serve("GET", b"")
 
     def _read_body(self) -> bytes | None:
         """The request body, at most MAX_REQUEST_BYTES; ``None`` once a refusal has been answered."""
@@ -326,23 +331,11 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if raw is None:
             return
-        pairs = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
-        content_type = self.headers.get("Content-Type", "")
-        try:
-            text = raw.decode("utf-8")
-            if "json" in content_type:
-                loaded = json.loads(text) if text.strip() else {}
-                if isinstance(loaded, Mapping):
-                    pairs.extend(flatten(loaded).items())
-            else:
-                pairs.extend(parse_qsl(text, keep_blank_values=True))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            pass  # an unreadable body (not UTF-8, not JSON, nested too deep) carries no parameters: a missing Action
-        self._serve(pairs)
+        self._serve("POST", raw)
 
-    def _serve(self, pairs: Sequence[tuple[str, str]]) -> None:
+    def _serve(self, method: str, body: bytes) -> None:
         emulator = cast(_Server, self.server).emulator
-        answer = emulator._answer(self.command, dict(pairs))
+        answer = emulator.handle(method, self.path, self.headers.get("Content-Type", ""), body)
         if answer.drop:
             self.close_connection = True
             return
@@ -587,6 +580,36 @@ class Emulator:
 
     # -- answering ---------------------------------------------------------------------------------------
 
+    def handle(self, method: str, target: str, content_type: str, body: bytes) -> _Answer:
+        """Answer one request, given as its method, target (path and query), Content-Type and body.
+
+        Both faces call this: the HTTP server (which only moves bytes) and :meth:`transport` (no socket).
+        Parameters come from the query string and from the form or JSON body; an unreadable body (not UTF-8,
+        not JSON, nested too deep) carries none, which answers as a missing Action.
+        """
+        pairs = parse_qsl(urlsplit(target).query, keep_blank_values=True)
+        if method == "POST":
+            try:
+                text = body.decode("utf-8")
+                if "json" in content_type:
+                    loaded = json.loads(text) if text.strip() else {}
+                    if isinstance(loaded, Mapping):
+                        pairs.extend(flatten(loaded).items())
+                else:
+                    pairs.extend(parse_qsl(text, keep_blank_values=True))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                pass
+        return self._answer(method, dict(pairs))
+
+    def transport(self) -> InProcessTransport:
+        """A transport for ``Client(settings, transport=...)`` that answers from this emulator in-process.
+
+        No socket is opened, and the server need not be started: each request goes through :meth:`handle`,
+        so signature checks, RetCodes, filters, paging, faults, latency and the request log are the same as
+        over HTTP. The settings' ``base_url`` is never contacted.
+        """
+        return InProcessTransport(self)
+
     def _answer(self, method: str, params: Mapping[str, str]) -> _Answer:
         """Answer one request (the HTTP layer only moves bytes). Also logs it."""
         request_id = str(uuid.uuid4())
@@ -780,6 +803,62 @@ class Emulator:
         if image_set is not None:
             encoded = encoded[:-1] + b',"ImageSet":' + image_set + b"}"
         return _Answer(body=encoded, ret_code=ret_code if with_ret_code else None)
+
+
+class _Headers(Mapping[str, str]):
+    """An answer's headers, looked up case-insensitively as HTTP headers are."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = {name.lower(): (name, value) for name, value in headers.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name.lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._headers.values())
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+
+class _InProcessResponse:
+    __slots__ = ("_body", "headers", "status")
+
+    def __init__(self, answer: _Answer) -> None:
+        self.status = answer.status
+        self.headers = _Headers({
+            "Content-Type": answer.content_type, "Content-Length": str(len(answer.body)), **answer.headers,
+        })
+        self._body = io.BytesIO(answer.body)
+
+    def read(self, size: int) -> bytes:
+        return self._body.read(size)
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class InProcessTransport:
+    """Sends each signed form straight to :meth:`Emulator.handle`: the emulator's answers without a socket.
+
+    A dropped connection (the ``drop`` fault) raises what a dropped HTTP connection raises; an answer that
+    took longer than the request's timeout (``slow``, ``latency_ms``) is waited out, then is a timeout.
+    """
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    def send(self, url: str, form: Mapping[str, str], timeout: float) -> _InProcessResponse:
+        started = time.monotonic()
+        answer = self.emulator.handle("POST", url, "application/x-www-form-urlencoded", urlencode(form).encode())
+        if answer.drop:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"the emulator answered after more than {timeout:g} s")
+        return _InProcessResponse(answer)
+
+    def close(self) -> None:
+        """Nothing to cut off: every request is answered in its caller's thread."""
 
 
 def load_catalog(path: str | Path) -> list[dict[str, Any]]:

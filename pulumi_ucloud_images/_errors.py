@@ -12,6 +12,7 @@ __all__ = [
     "APIError",
     "AmbiguousImageError",
     "CredentialsError",
+    "InconsistentListingError",
     "InvalidQueryError",
     "LockfileError",
     "NoImageFoundError",
@@ -107,6 +108,10 @@ class RedirectError(TransportError):
 
 class ResponseTooLargeError(TransportError):
     """An answer was larger than the client accepts (bytes after decompression, or images in a listing)."""
+
+
+class InconsistentListingError(TransportError):
+    """The listing changed while it was read (TotalCount moved, pages short, empty or overlapping) in every read."""
 
 
 # What a user should check for the RetCodes a lookup can meet (ucloud-api-facts.md, section 3).

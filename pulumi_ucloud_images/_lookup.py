@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, NamedTuple, cast
 
-from ._client import Client, shared_client
 from ._image import Image
+from ._listing import Client, shared_client
 from ._query import ImageQuery, parse_query
 from ._scope import lookup_scope, settings_for
 from ._select import LookupResult, filter_images, select

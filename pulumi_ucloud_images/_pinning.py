@@ -21,9 +21,9 @@ from typing import Any, NoReturn, cast
 from pydantic import ValidationError
 
 from . import _query
-from ._client import Client
 from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
 from ._image import Image
+from ._listing import Client
 from ._lookup import fetch_listing, lookup_images
 from ._naming import Naming
 from ._pins import Pin, check_locked_query, fetch_pinned, require_usable

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _query
-from ._client import Client, shared_client
 from ._display import shown as server_text
 from ._errors import LockfileError, NoImageFoundError, UCloudImagesError
 from ._image import Image
+from ._listing import Client, shared_client
 from ._lockfile import DEFAULT_SELECTION_FILE, Pin, find_lockfile, read_lockfile, utc_iso
 from ._lookup import lookup_images
 from ._query import ImageQuery, parse_query

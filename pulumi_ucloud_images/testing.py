@@ -3,6 +3,16 @@
 ``Emulator`` (with its demo key pair ``DEMO_PUBLIC_KEY`` / ``DEMO_PRIVATE_KEY`` and ``DEMO_REGION``) is
 public here: ``from pulumi_ucloud_images.testing import Emulator``.
 
+Two ways to reach it. Started (``with Emulator() as emulator``, or the fixtures below), it is a real HTTP
+server on loopback at ``emulator.base_url``. Not started, ``emulator.transport()`` is a transport for
+``Client(settings, transport=...)`` that answers from the same request handling in-process, with no socket:
+signature checks, RetCodes, filters, paging, injected faults, latency and the request log behave as over
+HTTP, and the settings' ``base_url`` is never contacted::
+
+    settings = Settings(region=DEMO_REGION, public_key=DEMO_PUBLIC_KEY, private_key=DEMO_PRIVATE_KEY)
+    with Client(settings, transport=Emulator().transport()) as client:
+        lookup_images(client=client, name_regex=r"^CentOS 7\\.2 ")
+
 Installing the package registers this module as the ``ucloud_images`` pytest plugin, so any test suite can
 ask for these fixtures without a conftest:
 

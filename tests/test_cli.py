@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_ucloud_images import _client
+from pulumi_ucloud_images import RetryPolicy, _listing
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
@@ -306,7 +306,7 @@ def test_wrong_keys_exit_5_with_retcode_message_action_and_request_id(
 def test_a_server_answering_nonsense_exits_5(
     capsys: pytest.CaptureFixture[str], account: Emulator, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    monkeypatch.setattr(_client, "RetryPolicy", functools.partial(_client.RetryPolicy, sleep=lambda seconds: None))
+    monkeypatch.setattr(_listing, "RetryPolicy", functools.partial(RetryPolicy, sleep=lambda seconds: None))
     account.inject(kind, times=20)
     code, out, err = run(capsys, "find", *CENTOS_72)
     assert (code, out) == (5, "")
@@ -316,7 +316,7 @@ def test_a_server_answering_nonsense_exits_5(
 
 def test_an_unreachable_endpoint_exits_5(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # The default retry policy really sleeps (about 5 s in all here); the test keeps its attempts, not its pauses.
-    monkeypatch.setattr(_client, "RetryPolicy", functools.partial(_client.RetryPolicy, sleep=lambda seconds: None))
+    monkeypatch.setattr(_listing, "RetryPolicy", functools.partial(RetryPolicy, sleep=lambda seconds: None))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"

@@ -16,10 +16,19 @@ import requests
 from pydantic import SecretStr
 from requests.structures import CaseInsensitiveDict
 
-from pulumi_ucloud_images import APIError, Client, ResponseFormatError, RetryPolicy, Settings, TransportError
+from pulumi_ucloud_images import (
+    APIError,
+    Client,
+    InconsistentListingError,
+    ResponseFormatError,
+    RetryPolicy,
+    Settings,
+    TransportError,
+)
 from pulumi_ucloud_images._catalog import synthetic_catalog
-from pulumi_ucloud_images._client import REQUEST_ID_HEADER, is_retried_ret_code
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._http import HTTPTransport
+from pulumi_ucloud_images._transport import REQUEST_ID_HEADER, is_retried_ret_code
 
 REGION = "cn-bj2"
 LISTING = {"Action": "DescribeImage", "Region": REGION}
@@ -123,7 +132,9 @@ def listed(emulator: Emulator, region: str = REGION) -> list[str]:
 
 def connections_opened(client: Client) -> int:
     """How many TCP connections the client's session has opened so far (urllib3 counts them per pool)."""
-    adapter = client._session.get_adapter(client.settings.base_url)
+    transport = client._transport
+    assert isinstance(transport, HTTPTransport)  # the default
+    adapter = transport._session.get_adapter(client.settings.base_url)
     assert isinstance(adapter, requests.adapters.HTTPAdapter)
     pools = adapter.poolmanager.pools
     return sum(pools[key].num_connections for key in pools.keys())  # noqa: SIM118 - the container does not iterate
@@ -196,8 +207,9 @@ def test_an_empty_first_page_with_a_total_is_read_again(catalog: list[dict[str, 
 def test_a_listing_that_never_settles_is_a_transport_error(catalog: list[dict[str, Any]]) -> None:
     with Emulator(catalog) as emulator, Client(demo_settings(emulator), retry=NO_SLEEP) as client:
         emulator.inject("empty_page", times=3)
-        with pytest.raises(TransportError, match="did not return a consistent image list in 3 reads"):
+        with pytest.raises(TransportError, match="did not return a consistent image list in 3 reads") as caught:
             client.describe_images(LISTING)
+        assert type(caught.value) is InconsistentListingError and caught.value.action == "DescribeImage"
 
 
 # -- dedupe (scripted pages) ---------------------------------------------------------------------------------
@@ -442,7 +454,7 @@ def test_no_attempt_or_pause_starts_after_the_total_time(offline: Settings) -> N
         with pytest.raises(TransportError, match="could not be reached"):
             client.call(LISTING)
         sent = client.requests_sent
-        scripted_session = client._session
+        scripted_session = client._transport._session  # type: ignore[attr-defined]  # the HTTP transport's
         assert isinstance(scripted_session, ScriptedSession)
         timeouts = scripted_session.timeouts
     deadline = started + policy.total_seconds
@@ -552,11 +564,11 @@ def test_the_request_carries_a_user_agent_and_the_signature_but_no_secret() -> N
 
 def test_finished_requests_do_not_pile_up_in_the_deadline_watchdog() -> None:
     """Each request arms a cutoff; one that finished in time is dropped at the next arm, not kept for its timeout."""
-    from pulumi_ucloud_images import _client
+    from pulumi_ucloud_images import _http
 
     with Emulator() as emulator, Client(Settings(region="cn-bj2", base_url=emulator.base_url,
                                                  public_key=DEMO_PUBLIC_KEY,
                                                  private_key=SecretStr(DEMO_PRIVATE_KEY))) as client:
         for offset in range(300):
             client.describe_images({"Action": "DescribeImage", "Region": "cn-bj2", "Limit": 1, "Offset": offset})
-        assert len(_client._WATCHDOG._heap) <= 2
+        assert len(_http._WATCHDOG._heap) <= 2

@@ -28,8 +28,8 @@ from pulumi_ucloud_images import (
     lookup_images,
 )
 from pulumi_ucloud_images._catalog import DEMO_REGION
-from pulumi_ucloud_images._client import shared_client
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._listing import shared_client
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -41,9 +41,10 @@ from pulumi_ucloud_images import (
     UCloudImagesError,
     lookup_images,
 )
-from pulumi_ucloud_images._client import _Inflater, _retry_after, _RetryBudget
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator, is_loopback, serve_forever
+from pulumi_ucloud_images._http import Inflater as _Inflater
 from pulumi_ucloud_images._query import MATCH_SECONDS, parse_query
+from pulumi_ucloud_images._retry import _retry_after, _RetryBudget
 from tests.hostile_server import HostileServer
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,9 +20,9 @@ from pulumi_ucloud_images import _lockfile_write, _pins
 from pulumi_ucloud_images._cli import lock as lock_command
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.lock import EXIT_OUT_OF_DATE
-from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._errors import LockfileError, NoImageFoundError
+from pulumi_ucloud_images._listing import reset_shared_clients
 from pulumi_ucloud_images._lockfile import LOCKFILE_VERSION
 from pulumi_ucloud_images._lookup import lookup_images
 from pulumi_ucloud_images._pins import locked_lookup

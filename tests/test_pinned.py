@@ -20,8 +20,8 @@ from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _ensure_event_loop
 
 from pulumi_ucloud_images import AmbiguousImageError, ImageQuery, InvalidQueryError, NoImageFoundError, PinnedImage
-from pulumi_ucloud_images._client import reset_shared_clients
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._listing import reset_shared_clients
 from pulumi_ucloud_images._pinned import PinnedImageProvider, SettingsNotKnownError
 from pulumi_ucloud_images._pinning import PinService
 from pulumi_ucloud_images._plugin_wire import PLUGIN_NAMING
@@ -280,7 +280,8 @@ def test_refresh_fails_clearly_when_the_pinned_image_was_deleted(
         f"then run 'pulumi up' to pin {PREVIOUS}."
     )
     frames = traceback.extract_tb(caught.value.__traceback__)
-    assert not any(frame.filename.endswith(("_client.py", "_lookup.py")) for frame in frames)
+    inner = ("_listing.py", "_transport.py", "_http.py", "_lookup.py")
+    assert not any(frame.filename.endswith(inner) for frame in frames)
 
 
 def test_refresh_fails_clearly_when_the_pinned_image_is_unavailable(

@@ -25,6 +25,7 @@ PUBLIC_NAMES = {
     "ResponseTimeoutError",
     "RedirectError",
     "ResponseTooLargeError",
+    "InconsistentListingError",
     "APIError",
     "NoImageFoundError",
     "AmbiguousImageError",
@@ -105,7 +106,9 @@ def test_the_errors_form_one_hierarchy_with_exit_codes() -> None:
     for error, code in exit_codes.items():
         assert issubclass(error, api.UCloudImagesError)
         assert error.exit_code == code
-    assert issubclass(api.ResponseFormatError, api.TransportError)
+    for transport_error in (api.ResponseFormatError, api.ConnectionFailedError, api.ResponseTimeoutError,
+                            api.RedirectError, api.ResponseTooLargeError, api.InconsistentListingError):
+        assert issubclass(transport_error, api.TransportError) and transport_error.exit_code == 5
     assert issubclass(api.InvalidQueryError, ValueError)
     assert issubclass(api.NoImageFoundError, LookupError) and issubclass(api.AmbiguousImageError, LookupError)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import _query
-from .._client import Client, shared_client
 from .._errors import LockfileError
 from .._image import Image
+from .._listing import Client, shared_client
 from .._lockfile import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, Pin, read_lockfile
 from .._lockfile_write import exclusive, write_lockfile
 from .._pins import (
