@@ -219,6 +219,7 @@ def _from_answer(answer: Any, query: ImageQuery) -> LookupResult:
 
 def get_images(
     *,
+    # -- generated: query parameters (plain + settings), by python -m pulumi_ucloud_images._signatures --write
     region: str | None = None,
     zone: str | None = None,
     project_id: str | None = None,
@@ -242,9 +243,10 @@ def get_images(
     prices: bool | None = None,
     public_key: str | None = None,
     private_key: str | None = None,
-    profile: str | None = None,
     base_url: str | None = None,
     timeout: float | None = None,
+    profile: str | None = None,
+    # -- end of generated parameters
     lock: str | None = None,
     lockfile: str | os.PathLike[str] | None = None,
     verify: bool = False,
@@ -275,6 +277,7 @@ def get_images(
 
 def get_images_output(
     *,
+    # -- generated: query parameters (input + settings), by python -m pulumi_ucloud_images._signatures --write
     region: pulumi.Input[str | None] = None,
     zone: pulumi.Input[str | None] = None,
     project_id: pulumi.Input[str | None] = None,
@@ -298,9 +301,10 @@ def get_images_output(
     prices: pulumi.Input[bool | None] = None,
     public_key: pulumi.Input[str | None] = None,
     private_key: pulumi.Input[str | None] = None,
-    profile: pulumi.Input[str | None] = None,
     base_url: pulumi.Input[str | None] = None,
     timeout: pulumi.Input[float | None] = None,
+    profile: pulumi.Input[str | None] = None,
+    # -- end of generated parameters
     lock: str | None = None,
     lockfile: str | os.PathLike[str] | None = None,
     verify: bool = False,

@@ -172,6 +172,7 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         self,
         resource_name: str,
         *,
+        # -- generated: query parameters (resource), by python -m pulumi_ucloud_images._signatures --write
         region: pulumi.Input[str] | None = None,
         zone: pulumi.Input[str] | None = None,
         project_id: pulumi.Input[str] | None = None,
@@ -193,6 +194,7 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         scene_categories: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         vendor_regex: pulumi.Input[str] | None = None,
         prices: pulumi.Input[bool] | None = None,
+        # -- end of generated parameters
         repin: pulumi.Input[str] | None = None,
         lock: str | None = None,
         lockfile: str | os.PathLike[str] | None = None,

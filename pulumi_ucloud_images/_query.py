@@ -332,7 +332,7 @@ class ImageQuery(BaseModel):
         default=None,
         description="A date, YYYY-MM-DD: only images maintained until at least then (MaintainEol on or after "
         "it); images with no known EOL are left out.",
-        json_schema_extra=_cli("--supported-until"),
+        json_schema_extra=_cli("--supported-until", accepts="str | date"),
     )
     gpu_types: Annotated[tuple[str, ...], BeforeValidator(_free_list)] = Field(
         default=(),
