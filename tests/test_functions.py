@@ -157,7 +157,7 @@ def engine() -> Iterator[Callable[..., RecordingMocks]]:
 @pytest.mark.parametrize("function", [get_images, get_images_output])
 def test_arguments_are_the_query_fields_then_settings_then_lock_and_opts(function: Callable[..., Any]) -> None:
     parameters = inspect.signature(function).parameters
-    expected = [*ImageQuery.model_fields, "public_key", "private_key", "profile", "base_url", "timeout",
+    expected = [*ImageQuery.model_fields, "public_key", "private_key", "base_url", "timeout", "profile",
                 "lock", "lockfile", "verify", "opts"]
     assert list(parameters) == expected
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
