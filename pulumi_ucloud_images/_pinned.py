@@ -193,6 +193,7 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         gpu_types: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         scene_categories: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         vendor_regex: pulumi.Input[str] | None = None,
+        software_regex: pulumi.Input[str] | None = None,
         prices: pulumi.Input[bool] | None = None,
         # -- end of generated parameters
         repin: pulumi.Input[str] | None = None,

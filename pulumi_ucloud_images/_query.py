@@ -350,6 +350,12 @@ class ImageQuery(BaseModel):
         description="Python regular expression searched (unanchored) in the image's Vendor.",
         json_schema_extra=_cli("--vendor-regex", searched="vendor"),
     )
+    software_regex: Regex = Field(
+        default=None,
+        description="Python regular expression searched (unanchored) in the image's IntegratedSoftware, the "
+        "software a marketplace image comes with, e.g. WordPress 6\\.5.",
+        json_schema_extra=_cli("--software-regex", searched="integrated_software"),
+    )
     prices: bool = Field(
         default=False,
         description="Ask DescribeImage for prices (PriceSet=1) and include them in the result.",

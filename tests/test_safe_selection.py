@@ -314,6 +314,32 @@ def test_vendor_regex_searches_the_vendor_with_the_same_safe_regexes(ucloud_emul
     assert str(caught.value).startswith("Invalid vendor_regex '(Deep': not a valid regular expression: missing )")
 
 
+def test_software_regex_searches_the_integrated_software_in_every_face(
+    ucloud_emulator_env: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = list_images(software_regex=r"^WordPress 6\.5", include_marketplace=True)
+    assert ids(found) == ["uimage-ub22wp"]
+    assert all("WordPress" in image.integrated_software for image in list_images(
+        software_regex="wordpress|WordPress", include_marketplace=True
+    ))
+    assert list_images(software_regex="WordPress") == []  # software comes with marketplace images only
+    with pytest.raises(InvalidQueryError) as caught:
+        parse_query(software_regex="(Word")
+    assert str(caught.value).startswith("Invalid software_regex '(Word': not a valid regular expression: missing )")
+    # The command's flag, the plugin's input and the schema come from the field alone.
+    assert main(["find", "--software-regex", r"Nginx 1\.24", "--func-type", "uhost", "--name-regex", "WordPress"]) == 0
+    assert capsys.readouterr().out == "uimage-ub22wp\n"
+    from pulumi.provider.experimental.property_value import PropertyValue
+
+    from pulumi_ucloud_images._provider import parse_arguments
+
+    query, failures = parse_arguments({"softwareRegex": PropertyValue("PyTorch"),
+                                       "includeMarketplace": PropertyValue(True)})
+    assert failures == [] and query is not None and query.software_regex == "PyTorch"
+    schema = build_schema()
+    assert "softwareRegex" in schema["functions"]["ucloud-images:index:getImages"]["inputs"]["properties"]
+
+
 def test_prices_ask_for_price_set_and_show_in_the_result_json_and_table(
     ucloud_emulator_env: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
