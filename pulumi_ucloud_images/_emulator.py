@@ -1,6 +1,7 @@
 """A local DescribeImage server: the real wire protocol on loopback, for offline use, tests and benchmarks.
 
-Over 400 lines: the HTTP server, the shared request handling and the in-process transport share one catalogue.
+Over 400 lines: the API's semantics (checks in the gateway's order, filters, paging, faults, projects) and the
+catalogue's mutations share one lock and are one concern; how answers travel is in :mod:`._emulator_wire`.
 
 It is a real HTTP/1.1 server (keep-alive, ``Content-Length``), so the very code path that talks to UCloud
 talks to it: signed form POSTs (or GETs with a query string) to one URL, the RetCode envelope, the
@@ -29,28 +30,31 @@ and never with a traceback or a dropped connection. It binds loopback unless tol
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import http.client
-import io
 import ipaddress
 import json
 import random
 import re
-import socket
 import sys
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ._catalog import DEFAULT_PROJECT, DEMO_REGION, KNOWN_REGIONS, build_catalog, region_of
+from ._emulator_wire import (
+    HTTP_REASONS,
+    REQUEST_ID_HEADER,
+    Answer,
+    InProcessTransport,
+    Server,
+    dumps,
+)
 from ._errors import InvalidQueryError
 from ._signing import flatten, signature
 
@@ -69,16 +73,12 @@ __all__ = [
 DEMO_PUBLIC_KEY = "ucloud-images-demo-public-key"
 DEMO_PRIVATE_KEY = "ucloud-images-demo-private-key"
 MAX_LATENCY_MS = 60_000.0  # a minute per answer: beyond that, a test or benchmark wants a fault, not latency
-MAX_REQUEST_BYTES = 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 128
 DEFAULT_MAX_LIMIT = 1000
 STRICT_MAX_LIMIT = 100  # the strict mode's Limit cap, as a plain server (and the SDKs' page size) has it
-STRICT_BACKLOG = 5  # socketserver's default listen backlog
 # An oversized body up to this size is read (and dropped) before the answer, so the client that sent it gets
 # the answer rather than a reset; a larger one is answered at once and the connection closed.
-_DRAIN_BYTES = 1024 * 1024 * 1024
 
-REQUEST_ID_HEADER = "X-UCLOUD-REQUEST-UUID"
 ACTION = "DescribeImage"
 DEFAULT_LIMIT = 20
 FAULT_KINDS = (
@@ -94,8 +94,6 @@ _RET_CODE_MESSAGES = {
     150: "Service unavailable, please retry later",
     153: "Request rate limited, please retry later",
 }
-_HTTP_REASONS = {400: "Bad Request", 413: "Content Too Large", 429: "Too Many Requests",
-                 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 @dataclass(frozen=True)
@@ -119,26 +117,11 @@ class _Fault:
     after: int
 
 
-@dataclass
-class _Answer:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json; charset=utf-8"
-    ret_code: int | None = None
-    drop: bool = False
-    fault: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class _Rejected(Exception):
     def __init__(self, ret_code: int, message: str) -> None:
         super().__init__(message)
         self.ret_code = ret_code
         self.message = message
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _public(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,173 +162,6 @@ def _price_set(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         {"ChargeType": "Year", "Price": round(monthly * 10, 2), "OriginalPrice": round(monthly * 12.5, 2)},
         {"ChargeType": "Dynamic", "Price": round(monthly / 720, 2), "OriginalPrice": round(monthly / 576, 2)},
     ]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default 5 drops SYNs from a parallel client, which then waits a second
-    emulator: Emulator
-    strict = False
-
-    def __init__(self, address: tuple[str, int], emulator: Emulator, max_connections: int) -> None:
-        self.emulator = emulator
-        self.strict = emulator.strict
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        self.stopping = threading.Event()
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, _Handler)
-
-    def server_activate(self) -> None:
-        """Listen with a backlog of 128, or http.server's 5 in strict mode."""
-        self.socket.listen(STRICT_BACKLOG if self.strict else self.request_queue_size)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """One thread per connection, at most ``max_connections`` at once: the next waits in the listen queue."""
-        while not self._slots.acquire(timeout=0.1):
-            if self.stopping.is_set():
-                self.shutdown_request(request)
-                return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up mid-answer (a timed-out test, a benchmark) is routine, not a traceback."""
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-    def close_connections(self) -> None:
-        """Shut idle keep-alive connections so their handler threads end with the server."""
-        with self.connections_lock:
-            connections = list(self.connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "ucloud-images-emulator"
-    timeout = 120  # idle keep-alive connections are closed after this many seconds
-
-    def setup(self) -> None:
-        super().setup()
-        server = cast(_Server, self.server)
-        if not server.strict:
-            # Headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms per answer
-            # (the strict mode leaves it so, as Python's http.server does, and a client has to cope).
-            with contextlib.suppress(OSError):
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with server.connections_lock:
-            server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        server = cast(_Server, self.server)
-        with server.connections_lock:
-            server.connections.discard(self.connection)
-        with contextlib.suppress(OSError):  # the client may have gone already
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the request log is :attr:`Emulator.requests`, and a line could carry a key."""
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """What http.server answers in HTML (a request line that is not HTTP, too many headers, an unknown
-        method) is answered in the API's envelope, RetCode 230, and the connection closed."""
-        reason = message or self.responses.get(code, ("Bad request",))[0]
-        self._refuse(230, f"Bad request: {reason}", status=code)
-
-    def _refuse(self, ret_code: int, message: str, *, status: int = 200) -> None:
-        """Answer a request that cannot be read with the RetCode envelope, then close the connection."""
-        body = _dumps({"RetCode": ret_code, "Message": message})
-        self.close_connection = True
-        if not self.request_version.startswith("HTTP/1."):
-            self.request_version = "HTTP/1.1"  # a request line that is not HTTP still gets status and headers
-        with contextlib.suppress(OSError):
-            self.send_response(status, _HTTP_REASONS.get(status))
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.send_header(REQUEST_ID_HEADER, str(uuid.uuid4()))
-            self.end_headers()
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._serve("GET", b"")
-
-    def _read_body(self) -> bytes | None:
-        """The request body, at most MAX_REQUEST_BYTES; ``None`` once a refusal has been answered."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        declared = self.headers.get("Content-Length") or "0"
-        if not declared.strip().isdigit():
-            self._refuse(230, "Bad Content-Length", status=400)
-            return None
-        length = int(declared)
-        if length > MAX_REQUEST_BYTES:
-            if length <= _DRAIN_BYTES:
-                self._drain(length)
-            self._refuse(230, f"Request body too large: at most {MAX_REQUEST_BYTES} bytes", status=413)
-            return None
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _drain(self, length: int) -> None:
-        with contextlib.suppress(OSError):
-            while length > 0:
-                piece = self.rfile.read(min(length, 65536))
-                if not piece:
-                    return
-                length -= len(piece)
-
-    def _read_chunked(self) -> bytes | None:
-        body = bytearray()
-        while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                self._refuse(230, "Bad chunked body", status=400)
-                return None
-            if size == 0:
-                for _ in range(100):  # trailers, up to the blank line
-                    if self.rfile.readline(65537) in (b"\r\n", b"\n", b""):
-                        break
-                return bytes(body)
-            if len(body) + size > MAX_REQUEST_BYTES:
-                self._refuse(230, f"Request body too large: at most {MAX_REQUEST_BYTES} bytes", status=413)
-                return None
-            body += self.rfile.read(size)
-            self.rfile.readline(3)
-
-    def do_POST(self) -> None:
-        raw = self._read_body()
-        if raw is None:
-            return
-        self._serve("POST", raw)
-
-    def _serve(self, method: str, body: bytes) -> None:
-        emulator = cast(_Server, self.server).emulator
-        answer = emulator.handle(method, self.path, self.headers.get("Content-Type", ""), body)
-        if answer.drop:
-            self.close_connection = True
-            return
-        self.send_response(answer.status, _HTTP_REASONS.get(answer.status))
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
 
 
 class Emulator:
@@ -414,7 +230,7 @@ class Emulator:
         self._faults: list[_Fault] = []
         self._log: deque[RequestRecord] = deque(maxlen=_LOG_SIZE)
         self._count = 0
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         for record in build_catalog() if catalog is None else catalog:
             self._store(_check_record(record))
@@ -441,7 +257,7 @@ class Emulator:
         with self._lock:
             if self._server is not None:
                 return self
-            server = _Server((self.host, self.port), self, self.max_connections)
+            server = Server((self.host, self.port), self, self.max_connections)
             self._server = server
             self._thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ucloud-images-emulator",
@@ -580,7 +396,7 @@ class Emulator:
 
     # -- answering ---------------------------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, content_type: str, body: bytes) -> _Answer:
+    def handle(self, method: str, target: str, content_type: str, body: bytes) -> Answer:
         """Answer one request, given as its method, target (path and query), Content-Type and body.
 
         Both faces call this: the HTTP server (which only moves bytes) and :meth:`transport` (no socket).
@@ -610,7 +426,7 @@ class Emulator:
         """
         return InProcessTransport(self)
 
-    def _answer(self, method: str, params: Mapping[str, str]) -> _Answer:
+    def _answer(self, method: str, params: Mapping[str, str]) -> Answer:
         """Answer one request (the HTTP layer only moves bytes). Also logs it."""
         request_id = str(uuid.uuid4())
         latency = self.latency_ms
@@ -718,7 +534,7 @@ class Emulator:
             self._matches[key] = (self._version, matches)
             return matches
 
-    def _describe(self, action: str, params: Mapping[str, str], page: tuple[str, str, int, int]) -> _Answer:
+    def _describe(self, action: str, params: Mapping[str, str], page: tuple[str, str, int, int]) -> Answer:
         region, project, offset, limit = page
         fault = self._next_fault()
         kind = fault[0] if fault is not None else None
@@ -748,18 +564,18 @@ class Emulator:
             answer.ret_code = None
         return answer
 
-    def _fault_answer(self, action: str, kind: str, value: Any) -> _Answer | None:
+    def _fault_answer(self, action: str, kind: str, value: Any) -> Answer | None:
         """The answer a fault gives instead of the page, or ``None`` when the page is still answered."""
         if kind == "publish":
             self.publish(cast(Mapping[str, Any], value))
         elif kind == "slow":
             time.sleep(float(value))
         elif kind == "drop":
-            return _Answer(drop=True, fault=kind)
+            return Answer(drop=True, fault=kind)
         elif kind == "http_status":
             status = int(value)
-            text = f"{status} {_HTTP_REASONS.get(status, 'Error')}\n"
-            return _Answer(status=status, body=text.encode(), content_type="text/plain", fault=kind)
+            text = f"{status} {HTTP_REASONS.get(status, 'Error')}\n"
+            return Answer(status=status, body=text.encode(), content_type="text/plain", fault=kind)
         elif kind == "ret_code":
             code = int(value)
             answer = self._envelope(action, code, {"Message": _RET_CODE_MESSAGES.get(code, f"Error {code}")})
@@ -772,7 +588,7 @@ class Emulator:
         serve, so a benchmark measures the client rather than this server's JSON encoder. In strict mode
         every answer is encoded afresh, as a plain server does."""
         if self.strict:
-            return _dumps(list(records))
+            return dumps(list(records))
         with self._lock:
             if self._encoded_version != self._version:
                 self._encoded.clear()
@@ -782,7 +598,7 @@ class Emulator:
             for record in records:
                 hit = cache.get(id(record))
                 if hit is None or hit[0] is not record:  # the record is kept in the entry, so its id stays its own
-                    hit = cache[id(record)] = (record, _dumps(record))
+                    hit = cache[id(record)] = (record, dumps(record))
                 parts.append(hit[1])
         return b"[" + b",".join(parts) + b"]"
 
@@ -794,71 +610,15 @@ class Emulator:
         *,
         with_ret_code: bool = True,
         image_set: bytes | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         body: dict[str, Any] = {"Action": f"{action}Response"}
         if with_ret_code:
             body["RetCode"] = ret_code
         body.update(payload)
-        encoded = _dumps(body)
+        encoded = dumps(body)
         if image_set is not None:
             encoded = encoded[:-1] + b',"ImageSet":' + image_set + b"}"
-        return _Answer(body=encoded, ret_code=ret_code if with_ret_code else None)
-
-
-class _Headers(Mapping[str, str]):
-    """An answer's headers, looked up case-insensitively as HTTP headers are."""
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self._headers = {name.lower(): (name, value) for name, value in headers.items()}
-
-    def __getitem__(self, name: str) -> str:
-        return self._headers[name.lower()][1]
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._headers.values())
-
-    def __len__(self) -> int:
-        return len(self._headers)
-
-
-class _InProcessResponse:
-    __slots__ = ("_body", "headers", "status")
-
-    def __init__(self, answer: _Answer) -> None:
-        self.status = answer.status
-        self.headers = _Headers({
-            "Content-Type": answer.content_type, "Content-Length": str(len(answer.body)), **answer.headers,
-        })
-        self._body = io.BytesIO(answer.body)
-
-    def read(self, size: int) -> bytes:
-        return self._body.read(size)
-
-    def close(self) -> None:
-        self._body.close()
-
-
-class InProcessTransport:
-    """Sends each signed form straight to :meth:`Emulator.handle`: the emulator's answers without a socket.
-
-    A dropped connection (the ``drop`` fault) raises what a dropped HTTP connection raises; an answer that
-    took longer than the request's timeout (``slow``, ``latency_ms``) is waited out, then is a timeout.
-    """
-
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-
-    def send(self, url: str, form: Mapping[str, str], timeout: float) -> _InProcessResponse:
-        started = time.monotonic()
-        answer = self.emulator.handle("POST", url, "application/x-www-form-urlencoded", urlencode(form).encode())
-        if answer.drop:
-            raise http.client.RemoteDisconnected("Remote end closed connection without response")
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"the emulator answered after more than {timeout:g} s")
-        return _InProcessResponse(answer)
-
-    def close(self) -> None:
-        """Nothing to cut off: every request is answered in its caller's thread."""
+        return Answer(body=encoded, ret_code=ret_code if with_ret_code else None)
 
 
 def load_catalog(path: str | Path) -> list[dict[str, Any]]:

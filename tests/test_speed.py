@@ -18,7 +18,8 @@ from pydantic import SecretStr
 
 from pulumi_ucloud_images import Client, ResponseFormatError, Settings, lookup_images
 from pulumi_ucloud_images._catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, STRICT_BACKLOG, Emulator
+from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator_wire import STRICT_BACKLOG
 from pulumi_ucloud_images._image import parse_page
 from pulumi_ucloud_images._lean import ImageRecord, parse_records
 from pulumi_ucloud_images._query import parse_query
