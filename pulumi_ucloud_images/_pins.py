@@ -24,7 +24,7 @@ from ._listing import Client, shared_client
 from ._lockfile import DEFAULT_SELECTION_FILE, Pin, find_lockfile, read_lockfile, utc_iso
 from ._lookup import lookup_images
 from ._query import ImageQuery, parse_query
-from ._scope import lookup_scope
+from ._scope import lookup_scope, region_of
 from ._select import LookupResult, eol_warning
 from ._selection_file import SelectionFile
 from ._settings import resolve_settings
@@ -152,7 +152,7 @@ def selection_regions(declared: SelectionFile, configured: str | None) -> dict[s
     """The region each selection resolves in: its own, else the configured one (a missing one is said first)."""
     regions: dict[str, str] = {}
     for name, query in declared.queries.items():
-        region = query.region or configured
+        region = region_of(query, configured)
         if region is None:
             raise LockfileError(
                 f"Selection {name!r} of {declared.path} has no region; set region in it or in [settings], "

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from ._query import ImageQuery
 from ._settings import Settings, missing_region, resolve_settings
 
-__all__ = ["Scope", "lookup_scope", "settings_for"]
+__all__ = ["Scope", "lookup_scope", "region_of", "settings_for"]
 
 
 class Scope(NamedTuple):
@@ -25,13 +25,18 @@ def settings_for(query: ImageQuery, *, require_region: bool = True, **sources: A
     """The settings a lookup of ``query`` runs with. ``sources`` are :func:`resolve_settings`'s keywords; a
     ``region`` or ``project_id`` among them (such as an emulator's demo region) only backs the query's up."""
     backup_region, backup_project = sources.pop("region", None), sources.pop("project_id", None)
-    region, project_id = query.region or backup_region, query.project_id or backup_project
+    region, project_id = region_of(query, backup_region), query.project_id or backup_project
     return resolve_settings(**sources, region=region, project_id=project_id, require_region=require_region)
+
+
+def region_of(query: ImageQuery, configured: str | None) -> str | None:
+    """The region a lookup of ``query`` runs in when the settings name ``configured`` (both may be unset)."""
+    return query.region or configured
 
 
 def lookup_scope(query: ImageQuery, settings: Settings) -> Scope:
     """The region and project a lookup of ``query`` with ``settings`` runs in."""
-    region = query.region or settings.region
+    region = region_of(query, settings.region)
     if region is None:
         raise missing_region(settings.region_looked_at)
     return Scope(region, query.project_id or settings.project_id)
