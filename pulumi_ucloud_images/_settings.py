@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._errors import CredentialsError, InvalidQueryError
 from ._profiles import ProfileFilesSource
@@ -75,7 +75,7 @@ class Settings(BaseModel):
     region: str | None = None
     project_id: str | None = None
     base_url: str = DEFAULT_BASE_URL
-    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
+    timeout: float = DEFAULT_TIMEOUT
     profile: str | None = None
     key_sources: tuple[str, str] = Field(default=("", ""), repr=False)
     """Where the public and the private key came from (never the keys), for errors about them."""
@@ -83,16 +83,44 @@ class Settings(BaseModel):
     """Every place the region was looked for, for the missing-region error of a lookup that names none."""
 
     def __init__(self, **data: Any) -> None:
-        base_url = data.get("base_url")
-        if isinstance(base_url, str) and _has_userinfo(base_url):  # the library's own error, before pydantic's
-            raise InvalidQueryError(_userinfo_message("Settings.base_url"), field="base_url")
-        super().__init__(**data)
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            if _rule(exc)[1] != _USERINFO_RULE:
+                raise
+        else:
+            return
+        raise InvalidQueryError(_userinfo_message("Settings.base_url"), field="base_url")  # the URL not shown
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _positive_seconds(cls, value: Any) -> float:
+        try:
+            seconds = DEFAULT_TIMEOUT if value is None else float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not 0 < seconds < math.inf:
+            raise ValueError("must be a positive, finite number of seconds")
+        return seconds
 
     @field_validator("base_url")
     @classmethod
-    def _no_userinfo(cls, value: str) -> str:
-        if _has_userinfo(value):  # Settings.model_validate(...) does not go through __init__
-            raise ValueError(_userinfo_message("base_url"))
+    def _usable_url(cls, value: str) -> str:
+        if _has_userinfo(value):
+            raise ValueError(_USERINFO_RULE)
+        try:
+            parts = urlsplit(value)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ValueError("must be an http:// or https:// URL")
+        try:
+            port_usable = parts.port != 0  # urlsplit raises ValueError for a port not a number from 0 to 65535
+        except ValueError:
+            port_usable = False
+        if not port_usable:
+            raise ValueError("must have a port from 1 to 65535, or none")
         return value
 
     def __reduce__(self) -> NoReturn:
@@ -112,6 +140,17 @@ def _has_userinfo(url: str) -> bool:
         return "@" in urlsplit(url).netloc
     except ValueError:
         return "@" in url
+
+
+_USERINFO_RULE = "carries a user name or password"
+
+
+def _rule(exc: ValidationError) -> tuple[str, str]:
+    """The field and the rule (our validators' own words) of the first problem pydantic found."""
+    error = exc.errors(include_input=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    cause = (error.get("ctx") or {}).get("error")
+    return field, str(cause) if cause is not None else error["msg"]
 
 
 def _userinfo_message(where: str) -> str:
@@ -240,39 +279,24 @@ def resolve_settings(
             return InvalidQueryError(f"Invalid {source}: {rule} (the value given is not shown).", field=name)
         return InvalidQueryError(f"Invalid {name} {values[name]!r:.80} (from {source}): {rule}.", field=name)
 
-    timeout_value = values["timeout"]
-    try:
-        timeout_seconds = DEFAULT_TIMEOUT if timeout_value is None else float(timeout_value)
-    except (TypeError, ValueError):
-        timeout_seconds = math.nan
-    if not 0 < timeout_seconds < math.inf:
-        raise invalid("timeout", "must be a positive, finite number of seconds")
-    base = str(values["base_url"] or DEFAULT_BASE_URL)
-    if values["base_url"] is not None and _has_userinfo(base):
-        source = sources["base_url"]
+    try:  # validated once, by the model; a problem is worded naming where the value came from
+        return Settings(**{
+            "public_key": str(values["public_key"]),
+            "private_key": values["private_key"],
+            "region": None if values["region"] is None else str(values["region"]),
+            "project_id": None if values["project_id"] is None else str(values["project_id"]),
+            "base_url": str(values["base_url"] or DEFAULT_BASE_URL),
+            "timeout": values["timeout"],
+            "profile": profile_name,
+            "key_sources": (sources["public_key"], sources["private_key"]),
+            "region_looked_at": "" if values["region"] is not None else looked("region"),
+        })
+    except ValidationError as exc:
+        name, rule = _rule(exc)
+    except InvalidQueryError as exc:  # the one rule whose error never shows the value: a URL with a password
+        name, rule = exc.field or "base_url", _USERINFO_RULE
+    if rule == _USERINFO_RULE:
+        source = sources[name]
         flag = source in face.arguments.values() and not face.quotes_arguments
-        raise InvalidQueryError(_userinfo_message(source if flag else f"base_url (from {source})"), field="base_url")
-    try:
-        parts = urlsplit(base)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        usable = False
-    if not usable:
-        raise invalid("base_url", "must be an http:// or https:// URL")
-    try:
-        port_usable = parts.port != 0  # urlsplit raises ValueError for a port not a number from 0 to 65535
-    except ValueError:
-        port_usable = False
-    if not port_usable:
-        raise invalid("base_url", "must have a port from 1 to 65535, or none")
-    return Settings(
-        public_key=str(values["public_key"]),
-        private_key=values["private_key"],
-        region=None if values["region"] is None else str(values["region"]),
-        project_id=None if values["project_id"] is None else str(values["project_id"]),
-        base_url=base,
-        timeout=timeout_seconds,
-        profile=profile_name,
-        key_sources=(sources["public_key"], sources["private_key"]),
-        region_looked_at="" if values["region"] is not None else looked("region"),
-    )
+        raise InvalidQueryError(_userinfo_message(source if flag else f"{name} (from {source})"), field=name)
+    raise invalid(name, rule)

@@ -132,3 +132,23 @@ def test_every_face_takes_its_settings_from_the_one_table() -> None:
     assert [key for key, spec in config.items() if spec.get("secret")] == [
         setting.config_key for setting in SETTINGS.values() if setting.secret
     ]
+
+
+def test_settings_are_validated_once_by_the_same_rules_whoever_builds_them(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from pulumi_ucloud_images import resolve_settings
+
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"base_url": "ftp://api.example"}, "must be an http:// or https:// URL"),
+        ({"base_url": "http://api.example:0"}, "must have a port from 1 to 65535, or none"),
+        ({"timeout": float("inf")}, "must be a positive, finite number of seconds"),
+    ]
+    for bad, rule in cases:
+        with pytest.raises(ValidationError, match=rule):
+            Settings(public_key="pk", private_key=SecretStr("sk"), **bad)
+        with pytest.raises(InvalidQueryError) as caught:
+            resolve_settings(**KEYS, region="cn-bj2", env={}, home=tmp_path, **bad)
+        name, value = next(iter(bad.items()))
+        assert str(caught.value) == f"Invalid {name} {value!r} (from the {name} argument): {rule}."
+    assert Settings(public_key="pk", private_key=SecretStr("sk"), timeout="12").timeout == 12.0
