@@ -123,6 +123,12 @@ class Settings(BaseModel):
             raise ValueError("must have a port from 1 to 65535, or none")
         return value
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Settings:
+        """A copy; with ``update``, validated by the same rules (pydantic's own copy would skip them)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self)(**{**dict(self), **update})
+
     def __reduce__(self) -> NoReturn:
         raise TypeError("Settings hold a private key and are never pickled; resolve them where they are used.")
 

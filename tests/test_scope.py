@@ -152,3 +152,9 @@ def test_settings_are_validated_once_by_the_same_rules_whoever_builds_them(tmp_p
         name, value = next(iter(bad.items()))
         assert str(caught.value) == f"Invalid {name} {value!r} (from the {name} argument): {rule}."
     assert Settings(public_key="pk", private_key=SecretStr("sk"), timeout="12").timeout == 12.0
+    settings = Settings(public_key="pk", private_key=SecretStr("sk"))
+    assert settings.model_copy(update={"region": "hk"}).region == "hk"
+    with pytest.raises(ValidationError, match="must be a positive"):
+        settings.model_copy(update={"timeout": -1})
+    with pytest.raises(InvalidQueryError, match="carries a user name or password"):
+        settings.model_copy(update={"base_url": "https://user:pass@api.example"})
