@@ -6,7 +6,7 @@ properties carry the schema's wire names (``imageId``, ``totalCount``).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 
 import pulumi
 
@@ -24,7 +24,29 @@ class GetImagesResult:
     A view over the library's :class:`LookupResult`, with the properties (and wire names) of a generated SDK.
     """
 
-    def __init__(self, result: LookupResult) -> None:
+    def __init__(
+        self,
+        result: LookupResult | None = None,
+        /,
+        *,
+        image_id: str | None = None,
+        images: Sequence[Image] | None = None,
+        ids: Sequence[str] | None = None,
+        total_count: int | None = None,
+        region: str | None = None,
+        query: ImageQuery | None = None,
+        warnings: Sequence[str] | None = None,
+    ) -> None:
+        """From a :class:`LookupResult`, or from its fields by keyword: Pulumi builds output types that way
+        (``invoke(..., typ=GetImagesResult)``), and so may a test."""
+        if result is None:
+            result = LookupResult.model_validate({
+                "image_id": image_id, "images": tuple(images or ()), "ids": tuple(ids or ()),
+                "total_count": total_count, "region": region or "",
+                "query": query if query is not None else ImageQuery(), "warnings": tuple(warnings or ()),
+            })
+        elif image_id is not None or images is not None or ids is not None or total_count is not None:
+            raise TypeError("Pass a LookupResult or its fields, not both.")
         self._result = result
 
     @property

@@ -727,3 +727,20 @@ def test_the_result_is_a_view_over_the_librarys_result() -> None:
         next(awaited)
     assert type(done.value.value) is GetImagesResult and done.value.value.ids == view.ids
     assert GetImagesResult(found.model_copy(update={"region": ""})).region is None  # a mock that named no region
+
+
+def test_the_result_can_be_built_from_its_fields_as_pulumi_builds_output_types() -> None:
+    from pulumi._types import output_type_from_dict  # how invoke(..., typ=GetImagesResult) builds its result
+
+    image = Image.model_validate({"ImageId": "uimage-a", "ImageName": "golden", "State": "Available"})
+    built = output_type_from_dict(GetImagesResult, {
+        "imageId": "uimage-a", "images": [image], "ids": ["uimage-a"], "totalCount": 1, "region": "cn-bj2",
+        "query": ImageQuery(most_recent=True),
+    })
+    assert isinstance(built, GetImagesResult)
+    assert (built.image_id, built.ids, built.total_count, built.region) == ("uimage-a", ["uimage-a"], 1, "cn-bj2")
+    by_keyword = GetImagesResult(image_id="uimage-a", images=[image], ids=["uimage-a"], total_count=1, region=None,
+                                 query=ImageQuery())
+    assert (by_keyword.image_id, by_keyword.region, by_keyword.images[0].image_name) == ("uimage-a", None, "golden")
+    with pytest.raises(ValueError, match="image_id"):
+        GetImagesResult(ids=["uimage-a"], total_count=1)
