@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -396,12 +396,15 @@ class Emulator:
 
     # -- answering ---------------------------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, content_type: str, body: bytes) -> Answer:
+    def handle(
+        self, method: str, target: str, content_type: str, body: bytes, *, wait: Callable[[float], None] = time.sleep
+    ) -> Answer:
         """Answer one request, given as its method, target (path and query), Content-Type and body.
 
         Both faces call this: the HTTP server (which only moves bytes) and :meth:`transport` (no socket).
         Parameters come from the query string and from the form or JSON body; an unreadable body (not UTF-8,
-        not JSON, nested too deep) carries none, which answers as a missing Action.
+        not JSON, nested too deep) carries none, which answers as a missing Action. ``wait`` is how latency and
+        the ``slow`` fault pass time (the in-process transport stops waiting at its request's deadline).
         """
         pairs = parse_qsl(urlsplit(target).query, keep_blank_values=True)
         if method == "POST":
@@ -415,7 +418,7 @@ class Emulator:
                     pairs.extend(parse_qsl(text, keep_blank_values=True))
             except (UnicodeDecodeError, ValueError, RecursionError):
                 pass
-        return self._answer(method, dict(pairs))
+        return self._answer(method, dict(pairs), wait)
 
     def transport(self) -> InProcessTransport:
         """A transport for ``Client(settings, transport=...)`` that answers from this emulator in-process.
@@ -426,12 +429,12 @@ class Emulator:
         """
         return InProcessTransport(self)
 
-    def _answer(self, method: str, params: Mapping[str, str]) -> Answer:
+    def _answer(self, method: str, params: Mapping[str, str], wait: Callable[[float], None]) -> Answer:
         """Answer one request (the HTTP layer only moves bytes). Also logs it."""
         request_id = str(uuid.uuid4())
         latency = self.latency_ms
         if latency > 0:
-            time.sleep(latency / 1000.0)
+            wait(latency / 1000.0)
         action = params.get("Action", "")
         logged = {k: v for k, v in params.items() if k not in ("Signature", "PublicKey")}
         try:
@@ -440,7 +443,7 @@ class Emulator:
         except _Rejected as rejected:
             answer = self._envelope(action, rejected.ret_code, {"Message": rejected.message})
         else:
-            answer = self._describe(action, params, page_params)
+            answer = self._describe(action, params, page_params, wait)
         answer.headers[REQUEST_ID_HEADER] = request_id
         record = RequestRecord(
             method=method, action=action, params=logged, status=0 if answer.drop else answer.status,
@@ -534,12 +537,14 @@ class Emulator:
             self._matches[key] = (self._version, matches)
             return matches
 
-    def _describe(self, action: str, params: Mapping[str, str], page: tuple[str, str, int, int]) -> Answer:
+    def _describe(
+        self, action: str, params: Mapping[str, str], page: tuple[str, str, int, int], wait: Callable[[float], None]
+    ) -> Answer:
         region, project, offset, limit = page
         fault = self._next_fault()
         kind = fault[0] if fault is not None else None
         if fault is not None:
-            early = self._fault_answer(action, *fault)
+            early = self._fault_answer(action, *fault, wait)
             if early is not None:
                 return early
         matches = self._matching(region, project, params)
@@ -564,12 +569,12 @@ class Emulator:
             answer.ret_code = None
         return answer
 
-    def _fault_answer(self, action: str, kind: str, value: Any) -> Answer | None:
+    def _fault_answer(self, action: str, kind: str, value: Any, wait: Callable[[float], None]) -> Answer | None:
         """The answer a fault gives instead of the page, or ``None`` when the page is still answered."""
         if kind == "publish":
             self.publish(cast(Mapping[str, Any], value))
         elif kind == "slow":
-            time.sleep(float(value))
+            wait(float(value))
         elif kind == "drop":
             return Answer(drop=True, fault=kind)
         elif kind == "http_status":

@@ -258,23 +258,38 @@ class _InProcessResponse:
 class InProcessTransport:
     """Sends each signed form straight to :meth:`Emulator.handle`: the emulator's answers without a socket.
 
-    A dropped connection (the ``drop`` fault) raises what a dropped HTTP connection raises; an answer that
-    took longer than the request's timeout (``slow``, ``latency_ms``) is waited out, then is a timeout.
+    A dropped connection (the ``drop`` fault) raises what a dropped HTTP connection raises. Time passes as it
+    would over HTTP: latency and the ``slow`` fault are waited only until the request's deadline, which then
+    is a timeout (the emulator still logs the request, as a server would), and :meth:`close` cuts off every
+    wait in flight.
     """
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
+        self._closing = threading.Event()  # replaced on close(): waits in flight stop, later requests proceed
 
     def send(self, url: str, form: Mapping[str, str], timeout: float) -> _InProcessResponse:
-        started = time.monotonic()
-        answer = self.emulator.handle("POST", url, "application/x-www-form-urlencoded", urlencode(form).encode())
+        deadline, closing, late = time.monotonic() + timeout, self._closing, False
+
+        def wait(seconds: float) -> None:
+            nonlocal late
+            left = deadline - time.monotonic()
+            late = late or seconds > left
+            if closing.wait(max(0.0, min(seconds, left))):
+                raise ConnectionAbortedError("the request was cut off: its client was closed")
+
+        answer = self.emulator.handle(
+            "POST", url, "application/x-www-form-urlencoded", urlencode(form).encode(), wait=wait
+        )
         if answer.drop:
             raise http.client.RemoteDisconnected("Remote end closed connection without response")
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"the emulator answered after more than {timeout:g} s")
+        if late or time.monotonic() > deadline:
+            raise TimeoutError(f"the emulator did not answer within {timeout:g} s")
         return _InProcessResponse(answer)
 
     def close(self) -> None:
-        """Nothing to cut off: every request is answered in its caller's thread."""
+        """Cut off every request waiting in flight; the transport may be used again."""
+        closing, self._closing = self._closing, threading.Event()
+        closing.set()
 
 

@@ -15,6 +15,7 @@ from pulumi_ucloud_images import (
     APIError,
     Client,
     InconsistentListingError,
+    ResponseTimeoutError,
     RetryPolicy,
     Settings,
     TransportError,
@@ -147,6 +148,43 @@ def test_an_answer_slower_than_the_timeout_is_a_timeout_in_process() -> None:
     emulator.inject("slow", value=0.3, times=1)
     with Client(settings(timeout=0.1), transport=emulator.transport(), retry=NO_SLEEP) as client:
         assert len(client.describe_images(LISTING)) > 0 and client.requests_sent == 2  # the slow one, retried
+
+
+def test_the_deadline_and_the_time_budget_bound_an_in_process_lookup_as_over_http() -> None:
+    import threading
+    import time
+
+    emulator = Emulator()
+    emulator.inject("slow", value=30.0, times=100)  # every answer would take half a minute
+    started = time.monotonic()
+    with Client(settings(timeout=0.2), transport=emulator.transport(), retry=NO_SLEEP) as client, \
+            pytest.raises(ResponseTimeoutError):
+        client.describe_images(LISTING)
+    assert time.monotonic() - started < 10  # four tries of 0.2 s, not four of 30 s
+    assert emulator.request_count == 4  # each try reached the emulator and was logged, as a server logs it
+    budget = RetryPolicy(attempts=100, total_seconds=0.5, sleep=lambda seconds: None)
+    started = time.monotonic()
+    with Client(settings(timeout=5), transport=emulator.transport(), retry=budget) as client, \
+            pytest.raises(TransportError):
+        client.describe_images(LISTING)
+    assert time.monotonic() - started < 10  # the budget, not 100 tries of 5 s
+    client = Client(settings(timeout=60), transport=emulator.transport(), retry=NO_SLEEP)
+    failed: list[BaseException] = []
+
+    def look() -> None:
+        try:
+            client.describe_images(LISTING)
+        except BaseException as exc:  # what the lookup raised is the test's answer
+            failed.append(exc)
+
+    worker = threading.Thread(target=look)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.3)
+    client.close()  # cuts the waiting answer off
+    worker.join(timeout=20)
+    assert not worker.is_alive() and time.monotonic() - started < 10
+    assert failed and isinstance(failed[0], TransportError)
 
 
 def test_a_listing_that_never_settles_in_process_is_an_inconsistent_listing_error() -> None:
