@@ -78,9 +78,9 @@ def _serve(size: int, latency_ms: float, strict: bool, conn: Connection) -> None
     spans: list[tuple[float, float]] = []
     answer = emulator._answer
 
-    def timed(method: str, params: Any) -> Any:
+    def timed(method: str, params: Any, wait: Any) -> Any:
         started = time.monotonic()
-        result = answer(method, params)
+        result = answer(method, params, wait)
         spans.append((started, time.monotonic()))
         return result
 

@@ -24,13 +24,13 @@ from pydantic import SecretStr, ValidationError
 
 from ._errors import InvalidQueryError, ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
-from ._lookup import SETTING_NAMES, lookup_images
+from ._lookup import lookup_images
 from ._naming import GET_IMAGES_TOKEN, field_keys
 from ._pulumi_sdk import custom_dependencies, mocks_are_set, stack_config
 from ._query import ImageQuery, parse_query
 from ._results import AwaitableGetImagesResult, GetImagesResult
 from ._select import LookupResult
-from ._settings import SETTINGS, conceal_key, conceal_key_argument
+from ._settings import LOOKUP_ARGUMENTS, SETTINGS, conceal_key, conceal_key_argument
 
 __all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
 
@@ -111,7 +111,8 @@ def _concealed(values: dict[str, Any]) -> dict[str, Any]:
 
 def _settings_args(values: Mapping[str, Any]) -> dict[str, Any]:
     """The settings given as arguments, and the program's stack config as the config source."""
-    return {"config": stack_config(), **{name: values[name] for name in SETTING_NAMES if values.get(name) is not None}}
+    given = {name: values[name] for name in LOOKUP_ARGUMENTS if values.get(name) is not None}
+    return {"config": stack_config(), **given}
 
 
 def _invoke_args(query: ImageQuery) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def _refuse_ignored_lock_options(values: Mapping[str, Any]) -> None:
                 field=given[0],
             )
     elif not values["verify"]:
-        settings = [name for name in SETTING_NAMES if values.get(name) is not None]
+        settings = [name for name in LOOKUP_ARGUMENTS if values.get(name) is not None]
         if settings:
             raise InvalidQueryError(
                 f"With lock and without verify no API call is made, so {', '.join(settings)} would do nothing; "
@@ -320,7 +321,7 @@ def get_images_output(
     del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     output_opts = pulumi.InvokeOutputOptions.merge(None, opts)
-    inputs = {name: values[name] for name in (*ImageQuery.model_fields, *SETTING_NAMES)}
+    inputs = {name: values[name] for name in (*ImageQuery.model_fields, *LOOKUP_ARGUMENTS)}
     if all(_is_plain(value) for value in inputs.values()):
         _reported(lambda: _query_of(inputs))  # fail at the call
 
@@ -352,7 +353,7 @@ _SETTING_DOCS = {
     **{
         name: f"{SETTINGS[name].summary} When not given: config ucloud:{SETTINGS[name].config_key}, "
         f"{SETTINGS[name].variable}, then the UCloud CLI's profile files."
-        for name in SETTING_NAMES
+        for name in LOOKUP_ARGUMENTS
     },
     "lock": "Read the image pinned for this selection from the lockfile instead of searching; without filters "
     "the pin is taken by its name alone, with filters they must be the query it was locked with.",

@@ -16,9 +16,7 @@ from ._settings import LOOKUP_ARGUMENTS, Settings, conceal_key_argument
 
 __all__ = ["Listing", "fetch_listing", "find_images", "list_images", "lookup_images"]
 
-SETTING_NAMES = LOOKUP_ARGUMENTS
-"""Keyword arguments that are settings, not filters."""
-_SOURCE_ARGUMENTS = (*SETTING_NAMES, "config")  # config: a face's config source (a Pulumi program's stack config)
+_SOURCE_ARGUMENTS = (*LOOKUP_ARGUMENTS, "config")  # config: a face's config source (a Pulumi program's stack config)
 
 
 class Listing(NamedTuple):

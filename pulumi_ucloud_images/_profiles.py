@@ -16,12 +16,11 @@ from pydantic import SecretStr
 
 from ._errors import ProfileError
 from ._files import FileProblem, read_small_file, shown_path
-from ._sources import SETTINGS, EnvironmentSource, Face, Source, conceal_key, given
+from ._sources import _SECRET, SETTINGS, EnvironmentSource, Face, Source, conceal_key, given
 
 __all__ = ["ProfileFilesSource"]
 
 PROFILE_FILE_LIMIT = 1024 * 1024  # the UCloud CLI's files hold a few profiles: a megabyte is far beyond that
-_SECRET = "private_key"
 
 
 @dataclass(frozen=True)

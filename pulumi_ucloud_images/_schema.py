@@ -78,7 +78,7 @@ _TYPE_DESCRIPTIONS = {
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", date: "string"}
 
 
-CONFIG_KEYS: dict[str, str] = {name: camel(name) for name in _CONFIG_DESCRIPTIONS}
+CONFIG_KEYS: dict[str, str] = {name: SETTINGS[name].config_key for name in _CONFIG_DESCRIPTIONS}
 """Settings field -> provider config key (``private_key`` -> ``privateKey``), as in the ``ucloud:`` config."""
 
 

@@ -118,15 +118,26 @@ def test_every_setting_has_one_row_naming_it_everywhere() -> None:
 
 
 def test_every_face_takes_its_settings_from_the_one_table() -> None:
-    from pulumi_ucloud_images._cli.common import _SETTING_FLAGS
-    from pulumi_ucloud_images._lookup import SETTING_NAMES
+    import argparse
+    import inspect
+
+    from pulumi_ucloud_images import get_images, lookup_images, resolve_settings
+    from pulumi_ucloud_images._cli import build_parser
     from pulumi_ucloud_images._schema import build_schema
     from pulumi_ucloud_images._selection_file import FileSettings
 
     assert set(FileSettings.model_fields) == {name for name, setting in SETTINGS.items() if setting.in_lockfile}
-    assert set(_SETTING_FLAGS) == set(SETTING_NAMES) == {
-        name for name, setting in SETTINGS.items() if not setting.query_field
-    }
+    arguments = {name for name, setting in SETTINGS.items() if not setting.query_field}
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for command in ("find", "list", "lock"):
+        flags = {flag for action in subcommands[command]._actions for flag in action.option_strings}
+        assert {CLI_FACE.arguments[name] for name in arguments} <= flags, command
+    assert set(inspect.signature(resolve_settings).parameters) >= set(SETTINGS)
+    assert arguments <= set(inspect.signature(get_images).parameters)
+    given: dict[str, Any] = dict.fromkeys(arguments, "x")
+    with pytest.raises(TypeError, match="not both") as caught:  # lookup_images takes each setting as a keyword
+        lookup_images(settings=_settings(region="cn-bj2"), **given)
+    assert all(name in str(caught.value) for name in arguments)
     config = build_schema()["config"]["variables"]
     assert set(config) == {setting.config_key for setting in SETTINGS.values() if setting.in_provider_config}
     assert [key for key, spec in config.items() if spec.get("secret")] == [

@@ -41,7 +41,6 @@ __all__ = [
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_AMBIGUOUS, EXIT_API = 0, 3, 4, 5
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT / SIGPIPE, as a shell reports them
-_SETTING_FLAGS = LOOKUP_ARGUMENTS
 # With --emulator the endpoint and keys are the emulator's, so these flags would be silently ignored.
 _NOT_WITH_EMULATOR = ("profile", "base_url", "public_key", "private_key")
 
@@ -118,7 +117,7 @@ def settings_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     With ``--emulator``: an in-process emulator, its demo keys and region, and nothing from the user's
     environment or profile files (a real project or endpoint there must not leak into an offline run).
     """
-    given = {name: getattr(args, name) for name in _SETTING_FLAGS if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in LOOKUP_ARGUMENTS if getattr(args, name, None) is not None}
     if not getattr(args, "emulator", False):
         yield given
         return
