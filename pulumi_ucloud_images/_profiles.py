@@ -20,6 +20,7 @@ from ._sources import _SECRET, SETTINGS, EnvironmentSource, Face, Source, concea
 
 __all__ = ["ProfileFilesSource"]
 
+_NOT_TEXT = object()  # stands in for a private key that is not a string
 PROFILE_FILE_LIMIT = 1024 * 1024  # the UCloud CLI's files hold a few profiles: a megabyte is far beyond that
 
 
@@ -66,8 +67,10 @@ def _read_profile_file(path: Path, named_by: str | None, what: str, home: Path |
         return _ProfileFile(shown, False, ())
     data = _load_json(path, prefix)
     for entry in data if isinstance(data, list) else ():  # first of all, hide every private key it holds
-        if isinstance(entry, dict) and isinstance(entry.get(_SECRET), str):
-            entry[_SECRET] = conceal_key(entry[_SECRET])
+        if isinstance(entry, dict) and entry.get(_SECRET) is not None:
+            # Text is kept as a secret; anything else (a list, a number) is dropped for a marker, so the
+            # check below can still say it is not a string and no local holds what it was.
+            entry[_SECRET] = conceal_key(entry[_SECRET]) if isinstance(entry[_SECRET], str) else _NOT_TEXT
     if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         del data  # a file of the wrong shape may hold a key anywhere
         raise ProfileError(f"{prefix} must hold a JSON array of profile objects.")

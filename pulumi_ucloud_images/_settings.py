@@ -53,9 +53,11 @@ __all__ = [
     "Settings",
     "conceal_key",
     "conceal_key_argument",
+    "has_userinfo",
     "missing_region",
     "resolve_region",
     "resolve_settings",
+    "userinfo_message",
 ]
 
 Config = ConfigSource | Callable[[str], Any]
@@ -83,6 +85,7 @@ class Settings(BaseModel):
     """Every place the region was looked for, for the missing-region error of a lookup that names none."""
 
     def __init__(self, **data: Any) -> None:
+        conceal_key_argument(data)  # a plain key given here is a secret before anything can fail
         try:
             super().__init__(**data)
         except ValidationError as exc:
@@ -90,7 +93,7 @@ class Settings(BaseModel):
                 raise
         else:
             return
-        raise InvalidQueryError(_userinfo_message("Settings.base_url"), field="base_url")  # the URL not shown
+        raise InvalidQueryError(userinfo_message("Settings.base_url"), field="base_url")  # the URL not shown
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -106,7 +109,7 @@ class Settings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _usable_url(cls, value: str) -> str:
-        if _has_userinfo(value):
+        if has_userinfo(value):
             raise ValueError(_USERINFO_RULE)
         try:
             parts = urlsplit(value)
@@ -141,7 +144,7 @@ class Settings(BaseModel):
         return (self.base_url.rstrip("/"), self.public_key, self.project_id or "")
 
 
-def _has_userinfo(url: str) -> bool:
+def has_userinfo(url: str) -> bool:
     try:
         return "@" in urlsplit(url).netloc
     except ValueError:
@@ -159,7 +162,7 @@ def _rule(exc: ValidationError) -> tuple[str, str]:
     return field, str(cause) if cause is not None else error["msg"]
 
 
-def _userinfo_message(where: str) -> str:
+def userinfo_message(where: str) -> str:
     return (
         f"Invalid {where}: it carries a user name or password (user:password@...), which the UCloud API does not "
         "use and which would be shown wherever the URL is; remove it (the URL is not shown here)."
@@ -304,5 +307,5 @@ def resolve_settings(
     if rule == _USERINFO_RULE:
         source = sources[name]
         flag = source in face.arguments.values() and not face.quotes_arguments
-        raise InvalidQueryError(_userinfo_message(source if flag else f"{name} (from {source})"), field=name)
+        raise InvalidQueryError(userinfo_message(source if flag else f"{name} (from {source})"), field=name)
     raise invalid(name, rule)

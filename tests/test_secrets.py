@@ -15,6 +15,7 @@ import pytest
 from pulumi_ucloud_images import (
     APIError,
     Client,
+    ProfileError,
     RetryPolicy,
     Settings,
     UCloudImagesError,
@@ -376,3 +377,54 @@ def test_the_holder_check_sees_a_key_held_in_a_local() -> None:
     assert _holders(lambda: _signing.sign({"Action": "DescribeImage"}, PUBLIC_KEY, SECRET)) == [
         "_signing.py:sign:private_key", "_signing.py:signature:private_key"
     ]
+
+
+def _traceback_holders(call: Any) -> list[str]:
+    """Frames of the error ``call`` raises (any error) whose locals show the key."""
+    try:
+        call()
+    except Exception as exc:  # what failed does not matter here: what its frames hold does
+        found, trace = [], exc.__traceback__
+        while trace is not None:
+            if trace.tb_frame.f_code.co_name != "<lambda>":
+                found += [f"{trace.tb_frame.f_code.co_name}:{name}" for name, value in
+                          list(trace.tb_frame.f_locals.items()) if _shows_secret(value)]
+            trace = trace.tb_next
+        return found
+    raise AssertionError("the call did not fail")
+
+
+def test_a_settings_object_that_fails_validation_holds_no_plain_key_in_its_frames() -> None:
+    for bad in ({"timeout": -1}, {"base_url": "ftp://x"}, {"unknown": 1}, {"base_url": "http://u:p@x"}):
+        assert _traceback_holders(lambda bad=bad: Settings(public_key=PUBLIC_KEY, private_key=SECRET, **bad)) == [], bad
+
+
+def test_a_private_key_of_the_wrong_type_in_a_credential_file_is_said_but_not_held(tmp_path: Path) -> None:
+    folder = tmp_path / ".ucloud"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps([{"profile": "p", "active": True, "region": "cn-bj2"}]))
+    for shape in ([SECRET], {"key": SECRET}, 12345):
+        entry = {"profile": "p", "public_key": "pk", "private_key": shape}
+        (folder / "credential.json").write_text(json.dumps([entry]))
+        assert _traceback_holders(lambda: resolve_settings(env={}, home=tmp_path)) == [], shape
+        with pytest.raises(ProfileError, match="has a 'private_key' that is not a string"):
+            resolve_settings(env={}, home=tmp_path)
+
+
+def test_the_plugin_never_quotes_an_endpoint_with_a_password_in_it() -> None:
+    import asyncio
+
+    from pulumi.provider.experimental.property_value import PropertyValue
+    from pulumi.provider.experimental.provider import CheckRequest
+
+    from pulumi_ucloud_images._provider import UCloudImagesProvider
+
+    provider = UCloudImagesProvider()
+    for url in (f"ftp://user:{SECRET}@api.example", f"https://user:{SECRET}@api.example"):
+        request = CheckRequest(urn="urn:pulumi:dev::p::pulumi:providers:ucloud-images::default", old_inputs={},
+                               new_inputs={"baseUrl": PropertyValue(url)}, random_seed=b"")
+        response = asyncio.run(provider.check_config(request))
+        failures = response.failures or []
+        assert [failure.property for failure in failures] == ["baseUrl"]
+        assert_no_secret(*(failure.reason for failure in failures))
+        assert "user name or password" in failures[0].reason
