@@ -158,3 +158,15 @@ def test_the_installed_command_does_not_echo_either(tmp_path: Path) -> None:
         assert done.returncode == 2
         assert MARK not in done.stdout + done.stderr
         assert done.stderr.startswith("ucloud-images: error: ")
+
+
+@pytest.mark.parametrize("token", [f"-p{MARK}", f"-h{MARK}", f"-{MARK}", f"-x={MARK}"])
+@pytest.mark.parametrize("command", ["find", "list", "lock"])
+def test_a_value_glued_to_a_short_flag_is_not_echoed(
+    token: str, command: str, capsys: pytest.CaptureFixture[str], no_handler_runs: None
+) -> None:
+    code = _cli.main([command, token])
+    err = capsys.readouterr().err
+    assert code == 2 and MARK not in err and MARK.lower() not in err.lower(), err
+    named = token.split("=")[0] if "=" in token else f"{token[:2]}..."
+    assert named in err.splitlines()[0]  # the flag it starts with is named instead

@@ -87,7 +87,11 @@ def options_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 def _flag_of(token: str) -> str:
-    """The option a token names, without any ``=value``: what a usage error may show of it."""
+    """The option a token names, without any ``=value``: what a usage error may show of it. A single-dash
+    token with no ``=`` that is longer than a flag (``-pVALUE``) may be a short flag with its value glued on:
+    only the flag shows."""
+    if "=" not in token and token.startswith("-") and not token.startswith("--") and len(token) > 2:
+        return f"{token[:2]}..."
     return token.split("=", 1)[0]
 
 
