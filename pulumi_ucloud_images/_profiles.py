@@ -18,8 +18,9 @@ from ._errors import ProfileError
 from ._files import FileProblem, read_small_file, shown_path
 from ._sources import _SECRET, SETTINGS, EnvironmentSource, Face, Source, conceal_key, given
 
-__all__ = ["ProfileFilesSource"]
+__all__ = ["SHARED_FILE_VARIABLES", "ProfileFilesSource"]
 
+SHARED_FILE_VARIABLES = ("UCLOUD_SHARED_CONFIG_FILE", "UCLOUD_SHARED_CREDENTIAL_FILE")
 _NOT_TEXT = object()  # stands in for a private key that is not a string
 PROFILE_FILE_LIMIT = 1024 * 1024  # the UCloud CLI's files hold a few profiles: a megabyte is far beyond that
 
@@ -110,8 +111,7 @@ class ProfileFilesSource(Source):
         home = Path.home() if home is None else home
         shown_home = home if face.home_paths else None
         files = []
-        for what in ("config", "credential"):
-            variable = f"UCLOUD_SHARED_{what.upper()}_FILE"
+        for what, variable in zip(("config", "credential"), SHARED_FILE_VARIABLES, strict=True):
             named = environment.variable(variable)
             path = Path(named).expanduser() if named else home / ".ucloud" / f"{what}.json"
             files.append(_read_profile_file(path, variable if named else None, what, shown_home))

@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._catalog import DEMO_REGION
 from ._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from ._profiles import SHARED_FILE_VARIABLES
+from ._sources import SETTINGS
 
 if TYPE_CHECKING:
     import pytest
@@ -77,8 +79,8 @@ def ucloud_emulator_env(
     ucloud_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Emulator]:
     """The emulator, with the ``UCLOUD_*`` environment pointing at it and an empty HOME, for the test."""
-    for name in ("UCLOUD_PROJECT_ID", "UCLOUD_PROFILE", "UCLOUD_SHARED_CONFIG_FILE", "UCLOUD_SHARED_CREDENTIAL_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    for name in (*(setting.variable for setting in SETTINGS.values()), *SHARED_FILE_VARIABLES):
+        monkeypatch.delenv(name, raising=False)  # every setting of the developer's shell, then the emulator's
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("ucloud-emulator-home")))
     monkeypatch.setenv("UCLOUD_API_BASE_URL", ucloud_emulator.base_url)
     monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)

@@ -639,6 +639,7 @@ def developer_settings(monkeypatch: pytest.MonkeyPatch) -> Path:
         [{"profile": "work", "public_key": "pk-work", "private_key": "sk-work"}]))
     monkeypatch.setenv("UCLOUD_PROFILE", "work")
     monkeypatch.setenv("UCLOUD_PROJECT_ID", "org-elsewhere")
+    monkeypatch.setenv("UCLOUD_TIMEOUT_SECOND", "abc")  # a broken value in the shell must not reach a test
     return home
 
 
@@ -650,7 +651,7 @@ def test_plugin_env_fixture_keeps_the_developers_own_settings_out(
     assert Path.home() != developer_settings and not (Path.home() / ".ucloud").exists()
     assert "UCLOUD_PROFILE" not in os.environ and "UCLOUD_PROJECT_ID" not in os.environ
     settings = resolve_settings()
-    assert (settings.region, settings.project_id) == (DEMO_REGION, None)
+    assert (settings.region, settings.project_id, settings.timeout) == (DEMO_REGION, None, 30.0)
     assert lookup_images(image_id="uimage-f1chxn").image_id == "uimage-f1chxn"  # no RetCode 292
 
 
