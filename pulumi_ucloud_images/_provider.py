@@ -110,6 +110,7 @@ PLUGIN_FACE = Face(
     config={
         name: f"the provider setting {key} (Pulumi config {PACKAGE_NAME}:{key})" for name, key in CONFIG_KEYS.items()
     },
+    names=CONFIG_KEYS,
 )
 """How the plugin's messages name the settings' sources: its inputs hold only the query, its config its own."""
 

@@ -286,7 +286,7 @@ def resolve_settings(
         source = sources[name]
         if source in face.arguments.values() and not face.quotes_arguments:
             return InvalidQueryError(f"Invalid {source}: {rule} (the value given is not shown).", field=name)
-        return InvalidQueryError(f"Invalid {name} {values[name]!r:.80} (from {source}): {rule}.", field=name)
+        return InvalidQueryError(f"Invalid {face.name(name)} {values[name]!r:.80} (from {source}): {rule}.", field=name)
 
     try:  # validated once, by the model; a problem is worded naming where the value came from
         return Settings(**{
@@ -307,5 +307,5 @@ def resolve_settings(
     if rule == _USERINFO_RULE:
         source = sources[name]
         flag = source in face.arguments.values() and not face.quotes_arguments
-        raise InvalidQueryError(userinfo_message(source if flag else f"{name} (from {source})"), field=name)
+        raise InvalidQueryError(userinfo_message(source if flag else f"{face.name(name)} (from {source})"), field=name)
     raise invalid(name, rule)

@@ -140,6 +140,11 @@ class Face:
     config: Mapping[str, str] = field(default_factory=dict)
     quotes_arguments: bool = True
     home_paths: bool = False
+    names: Mapping[str, str] = field(default_factory=dict)
+    """How the face spells a setting's own name in a message (the plugin: ``baseUrl``); default the name."""
+
+    def name(self, setting: str) -> str:
+        return self.names.get(setting, setting)
 
     def with_config(self, config: Mapping[str, str]) -> Face:
         return dataclasses.replace(self, config=dict(config))

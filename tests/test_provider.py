@@ -28,7 +28,7 @@ from pulumi.provider.experimental.provider import ConfigureRequest
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 from pulumi.runtime.rpc import UNKNOWN
 
-from pulumi_ucloud_images import __version__, lookup_images, resolve_settings
+from pulumi_ucloud_images import InvalidQueryError, __version__, lookup_images, resolve_settings
 from pulumi_ucloud_images._catalog import DEMO_REGION
 from pulumi_ucloud_images._emulator import Emulator
 from pulumi_ucloud_images._provider import UCloudImagesProvider, parse_arguments
@@ -744,3 +744,17 @@ def test_the_provider_repr_shows_which_settings_are_set_but_no_values() -> None:
     asyncio.run(provider.configure(request))
     assert repr(provider) == "UCloudImagesProvider(settings=['publicKey'])"
     assert PRIVATE_KEY not in repr(vars(provider))
+
+
+def test_a_bad_provider_setting_is_named_as_the_plugin_spells_it() -> None:
+    from pulumi_ucloud_images._provider import PLUGIN_FACE
+    from pulumi_ucloud_images._query import parse_query
+    from pulumi_ucloud_images._scope import settings_for
+
+    config = {"ucloud:baseUrl": "http://api.example:0", "ucloud:publicKey": "pk", "ucloud:privateKey": "sk"}
+    with pytest.raises(InvalidQueryError) as caught:
+        settings_for(parse_query(region="cn-bj2"), config=config.get, face=PLUGIN_FACE, env={})
+    assert str(caught.value) == (
+        "Invalid baseUrl 'http://api.example:0' (from the provider setting baseUrl (Pulumi config "
+        "ucloud-images:baseUrl)): must have a port from 1 to 65535, or none."
+    )
