@@ -156,7 +156,7 @@ def selection_regions(declared: SelectionFile, configured: str | None) -> dict[s
         if region is None:
             raise LockfileError(
                 f"Selection {name!r} of {declared.path} has no region; set region in it or in [settings], "
-                "or set UCLOUD_REGION."
+                "or set UCLOUD_REGION or the region of the ~/.ucloud profile (--profile)."
             )
         regions[name] = region
     return regions

@@ -824,7 +824,7 @@ def test_a_selection_without_a_region_is_said_before_missing_keys(
     assert code == 2
     assert err == (
         "ucloud-images: error: Selection 'web' of ucloud-images.toml has no region; set region in it or in "
-        "[settings], or set UCLOUD_REGION.\n"
+        "[settings], or set UCLOUD_REGION or the region of the ~/.ucloud profile (--profile).\n"
     )
 
 
