@@ -133,6 +133,7 @@ def test_every_face_takes_its_settings_from_the_one_table() -> None:
         flags = {flag for action in subcommands[command]._actions for flag in action.option_strings}
         assert {CLI_FACE.arguments[name] for name in arguments} <= flags, command
     assert set(inspect.signature(resolve_settings).parameters) >= set(SETTINGS)
+    assert set(Settings.model_fields) >= set(SETTINGS)
     assert arguments <= set(inspect.signature(get_images).parameters)
     given: dict[str, Any] = dict.fromkeys(arguments, "x")
     with pytest.raises(TypeError, match="not both") as caught:  # lookup_images takes each setting as a keyword
