@@ -500,7 +500,7 @@ class HTTPTransport:
         self._lock = threading.Lock()
         self._active: set[_Cutoff] = set()
         self._routes: tuple[tuple[str | None, ...], tuple[Any, Any] | None] | None = None
-        self._stub: requests.PreparedRequest | None = None
+        self._stub: tuple[str, requests.PreparedRequest] | None = None  # (the URL as given, its prepared stub)
         self._fast_headers = {
             **self._session.headers, **_REQUEST_HEADERS, "Content-Type": "application/x-www-form-urlencoded",
         }
@@ -573,9 +573,12 @@ class HTTPTransport:
                 headers=_REQUEST_HEADERS,
             )
             return response.status_code, response.headers, response.raw, response.close
-        stub = self._stub
-        if stub is None or stub.url != url:
-            stub = self._stub = requests.Request("POST", url).prepare()
+        cached = self._stub
+        if cached is not None and cached[0] == url:  # keyed by the URL as given: the stub's own gains a "/"
+            stub = cached[1]
+        else:
+            stub = requests.Request("POST", url).prepare()
+            self._stub = (url, stub)
         adapter = self._session.get_adapter(url)
         verify, cert = route
         pool = adapter.get_connection_with_tls_context(stub, verify, None, cert)  # type: ignore[attr-defined]
