@@ -32,6 +32,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
 from ._version import __version__
+from ._wire import Answer, exchange, wrap_body_error, wrap_head_error
 
 __all__ = ["HTTPTransport"]
 
@@ -447,7 +448,14 @@ class HTTPResponse:
         done: Callable[[_Cutoff], None],
     ) -> None:
         self.status, self.headers, self._release, self._cutoff, self._done = status, headers, release, cutoff, done
-        if hasattr(raw, "read1") and hasattr(raw, "stream"):  # urllib3 >= 2.3: what has arrived, up to a size
+        if isinstance(raw, Answer):  # read by ._wire (the fast path)
+
+            def read(size: int) -> bytes:
+                try:
+                    return raw.read(size)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise wrap_body_error(exc, None) from exc
+        elif hasattr(raw, "read1") and hasattr(raw, "stream"):  # urllib3 >= 2.3: what has arrived, up to a size
 
             def read(size: int) -> bytes:
                 return bytes(raw.read1(size, decode_content=False))
@@ -500,7 +508,8 @@ class HTTPTransport:
         self._lock = threading.Lock()
         self._active: set[_Cutoff] = set()
         self._routes: tuple[tuple[str | None, ...], tuple[Any, Any] | None] | None = None
-        self._stub: requests.PreparedRequest | None = None
+        self._stub: tuple[str, requests.PreparedRequest] | None = None  # (the URL as given, its prepared stub)
+        self._heads: dict[str, tuple[str, bytes]] = {}  # URL: (its path, the request head up to Content-Length)
         self._fast_headers = {
             **self._session.headers, **_REQUEST_HEADERS, "Content-Type": "application/x-www-form-urlencoded",
         }
@@ -573,15 +582,67 @@ class HTTPTransport:
                 headers=_REQUEST_HEADERS,
             )
             return response.status_code, response.headers, response.raw, response.close
-        stub = self._stub
-        if stub is None or stub.url != url:
-            stub = self._stub = requests.Request("POST", url).prepare()
+        cached = self._stub
+        if cached is not None and cached[0] == url:  # keyed by the URL as given: the stub's own gains a "/"
+            stub = cached[1]
+        else:
+            stub = requests.Request("POST", url).prepare()
+            self._stub = (url, stub)
         adapter = self._session.get_adapter(url)
         verify, cert = route
         pool = adapter.get_connection_with_tls_context(stub, verify, None, cert)  # type: ignore[attr-defined]
-        raw = pool.urlopen(
-            "POST", stub.path_url, body=urlencode(form).encode(), headers=self._fast_headers, retries=False,
-            redirect=False, assert_same_host=False, preload_content=False, decode_content=False,
-            timeout=urllib3.Timeout(connect=connect, read=timeout),
-        )
-        return raw.status, raw.headers, raw, _release(raw)
+        return self._exchange(pool, url, stub.path_url, urlencode(form).encode(), connect, timeout)
+
+    def _exchange(
+        self, pool: Any, url: str, path: str, body: bytes, connect: float, timeout: float
+    ) -> tuple[int, Any, Any, Callable[[], None]]:
+        """One request on a connection of ``pool`` (reused, or connected now with the SYN retry and TLS of
+        the watched connections), written and read by :mod:`._wire` rather than by urllib3 and http.client."""
+        conn = pool._get_conn()
+        try:
+            fresh = conn.sock is None
+            conn.timeout = connect
+            pool._validate_conn(conn)  # HTTPS: connects (TLS included) and warns when not verifying
+            if conn.sock is None:
+                conn.connect()
+            elif not fresh and conn._watch_handle is not None:
+                _watch_current(conn._watch_handle)
+            sock = conn.sock
+            sock.settimeout(timeout)
+            request = self._request_head(url, path, len(body)) + body
+
+            def release(reusable: bool) -> None:
+                if not reusable:
+                    conn.close()
+                pool._put_conn(conn)
+
+            status, headers, answer = exchange(sock, request, release, _quick_ack)
+        except Exception as exc:
+            conn.close()
+            pool._put_conn(conn)
+            raise wrap_head_error(exc, pool, url, timeout) from exc
+        return status, headers, answer, answer.close
+
+    def _request_head(self, url: str, path: str, length: int) -> bytes:
+        """The request line and headers (what urllib3 would send), the per-URL part cached."""
+        cached = self._heads.get(url)
+        if cached is None or cached[0] != path:
+            parsed = urllib3.util.parse_url(url)
+            host = parsed.host or ""
+            default = 443 if parsed.scheme == "https" else 80
+            netloc = host if parsed.port in (None, default) else f"{host}:{parsed.port}"
+            try:
+                netloc_bytes = netloc.encode("ascii")
+            except UnicodeEncodeError:
+                netloc_bytes = netloc.encode("idna")
+            lines = "".join(
+                f"{name}: {value.decode('latin-1') if isinstance(value, bytes) else value}\r\n"
+                for name, value in self._fast_headers.items()
+            )
+            head = (f"POST {path} HTTP/1.1\r\n".encode("ascii") + b"Host: " + netloc_bytes + b"\r\n"
+                    + lines.encode("latin-1") + b"Content-Length: ")
+            cached = self._heads[url] = (path, head)
+            if len(self._heads) > 64:
+                self._heads.clear()
+                self._heads[url] = cached
+        return cached[1] + b"%d\r\n\r\n" % length

@@ -44,7 +44,16 @@ _REST = tuple(
     str(info.alias) for info in Image.model_fields.values() if info.alias is not None and info.alias not in _KEPT
 )
 _ABSENT: Any = object()
+_DEFAULTS = (_ABSENT,) * len(_REST)
 _UNSET: Any = object()
+# An empty JSON list among the raw fields: kept as this marker, not as the decoded list, so a record's tuple of
+# raw fields usually holds no container and the cyclic collector stops tracking it (a listing of 30,000
+# images then leaves ~30,000 fewer tracked objects for each collection to walk).
+_EMPTY_LIST: Any = object()
+# Feature, GPU and scene lists repeat across a catalogue: each distinct one is kept once (a bounded cache), so a
+# record adds no tuple of its own, neither in memory nor for the collector to count.
+_SHARED: dict[tuple[str, ...], tuple[str, ...]] = {}
+_SHARED_MAX = 4096
 
 
 class ImageRecord:
@@ -112,7 +121,10 @@ class ImageRecord:
         if image is None:
             data: dict[str, Any] = {key: getattr(self, name) for name, key in (*_TEXT, *_LISTS)}
             data["CreateTime"] = self.create_time
-            data.update((key, value) for key, value in zip(_REST, self._rest, strict=True) if value is not _ABSENT)
+            data.update(
+                (key, [] if value is _EMPTY_LIST else value)
+                for key, value in zip(_REST, self._rest, strict=True) if value is not _ABSENT
+            )
             image = self._full = _validate_images([data])[0]
             self._rest = ()
         return image
@@ -149,6 +161,11 @@ def _lean(raw: Any) -> ImageRecord | None:
                 if type(item) is not str:
                     return None
             items = tuple(items)
+            shared = _SHARED.get(items)
+            if shared is not None:
+                items = shared
+            elif len(_SHARED) < _SHARED_MAX:
+                _SHARED[items] = items
         elif items != ():
             return None
         setattr(record, name, items)
@@ -158,7 +175,9 @@ def _lean(raw: Any) -> ImageRecord | None:
     record.create_time = created
     if not _IMAGE_ID.fullmatch(record.image_id):
         return None
-    record._rest = tuple([get(key, _ABSENT) for key in _REST])
+    record._rest = tuple([
+        _EMPTY_LIST if type(value) is list and not value else value for value in map(get, _REST, _DEFAULTS)
+    ])
     return record
 
 
