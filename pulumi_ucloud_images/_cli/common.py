@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from pydantic import SecretStr, ValidationError
 
 from .._errors import InvalidQueryError
+from .._naming import cli_flags
 from .._query import ImageQuery, field_extra, invalid_query_error
 from .._scope import settings_for as lookup_settings
 from .._settings import CLI_FACE, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, LOOKUP_ARGUMENTS, Settings
@@ -50,7 +51,7 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 
 def flag_names() -> dict[str, str]:
     """Field name -> flag (``name_regex`` -> ``--name-regex``), for messages in the command's spelling."""
-    return {name: str(field_extra(field)["cli"]) for name, field in ImageQuery.model_fields.items()}
+    return cli_flags(ImageQuery)
 
 
 def add_query_flags(parser: argparse.ArgumentParser, *, refused: Sequence[str] = ()) -> None:
