@@ -133,8 +133,7 @@ class ProfileFilesSource(Source):
                 )
             profile = str(active[0]["profile"]) if active else None
         elif profile not in {*self._config.names(), *self._credentials.names()}:
-            hidden = named_at in face.arguments.values() and not face.quotes_arguments
-            asked = f"named by {named_at}" if hidden else repr(profile)
+            asked = f"named by {named_at}" if face.hides(named_at) else repr(profile)
             where = " nor ".join(f"{file.shown}{file.absent()}" for file in (self._config, self._credentials))
             known = sorted({name for file in (self._config, self._credentials) for name in file.names()})
             there = f"; the profiles there are {', '.join(known)}" if known else ""

@@ -284,7 +284,7 @@ def resolve_settings(
 
     def invalid(name: str, rule: str) -> InvalidQueryError:
         source = sources[name]
-        if source in face.arguments.values() and not face.quotes_arguments:
+        if face.hides(source):
             return InvalidQueryError(f"Invalid {source}: {rule} (the value given is not shown).", field=name)
         return InvalidQueryError(f"Invalid {face.name(name)} {values[name]!r:.80} (from {source}): {rule}.", field=name)
 
@@ -306,6 +306,6 @@ def resolve_settings(
         name, rule = exc.field or "base_url", _USERINFO_RULE
     if rule == _USERINFO_RULE:
         source = sources[name]
-        flag = source in face.arguments.values() and not face.quotes_arguments
-        raise InvalidQueryError(userinfo_message(source if flag else f"{face.name(name)} (from {source})"), field=name)
+        shown = source if face.hides(source) else f"{face.name(name)} (from {source})"
+        raise InvalidQueryError(userinfo_message(shown), field=name)
     raise invalid(name, rule)

@@ -146,6 +146,11 @@ class Face:
     def name(self, setting: str) -> str:
         return self.names.get(setting, setting)
 
+    def hides(self, source: str) -> bool:
+        """Whether a value from ``source`` is never quoted back: it was given explicitly to a face that
+        does not quote its arguments (a flag's value may be a key pasted in the wrong place)."""
+        return not self.quotes_arguments and source in self.arguments.values()
+
     def with_config(self, config: Mapping[str, str]) -> Face:
         return dataclasses.replace(self, config=dict(config))
 
