@@ -69,7 +69,7 @@ from ._plugin_wire import (
 from ._pulumi_sdk import GRPC_SERVER_OPTIONS, UNKNOWN
 from ._schema import CONFIG_KEYS, render
 from ._scope import settings_for
-from ._settings import Face, has_userinfo, userinfo_message
+from ._settings import Face, endpoint_problem, has_userinfo, userinfo_message
 from ._version import __version__
 
 __all__ = ["EngineLog", "UCloudImagesProvider", "main", "parse_arguments"]
@@ -98,11 +98,10 @@ def _config_problem(key: str, value: PropertyValue) -> str | None:
         return None
     if not isinstance(inner, str):
         return f"Invalid {key}: must be a string, not {value.type.value.lower()}."
-    if key == _BASE_URL and inner and has_userinfo(inner):
-        return userinfo_message(key)
-    if key == _BASE_URL and inner and not inner.startswith(("http://", "https://")):
-        return f"Invalid {key} {inner!r}: must be an http:// or https:// URL."
-    return None
+    problem = endpoint_problem(inner) if key == _BASE_URL and inner else None
+    if problem is None:
+        return None
+    return userinfo_message(key) if has_userinfo(inner) else f"Invalid {key} {inner!r}: {problem}."
 
 
 PLUGIN_FACE = Face(

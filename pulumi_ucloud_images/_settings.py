@@ -53,6 +53,7 @@ __all__ = [
     "Settings",
     "conceal_key",
     "conceal_key_argument",
+    "endpoint_problem",
     "has_userinfo",
     "missing_region",
     "resolve_region",
@@ -109,21 +110,9 @@ class Settings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _usable_url(cls, value: str) -> str:
-        if has_userinfo(value):
-            raise ValueError(_USERINFO_RULE)
-        try:
-            parts = urlsplit(value)
-            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:
-            usable = False
-        if not usable:
-            raise ValueError("must be an http:// or https:// URL")
-        try:
-            port_usable = parts.port != 0  # urlsplit raises ValueError for a port not a number from 0 to 65535
-        except ValueError:
-            port_usable = False
-        if not port_usable:
-            raise ValueError("must have a port from 1 to 65535, or none")
+        problem = endpoint_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Settings:
@@ -152,6 +141,24 @@ def has_userinfo(url: str) -> bool:
 
 
 _USERINFO_RULE = "carries a user name or password"
+
+
+def endpoint_problem(url: str) -> str | None:
+    """What is wrong with an API endpoint (the rule, in words), or None: every face checks it with this."""
+    if has_userinfo(url):
+        return _USERINFO_RULE
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        return "must be an http:// or https:// URL"
+    try:
+        port_usable = parts.port != 0  # urlsplit raises ValueError for a port not a number from 0 to 65535
+    except ValueError:
+        port_usable = False
+    return None if port_usable else "must have a port from 1 to 65535, or none"
 
 
 def _rule(exc: ValidationError) -> tuple[str, str]:

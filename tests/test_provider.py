@@ -291,6 +291,10 @@ def test_check_config_failures_name_the_key(plugin: Plugin) -> None:
     assert not answer.HasField("inputs") or "private_key" not in answer.inputs.fields
     assert "http:// or https://" in found["baseUrl"]
     assert "must be a string" in found["region"]
+    # The same endpoint rule as the core's: a port the core would refuse at a lookup is refused here already.
+    assert failures(plugin.check_config({"baseUrl": "http://api.example:0"})) == {
+        "baseUrl": "Invalid baseUrl 'http://api.example:0': must have a port from 1 to 65535, or none."
+    }
 
 
 # -- getImages ----------------------------------------------------------------------------------------------
