@@ -14,6 +14,7 @@ instead, so every error and every lenient reading is the model's own.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, NamedTuple
@@ -44,6 +45,7 @@ _REST = tuple(
     str(info.alias) for info in Image.model_fields.values() if info.alias is not None and info.alias not in _KEPT
 )
 _ABSENT: Any = object()
+_FULL_LOCK = threading.Lock()  # building full models of shared records (see ImageRecord.full)
 _DEFAULTS = (_ABSENT,) * len(_REST)
 _UNSET: Any = object()
 # An empty JSON list among the raw fields: kept as this marker, not as the decoded list, so a record's tuple of
@@ -119,14 +121,19 @@ class ImageRecord:
         ignored and logged, as when a page is parsed)."""
         image = self._full
         if image is None:
-            data: dict[str, Any] = {key: getattr(self, name) for name, key in (*_TEXT, *_LISTS)}
-            data["CreateTime"] = self.create_time
-            data.update(
-                (key, [] if value is _EMPTY_LIST else value)
-                for key, value in zip(_REST, self._rest, strict=True) if value is not _ABSENT
-            )
-            image = self._full = _validate_images([data])[0]
-            self._rest = ()
+            # Memoised records are shared by threads: one builds the model while the others wait, since the
+            # raw fields it reads are dropped once it is built.
+            with _FULL_LOCK:
+                image = self._full
+                if image is None:
+                    data: dict[str, Any] = {key: getattr(self, name) for name, key in (*_TEXT, *_LISTS)}
+                    data["CreateTime"] = self.create_time
+                    data.update(
+                        (key, [] if value is _EMPTY_LIST else value)
+                        for key, value in zip(_REST, self._rest, strict=True) if value is not _ABSENT
+                    )
+                    image = self._full = _validate_images([data])[0]
+                    self._rest = ()
         return image
 
     def __repr__(self) -> str:

@@ -225,3 +225,35 @@ def test_a_session_passed_in_is_used_for_every_request() -> None:
         with Client(demo_settings(emulator.base_url), session=Counting()) as client:
             assert len(client.describe_images({"Action": "DescribeImage", "Region": REGION})) == 250
         assert len(sent) == emulator.request_count == 3
+
+
+def test_a_shared_record_is_made_a_full_model_once_while_threads_ask_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from pulumi_ucloud_images import _lean
+
+    (record,) = parse_records({"RetCode": 0, "TotalCount": 1, "ImageSet": synthetic_catalog(REGION, 1)},
+                              limit=10).images
+    building, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+    from pulumi_ucloud_images._image import _validate_images as validate
+
+    def slow_validate(data: Any) -> Any:
+        calls.append(1)
+        building.set()
+        release.wait(5)  # the first build is under way while another thread asks
+        return validate(data)
+
+    monkeypatch.setattr(_lean, "_validate_images", slow_validate)
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(record.full()))
+    first.start()
+    assert building.wait(5)
+    second = threading.Thread(target=lambda: results.append(record.full()))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # it waits for the build instead of reading the fields the build drops
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert len(calls) == 1 and len(results) == 2 and results[0] is results[1]
