@@ -19,13 +19,16 @@ from ._errors import (
     LockfileError,
     NoImageFoundError,
     ProfileError,
+    ProviderError,
     RedirectError,
     ResponseFormatError,
     ResponseTimeoutError,
     ResponseTooLargeError,
+    SettingsNotKnownError,
     TransportError,
     UCloudImagesError,
 )
+from ._http import HTTPTransport
 from ._image import Image
 from ._listing import Client
 from ._lookup import find_images, list_images, lookup_images
@@ -33,13 +36,15 @@ from ._query import ImageQuery
 from ._retry import RetryPolicy
 from ._select import LookupResult
 from ._settings import Settings, resolve_settings
+from ._transport import Transport
 from ._version import __version__
 
 # Errors are caught by users, who see them in tracebacks: name them where users import them from, as httpx does.
 for _error in (
     AmbiguousImageError, APIError, ConnectionFailedError, CredentialsError, InconsistentListingError,
-    InvalidQueryError, LockfileError, NoImageFoundError, ProfileError, RedirectError, ResponseFormatError,
-    ResponseTimeoutError, ResponseTooLargeError, TransportError, UCloudImagesError,
+    InvalidQueryError, LockfileError, NoImageFoundError, ProfileError, ProviderError, RedirectError,
+    ResponseFormatError, ResponseTimeoutError, ResponseTooLargeError, SettingsNotKnownError, TransportError,
+    UCloudImagesError,
 ):
     _error.__module__ = __name__
 del _error
@@ -73,6 +78,7 @@ __all__ = [
     "ConnectionFailedError",
     "CredentialsError",
     "GetImagesResult",
+    "HTTPTransport",
     "Image",
     "ImageQuery",
     "InconsistentListingError",
@@ -82,12 +88,15 @@ __all__ = [
     "NoImageFoundError",
     "PinnedImage",
     "ProfileError",
+    "ProviderError",
     "RedirectError",
     "ResponseFormatError",
     "ResponseTimeoutError",
     "ResponseTooLargeError",
     "RetryPolicy",
     "Settings",
+    "SettingsNotKnownError",
+    "Transport",
     "TransportError",
     "UCloudImagesError",
     "__version__",

@@ -17,7 +17,9 @@ __all__ = [
     "LockfileError",
     "NoImageFoundError",
     "ProfileError",
+    "ProviderError",
     "ResponseFormatError",
+    "SettingsNotKnownError",
     "TransportError",
     "UCloudImagesError",
 ]
@@ -158,6 +160,14 @@ class APIError(UCloudImagesError):
             f"(request id {request_id or 'unknown'}){f'; {hint}' if hint else ''}{f' ({detail})' if detail else ''}."
             f"{f' {note}' if note else ''}"
         )
+
+class SettingsNotKnownError(UCloudImagesError):
+    """A lookup was asked for while a setting is still unknown (a preview); lookups need known settings."""
+
+
+class ProviderError(UCloudImagesError):
+    """A request the provider plugin cannot serve (an unknown function or resource type)."""
+
 
 class NoImageFoundError(UCloudImagesError, LookupError):
     """No image matched every criterion."""

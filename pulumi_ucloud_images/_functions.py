@@ -26,7 +26,7 @@ from ._errors import InvalidQueryError, ResponseFormatError, UCloudImagesError
 from ._image import Image, ImagePrice
 from ._lookup import lookup_images
 from ._naming import GET_IMAGES_TOKEN, field_keys
-from ._pulumi_sdk import custom_dependencies, mocks_are_set, stack_config
+from ._pulumi_sdk import mocks_are_set, stack_config
 from ._query import ImageQuery, parse_query
 from ._results import AwaitableGetImagesResult, GetImagesResult
 from ._select import LookupResult
@@ -44,24 +44,27 @@ _RUN_ERRORS: dict[type[UCloudImagesError], type[UCloudImagesError]] = {}
 
 
 def _as_run_error(exc: _E) -> _E:
-    """``exc``, re-classed as its own class that is also a :class:`pulumi.RunError` (same name and module).
+    """A copy of ``exc`` whose class is its own class that is also a :class:`pulumi.RunError` (same name,
+    module, message and fields).
 
     Pulumi prints a ``RunError`` as its message alone, where any other exception gets a stack trace, and
     ``except NoImageFoundError`` keeps working.
     """
     cls = type(exc)
-    if not isinstance(exc, pulumi.RunError):
-        reported = _RUN_ERRORS.get(cls)
-        if reported is None:
-            namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
-                         "__reduce__": _reduce_as_library_error}
-            reported = _RUN_ERRORS.setdefault(cls, type(cls.__name__, (cls, pulumi.RunError), namespace))
-        exc.__class__ = cast(type[_E], reported)
-    return exc
+    if isinstance(exc, pulumi.RunError):
+        return exc
+    reported = _RUN_ERRORS.get(cls)
+    if reported is None:
+        namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
+                     "__reduce__": _reduce_as_library_error}
+        reported = _RUN_ERRORS.setdefault(cls, type(cls.__name__, (cls, pulumi.RunError), namespace))
+    copy = cast(_E, BaseException.__new__(reported, *exc.args))
+    copy.__dict__.update(exc.__dict__)
+    return copy
 
 
 def _reduce_as_library_error(self: UCloudImagesError) -> tuple[Any, ...]:
-    """Pickle as the library's own class: the re-classed one is not importable by its name."""
+    """Pickle as the library's own class: the reported one is not importable by its name."""
     library_class = type(self).__mro__[1]
 
     def swap(item: Any) -> Any:
@@ -383,10 +386,16 @@ def _is_plain(value: Any) -> bool:
 def _dependencies(opts: pulumi.InvokeOutputOptions) -> pulumi.Output[None]:
     """Known once every ``depends_on`` resource exists; unknown while one is still to be created (a preview).
 
-    As the SDK does for invokes on engines that cannot hold an invoke back: each custom resource (a component
-    stands for its custom descendants) must have a known ID.
+    A custom resource exists once its ID is known. A component resource is waited for by its URN only: the SDK
+    has no public way to list a component's children, so a lookup that must follow them names them itself.
     """
     if opts.depends_on is None:
         return pulumi.Output.from_input(None)
-    resources: pulumi.Output[list[pulumi.CustomResource]] = pulumi.Output.from_input(custom_dependencies(opts))
-    return resources.apply(lambda found: pulumi.Output.all(*(r.id for r in found)).apply(lambda _: None))
+
+    def wait(resolved: Any) -> pulumi.Output[None]:
+        resources = resolved if isinstance(resolved, (list, tuple)) else [resolved]
+        markers = [r.id if isinstance(r, pulumi.CustomResource) else r.urn for r in resources]
+        return pulumi.Output.all(*markers).apply(lambda _: None)
+
+    depends_on: pulumi.Output[Any] = pulumi.Output.from_input(opts.depends_on)
+    return depends_on.apply(wait)

@@ -46,7 +46,6 @@ from ._pinning import (
     REPIN,
     Checked,
     PinService,
-    SettingsNotKnownError,
     integral,
     is_unknown,
 )
@@ -55,7 +54,7 @@ from ._settings import PYTHON_FACE
 
 __all__ = ["PinnedImage", "PinnedImageProvider"]
 # Re-exported for the callers that name the pin's properties and its errors through this module.
-__all__ += ["LOCKED", "OUTPUTS", "QUERY", "REPIN", "SettingsNotKnownError", "integral", "is_unknown"]
+__all__ += ["LOCKED", "OUTPUTS", "QUERY", "REPIN", "integral", "is_unknown"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

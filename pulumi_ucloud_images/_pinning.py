@@ -21,7 +21,14 @@ from typing import Any, NoReturn, cast
 from pydantic import ValidationError
 
 from . import _query
-from ._errors import AmbiguousImageError, CredentialsError, InvalidQueryError, NoImageFoundError, UCloudImagesError
+from ._errors import (
+    AmbiguousImageError,
+    CredentialsError,
+    InvalidQueryError,
+    NoImageFoundError,
+    SettingsNotKnownError,
+    UCloudImagesError,
+)
 from ._image import Image
 from ._listing import Client
 from ._lookup import fetch_listing, lookup_images
@@ -44,7 +51,6 @@ __all__ = [
     "Checked",
     "Failure",
     "PinService",
-    "SettingsNotKnownError",
     "integral",
     "is_unknown",
 ]
@@ -61,10 +67,6 @@ _REGION_KEYS = tuple(f"ucloud:{SETTINGS[name].config_key}" for name in ("region"
 
 ConfigReader = Callable[[str], Any]
 """A config key (``ucloud:region``) -> its value, ``UNKNOWN`` while not known yet, or None."""
-
-
-class SettingsNotKnownError(UCloudImagesError):
-    """A lookup was asked for while a setting is still unknown (a preview); lookups need known settings."""
 
 
 def is_unknown(value: Any) -> bool:

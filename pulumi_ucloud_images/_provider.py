@@ -52,10 +52,10 @@ from pulumi.provider.experimental.provider import (
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
 from pydantic import SecretStr
 
-from ._errors import InvalidQueryError, UCloudImagesError
+from ._errors import InvalidQueryError, ProviderError, SettingsNotKnownError, UCloudImagesError
 from ._lookup import lookup_images
 from ._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel
-from ._pinning import PinService, SettingsNotKnownError, is_unknown
+from ._pinning import PinService, is_unknown
 from ._plugin_wire import (
     PLUGIN_NAMING,
     has_secret,
@@ -81,10 +81,6 @@ _SETTING_BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
 _ENGINE_KEYS = frozenset({"version", "pluginDownloadURL", "pluginChecksums", "parameterization"})
 _CONFIG_PREFIX = f"{PACKAGE_NAME}:config:"
 _T = TypeVar("_T")
-
-
-class ProviderError(UCloudImagesError):
-    """A request the provider cannot serve (an unknown function or resource type)."""
 
 
 def _config_problem(key: str, value: PropertyValue) -> str | None:

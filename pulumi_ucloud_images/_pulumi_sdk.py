@@ -1,48 +1,37 @@
-"""What this package takes from the Pulumi SDK beyond its public API, in one place.
+"""The one module that knows more of the Pulumi SDK than its documented API, each assumption tested by name.
 
-``pyproject.toml`` bounds ``pulumi`` to the versions the engine tier (``tests/engine``) has run; before the bound
-moves, check each name here against the new SDK. Everything else uses the SDK's public API.
+The package supports ``pulumi>=3.200,<4``. Two things have no documented API in that range, and both are named
+here so that a release that moves them fails one test in ``tests/pulumi/test_sdk_assumptions.py``, not a user:
+
+- whether the program runs under ``pulumi.runtime.set_mocks`` (the SDK keeps the resource monitor in
+  ``pulumi.runtime.settings``: ``None`` without an engine, a gRPC stub under one, a ``MockMonitor`` under mocks);
+- the sentinel the engine's property values carry for a value not known yet (``pulumi.runtime.rpc.UNKNOWN``),
+  which the provider plugin reads and writes.
+
+Everything else (dependencies of an invoke, the plugin's gRPC server, errors reported without a trace) uses
+the SDK's public API.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
-from pulumi.runtime import rpc
-from pulumi.runtime._depends_on import _resolve_depends_on
-from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
-from pulumi.runtime.proto.resource_pb2_grpc import ResourceMonitorStub
-from pulumi.runtime.rpc import UNKNOWN
-from pulumi.runtime.settings import get_monitor
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.mocks import MockMonitor
 
 from ._sources import ConfigSource
 
-__all__ = ["GRPC_SERVER_OPTIONS", "UNKNOWN", "custom_dependencies", "mocks_are_set", "stack_config"]
+__all__ = ["GRPC_SERVER_OPTIONS", "UNKNOWN", "mocks_are_set", "stack_config"]
 
-# The SDK's own gRPC options (message size limits the engine relies on), for the provider plugin's server.
-GRPC_SERVER_OPTIONS: list[tuple[str, Any]] = list(_GRPC_CHANNEL_OPTIONS)
+UNKNOWN: str = rpc.UNKNOWN
+"""The engine's marker for a property value not known yet (during a preview)."""
+
+GRPC_SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.max_receive_message_length", 400 * 1024 * 1024)]
+"""The provider plugin's gRPC server accepts messages as large as the engine sends (the SDK's own limit)."""
 
 
 def mocks_are_set() -> bool:
-    """True under ``pulumi.runtime.set_mocks``.
-
-    The SDK keeps the resource monitor in its runtime settings: ``None`` with no engine (plain Python), a
-    gRPC ``ResourceMonitorStub`` under a real engine (CLI or Automation API), and an in-process object (a
-    ``MockMonitor``) under ``set_mocks``.
-    """
-    monitor = get_monitor()
-    return monitor is not None and not isinstance(monitor, ResourceMonitorStub)
-
-
-async def custom_dependencies(opts: pulumi.InvokeOutputOptions) -> list[pulumi.CustomResource]:
-    """The custom resources ``opts.depends_on`` stands for: a component stands for its custom descendants.
-
-    As the SDK itself expands an invoke's dependencies. A ``DependencyResource`` (a custom resource known only
-    by its URN) has no ID to wait for and is left out.
-    """
-    expanded = await rpc._expand_dependencies(await _resolve_depends_on(opts._depends_on_list()), None)
-    return [r for r in expanded.values() if isinstance(r, pulumi.CustomResource) and r.__dict__.get("id") is not None]
+    """True under ``pulumi.runtime.set_mocks``, where the user's ``Mocks.call`` answers getImages."""
+    return isinstance(settings.get_monitor(), MockMonitor)
 
 
 def stack_config() -> ConfigSource:

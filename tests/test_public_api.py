@@ -29,6 +29,8 @@ PUBLIC_NAMES = {
     "APIError",
     "NoImageFoundError",
     "AmbiguousImageError",
+    "SettingsNotKnownError",
+    "ProviderError",
     # plain Python
     "ImageQuery",
     "Image",
@@ -37,6 +39,8 @@ PUBLIC_NAMES = {
     "resolve_settings",
     "Client",
     "RetryPolicy",
+    "Transport",
+    "HTTPTransport",
     "lookup_images",
     "find_images",
     "list_images",
@@ -72,12 +76,21 @@ def test_every_error_is_named_where_users_import_it(name: str) -> None:
     assert getattr(importlib.import_module(error.__module__), error.__qualname__) is error  # what pickle looks up
 
 
-def test_every_error_class_of_the_package_is_exported() -> None:
+def test_every_error_class_of_the_package_is_exported_from_the_errors_module() -> None:
+    """Walks every module of the package: an error a user may meet is one they can import and catch."""
+    import pkgutil
+
     from pulumi_ucloud_images import _errors
 
-    defined = {name for name, value in vars(_errors).items()
-               if isinstance(value, type) and issubclass(value, Exception) and not name.startswith("_")}
-    assert defined <= set(ERRORS)
+    found: dict[str, type] = {}
+    for module in pkgutil.walk_packages(pulumi_ucloud_images.__path__, "pulumi_ucloud_images."):
+        if module.name.startswith(("pulumi_ucloud_images._cli", "pulumi_ucloud_images.__main__")):
+            continue  # the command's own usage errors never leave it
+        for name, value in vars(importlib.import_module(module.name)).items():
+            if isinstance(value, type) and issubclass(value, pulumi_ucloud_images.UCloudImagesError):
+                found[name] = value
+    assert set(found) <= set(ERRORS)
+    assert all(name in vars(_errors) for name in found)
 
 
 def test_the_pulumi_facing_names_are_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
