@@ -18,14 +18,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlencode
-
-if TYPE_CHECKING:
-    from ._emulator import Emulator
 
 __all__ = [
     "HTTP_REASONS", "MAX_REQUEST_BYTES", "REQUEST_ID_HEADER", "STRICT_BACKLOG", "Answer", "InProcessTransport",
@@ -49,6 +46,16 @@ class Answer:
     drop: bool = False
     fault: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class Emulator(Protocol):
+    """What carrying an emulator's answers needs of it (the emulator module imports this one, not the reverse)."""
+
+    strict: bool
+
+    def handle(
+        self, method: str, target: str, content_type: str, body: bytes, *, wait: Callable[[float], None] = ...
+    ) -> Answer: ...
 
 
 def dumps(value: Any) -> bytes:
