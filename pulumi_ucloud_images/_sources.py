@@ -59,7 +59,6 @@ class Setting:
     secret: bool = False
     credential: bool = False  # held in credential.json, not config.json
     query_field: bool = False  # also a query field (a lookup's own region and project beat the settings')
-    in_lockfile: bool = False  # may be written in a lockfile's [settings]
     in_provider_config: bool = True  # a provider plugin setting
     python_type: str = "str"  # as the Python faces' parameters take it
 
@@ -72,16 +71,15 @@ SETTINGS: dict[str, Setting] = {
         Setting("private_key", "privateKey", "UCLOUD_PRIVATE_KEY", "private_key", "UCloud API private key.",
                 secret=True, credential=True),
         Setting("region", "region", "UCLOUD_REGION", "region",
-                "Region searched when a lookup names none, e.g. cn-bj2.", query_field=True, in_lockfile=True),
+                "Region searched when a lookup names none, e.g. cn-bj2.", query_field=True),
         Setting("project_id", "projectId", "UCLOUD_PROJECT_ID", "project_id",
                 "Project searched when a lookup names none.", query_field=True),
-        Setting("base_url", "baseUrl", "UCLOUD_API_BASE_URL", "base_url", f"API endpoint. Default: {DEFAULT_BASE_URL}.",
-                in_lockfile=True),
+        Setting("base_url", "baseUrl", "UCLOUD_API_BASE_URL", "base_url",
+                f"API endpoint. Default: {DEFAULT_BASE_URL}."),
         Setting("timeout", "timeout", "UCLOUD_TIMEOUT_SECOND", "timeout_sec",
                 f"Seconds per request. Default: {DEFAULT_TIMEOUT:g}.", in_provider_config=False, python_type="float"),
         Setting("profile", "profile", "UCLOUD_PROFILE", "profile",
-                "Profile of the UCloud CLI files ~/.ucloud/config.json and credential.json to read settings from.",
-                in_lockfile=True),
+                "Profile of the UCloud CLI files ~/.ucloud/config.json and credential.json to read settings from."),
     )
 }
 """Every setting, in the order settings are resolved and listed."""
