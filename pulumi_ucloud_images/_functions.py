@@ -223,7 +223,7 @@ def _from_answer(answer: Any, query: ImageQuery) -> LookupResult:
 
 def get_images(
     *,
-    # -- generated: query parameters (plain + settings), by python -m pulumi_ucloud_images._signatures --write
+    # -- generated: query parameters (plain + settings), by scripts/codegen.py --write
     region: str | None = None,
     zone: str | None = None,
     project_id: str | None = None,
@@ -263,7 +263,38 @@ def get_images(
     must be the query it was locked with. A chosen image past its end of life is returned with a warning
     (``pulumi.log.warn``, and in ``warnings``).
     """
-    values = _concealed(dict(locals()))  # every argument by its name: the query's fields, settings, lock options
+    values = _concealed({
+        # -- generated: arguments by name (query + settings), by scripts/codegen.py --write
+        "region": region,
+        "zone": zone,
+        "project_id": project_id,
+        "image_type": image_type,
+        "os_type": os_type,
+        "func_type": func_type,
+        "image_id": image_id,
+        "ids": ids,
+        "name_regex": name_regex,
+        "os_name_regex": os_name_regex,
+        "features": features,
+        "architecture": architecture,
+        "states": states,
+        "most_recent": most_recent,
+        "include_marketplace": include_marketplace,
+        "exclude_eol": exclude_eol,
+        "supported_until": supported_until,
+        "gpu_types": gpu_types,
+        "scene_categories": scene_categories,
+        "vendor_regex": vendor_regex,
+        "software_regex": software_regex,
+        "prices": prices,
+        "public_key": public_key,
+        "private_key": private_key,
+        "base_url": base_url,
+        "timeout": timeout,
+        "profile": profile,
+        # -- end of generated arguments
+        "lock": lock, "lockfile": lockfile, "verify": verify,
+    })
     del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     opts = pulumi.InvokeOptions.merge(None, opts)
@@ -282,7 +313,7 @@ def get_images(
 
 def get_images_output(
     *,
-    # -- generated: query parameters (input + settings), by python -m pulumi_ucloud_images._signatures --write
+    # -- generated: query parameters (input + settings), by scripts/codegen.py --write
     region: pulumi.Input[str | None] = None,
     zone: pulumi.Input[str | None] = None,
     project_id: pulumi.Input[str | None] = None,
@@ -320,7 +351,38 @@ def get_images_output(
 
     An unknown input (during preview) gives an unknown result; a secret input makes the result secret.
     """
-    values = _concealed(dict(locals()))  # every argument by its name: the query's fields, settings, lock options
+    values = _concealed({
+        # -- generated: arguments by name (query + settings), by scripts/codegen.py --write
+        "region": region,
+        "zone": zone,
+        "project_id": project_id,
+        "image_type": image_type,
+        "os_type": os_type,
+        "func_type": func_type,
+        "image_id": image_id,
+        "ids": ids,
+        "name_regex": name_regex,
+        "os_name_regex": os_name_regex,
+        "features": features,
+        "architecture": architecture,
+        "states": states,
+        "most_recent": most_recent,
+        "include_marketplace": include_marketplace,
+        "exclude_eol": exclude_eol,
+        "supported_until": supported_until,
+        "gpu_types": gpu_types,
+        "scene_categories": scene_categories,
+        "vendor_regex": vendor_regex,
+        "software_regex": software_regex,
+        "prices": prices,
+        "public_key": public_key,
+        "private_key": private_key,
+        "base_url": base_url,
+        "timeout": timeout,
+        "profile": profile,
+        # -- end of generated arguments
+        "lock": lock, "lockfile": lockfile, "verify": verify,
+    })
     del private_key
     _reported(lambda: _refuse_ignored_lock_options(values))
     output_opts = pulumi.InvokeOutputOptions.merge(None, opts)

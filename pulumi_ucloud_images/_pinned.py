@@ -171,7 +171,7 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         self,
         resource_name: str,
         *,
-        # -- generated: query parameters (resource), by python -m pulumi_ucloud_images._signatures --write
+        # -- generated: query parameters (resource), by scripts/codegen.py --write
         region: pulumi.Input[str] | None = None,
         zone: pulumi.Input[str] | None = None,
         project_id: pulumi.Input[str] | None = None,
@@ -200,7 +200,33 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         lockfile: str | os.PathLike[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        arguments = dict(locals())  # every argument by its name; a test checks the query fields are all here
+        arguments = {
+            # -- generated: arguments by name (query), by scripts/codegen.py --write
+            "region": region,
+            "zone": zone,
+            "project_id": project_id,
+            "image_type": image_type,
+            "os_type": os_type,
+            "func_type": func_type,
+            "image_id": image_id,
+            "ids": ids,
+            "name_regex": name_regex,
+            "os_name_regex": os_name_regex,
+            "features": features,
+            "architecture": architecture,
+            "states": states,
+            "most_recent": most_recent,
+            "include_marketplace": include_marketplace,
+            "exclude_eol": exclude_eol,
+            "supported_until": supported_until,
+            "gpu_types": gpu_types,
+            "scene_categories": scene_categories,
+            "vendor_regex": vendor_regex,
+            "software_regex": software_regex,
+            "prices": prices,
+            # -- end of generated arguments
+            "repin": repin,
+        }
         props: dict[str, Any] = dict.fromkeys(OUTPUTS)
         props.update({name: arguments[name] for name in (*FILTERS, REPIN)})
         if isinstance(props.get("supported_until"), date):

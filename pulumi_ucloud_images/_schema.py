@@ -5,20 +5,15 @@ Function inputs come from :class:`ImageQuery`, outputs from :class:`LookupResult
 provider config from the settings sources. Property names are the field names in camelCase; descriptions
 are the fields' descriptions.
 
-``python -m pulumi_ucloud_images._schema --write`` regenerates ``schema.json`` at the repository root,
-``--check`` exits 1 when that file differs from what the models produce, and no option prints the schema.
-The provider plugin serves :func:`render` itself, so what it serves is byte-for-byte what ``--write`` writes.
+``scripts/codegen.py --write`` writes :func:`render` to ``schema.json`` at the repository root, and CI checks
+it for drift; the provider plugin serves :func:`render` itself, so what it serves is that file byte for byte.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import types
-from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -38,15 +33,12 @@ __all__ = [
     "IMAGE_TOKEN",
     "PACKAGE_NAME",
     "PINNED_IMAGE_TOKEN",
-    "SCHEMA_PATH",
     "build_schema",
-    "main",
     "render",
 ]
 
 IMAGE_TOKEN = token_of(Image.__name__)
 GO_IMPORT_BASE_PATH = "github.com/pulumi-ucloud-images/pulumi-ucloud-images/sdk/go/ucloudimages"
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.json"
 
 _DESCRIPTION = (
     "Strict UCloud image lookups: one matching image ID or a clear error, never a silent first match."
@@ -244,34 +236,3 @@ def build_schema() -> dict[str, Any]:
 def render() -> str:
     """The exact text of ``schema.json``: two-space indent, UTF-8 (not escaped), a final newline."""
     return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pulumi_ucloud_images._schema",
-        description="Print, write or check schema.json, the Pulumi package schema derived from the models.",
-    )
-    action = parser.add_mutually_exclusive_group()
-    action.add_argument("--write", action="store_true", help="write the schema file")
-    action.add_argument("--check", action="store_true", help="exit 1 if the schema file is not up to date")
-    parser.add_argument("--path", type=Path, default=SCHEMA_PATH, help="schema file (default: the repository's)")
-    args = parser.parse_args(argv)
-    text = render()
-    path: Path = args.path
-    if args.write:
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}", file=sys.stderr)
-        return 0
-    if args.check:
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current != text:
-            state = "is missing" if current is None else "is out of date with the models"
-            print(f"{path} {state}; run: python -m pulumi_ucloud_images._schema --write", file=sys.stderr)
-            return 1
-        return 0
-    sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,7 +32,7 @@ from pulumi_ucloud_images import InvalidQueryError, __version__, lookup_images, 
 from pulumi_ucloud_images._catalog import DEMO_REGION
 from pulumi_ucloud_images._emulator import Emulator
 from pulumi_ucloud_images._provider import UCloudImagesProvider, parse_arguments
-from pulumi_ucloud_images._schema import GET_IMAGES_TOKEN, IMAGE_TOKEN, PINNED_IMAGE_TOKEN, SCHEMA_PATH, build_schema
+from pulumi_ucloud_images._schema import GET_IMAGES_TOKEN, IMAGE_TOKEN, PINNED_IMAGE_TOKEN, build_schema
 
 PLUGIN = "pulumi-resource-ucloud-images"
 PUBLIC_KEY = "plugin-test-public-key"
@@ -43,6 +43,7 @@ PINNED_URN = "urn:pulumi:dev::images::ucloud-images:index:PinnedImage::base"
 PINNED_QUERY = {"nameRegex": r"^CentOS 7\.2 ", "osType": "linux", "mostRecent": True}
 
 ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT / "schema.json"
 
 slow = pytest.mark.slow
 

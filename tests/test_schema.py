@@ -17,9 +17,7 @@ from pulumi_ucloud_images._schema import (
     GET_IMAGES_TOKEN,
     IMAGE_TOKEN,
     PINNED_IMAGE_TOKEN,
-    SCHEMA_PATH,
     build_schema,
-    main,
     render,
 )
 
@@ -39,32 +37,7 @@ def _resolve(schema: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def test_schema_json_at_the_root_is_what_the_models_produce() -> None:
-    assert SCHEMA_PATH == ROOT / "schema.json"
-    assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), (
-        "schema.json drifted from the models; run: python -m pulumi_ucloud_images._schema --write"
-    )
-
-
-def test_check_fails_on_drift_and_write_repairs_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "schema.json"
-    assert main(["--check", "--path", str(path)]) == 1
-    assert "is missing" in capsys.readouterr().err
-
-    drifted = build_schema()
-    drifted["functions"][GET_IMAGES_TOKEN]["inputs"]["properties"].pop("nameRegex")
-    path.write_text(json.dumps(drifted, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert main(["--check", "--path", str(path)]) == 1
-    assert "out of date" in capsys.readouterr().err
-
-    assert main(["--write", "--path", str(path)]) == 0
-    assert path.read_text(encoding="utf-8") == render()
-    assert main(["--check", "--path", str(path)]) == 0
-
-
-def test_printing_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 0
-    assert capsys.readouterr().out == render()
+SCHEMA_PATH = ROOT / "schema.json"
 
 
 def test_render_is_stable_utf8_json() -> None:
