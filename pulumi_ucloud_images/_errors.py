@@ -1,7 +1,6 @@
 """One exception hierarchy, rooted in :class:`UCloudImagesError`.
 
-Every error carries the exit code the ``ucloud-images`` command uses for it, so the CLI maps errors to
-exit codes without a table of its own.
+Exit codes are the command's business: ``_cli`` maps these types to them; a library error carries none.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ __all__ = [
 class UCloudImagesError(Exception):
     """Base of every error this package raises on purpose."""
 
-    exit_code: int = 5
-
     def __reduce__(self) -> tuple[object, ...]:
         # Subclasses take keyword-only details; rebuild from the message and attributes, not from __init__.
         return (_rebuild, (type(self), str(self), dict(self.__dict__)))
@@ -45,8 +42,6 @@ def _rebuild(cls: type[UCloudImagesError], message: str, state: dict[str, object
 class InvalidQueryError(UCloudImagesError, ValueError):
     """Bad input, found before any network call. ``field`` names the offending input."""
 
-    exit_code = 2
-
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
@@ -54,8 +49,6 @@ class InvalidQueryError(UCloudImagesError, ValueError):
 
 class CredentialsError(UCloudImagesError):
     """A setting (keys, profile files) is missing or unusable."""
-
-    exit_code = 5
 
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
@@ -68,19 +61,15 @@ class ProfileError(CredentialsError):
     Bad input (exit 2), like any other malformed file; still a :class:`CredentialsError`.
     """
 
-    exit_code = 2
 
 
 class LockfileError(UCloudImagesError):
     """A lockfile or selection file is malformed, or disagrees with the query in code."""
 
-    exit_code = 2
 
 
 class TransportError(UCloudImagesError):
     """The API could not be reached or did not answer in time, after every retry."""
-
-    exit_code = 5
 
     def __init__(self, message: str, *, action: str = "", request_id: str = "") -> None:
         super().__init__(message)
@@ -141,8 +130,6 @@ _REQUEST_ID_LIMIT = 100
 class APIError(UCloudImagesError):
     """The API answered with RetCode != 0."""
 
-    exit_code = 5
-
     def __init__(
         self, ret_code: int, message: str, *, action: str, request_id: str, detail: str = "", note: str = ""
     ) -> None:
@@ -172,13 +159,10 @@ class ProviderError(UCloudImagesError):
 class NoImageFoundError(UCloudImagesError, LookupError):
     """No image matched every criterion."""
 
-    exit_code = 3
 
 
 class AmbiguousImageError(UCloudImagesError, LookupError):
     """Several images matched and ``most_recent`` was not set."""
-
-    exit_code = 4
 
     def __init__(self, message: str, *, image_ids: list[str]) -> None:
         super().__init__(message)

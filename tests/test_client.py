@@ -26,6 +26,7 @@ from pulumi_ucloud_images import (
     TransportError,
 )
 from pulumi_ucloud_images._catalog import synthetic_catalog
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._http import HTTPTransport
 from pulumi_ucloud_images._transport import REQUEST_ID_HEADER, is_retried_ret_code
@@ -299,7 +300,7 @@ def test_a_retcode_error_carries_code_message_action_and_request_id(catalog: lis
         request_id = emulator.requests[-1].request_id
         assert (error.ret_code, error.api_message, error.action) == (171, "Signature verification failed",
                                                                       "DescribeImage")
-        assert error.request_id == request_id and request_id in str(error) and error.exit_code == 5
+        assert error.request_id == request_id and request_id in str(error) and exit_code_for(error) == 5
         assert emulator.request_count == 1
         assert SECRET not in str(error) and SECRET not in repr(error) and SECRET not in repr(client)
 

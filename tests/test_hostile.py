@@ -41,6 +41,7 @@ from pulumi_ucloud_images import (
     UCloudImagesError,
     lookup_images,
 )
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator, is_loopback, serve_forever
 from pulumi_ucloud_images._http import Inflater as _Inflater
 from pulumi_ucloud_images._query import MATCH_SECONDS, parse_query
@@ -126,7 +127,7 @@ def test_a_trickling_or_stalling_server_is_cut_off_at_the_request_deadline(
 ) -> None:
     one_attempt = RetryPolicy(attempts=1)
     error, seconds = timed(lookup, server.url(mode, interval=0.2, key=unique()), timeout=1.0, retry=one_attempt)
-    assert isinstance(error, ResponseTimeoutError) and error.exit_code == 5
+    assert isinstance(error, ResponseTimeoutError) and exit_code_for(error) == 5
     assert f"did not answer within 1 s: {what}" in str(error) and "Gave up after 1 attempt(s)" in str(error)
     assert seconds < 1.0 + 2.0  # the deadline covers headers and body, however slowly they come
 
@@ -163,7 +164,7 @@ def test_a_redirect_is_never_followed_and_names_where_it_pointed(
         assert hostile.requests_sent == 1  # not retried
     assert len(other.captured) == before  # the signed form never went to the other origin
     error = caught.value
-    assert error.location_host == f"127.0.0.1:{other.port}" and error.exit_code == 5
+    assert error.location_host == f"127.0.0.1:{other.port}" and exit_code_for(error) == 5
     assert f"answered HTTP {code}, a redirect to 127.0.0.1:{other.port}" in str(error)
     assert "redirects are not followed" in str(error) and SECRET not in str(error)
 
@@ -334,7 +335,7 @@ def test_the_inflater_never_returns_more_than_it_was_given_room_for() -> None:
 def test_a_regex_that_cannot_compile_is_one_invalid_query_sentence(field: str, pattern: str, problem: str) -> None:
     with pytest.raises(InvalidQueryError) as caught:
         parse_query(region="cn-bj2", **{field: pattern})
-    assert caught.value.field == field and caught.value.exit_code == 2
+    assert caught.value.field == field and exit_code_for(caught.value) == 2
     assert problem in str(caught.value) and "\n" not in str(caught.value)
     pattern_argument: dict[str, Any] = {field: pattern}
     with pytest.raises(InvalidQueryError):
@@ -366,7 +367,7 @@ def test_a_hostile_regex_in_a_selection_file_exits_2(tmp_path: Path) -> None:
 def test_catastrophic_backtracking_is_cut_off_by_the_matching_budget(server: HostileServer) -> None:
     url = server.url("ok", images=1, name="a" * 40 + "!", key=unique())
     error, seconds = timed(lookup, url, name_regex="(a|aa)+$")
-    assert isinstance(error, InvalidQueryError) and error.field == "name_regex" and error.exit_code == 2
+    assert isinstance(error, InvalidQueryError) and error.field == "name_regex" and exit_code_for(error) == 2
     assert "Invalid name_regex '(a|aa)+$': matching it against the listed images took more than" in str(error)
     # The match is cut after MATCH_SECONDS of CPU time; the wall-clock bound allows for a loaded machine.
     assert seconds < 4 * MATCH_SECONDS + 3.0
@@ -500,7 +501,7 @@ def test_answers_that_cannot_change_fail_at_once(
     with client(server.url(mode, key=unique(), **options), retry=RetryPolicy()) as hostile:
         error, _ = timed(lookup_images, client=hostile)
         assert isinstance(error, ResponseFormatError) and hostile.requests_sent == 1
-    assert what in str(error) and error.exit_code == 5
+    assert what in str(error) and exit_code_for(error) == 5
 
 
 def test_a_refused_connection_says_so() -> None:

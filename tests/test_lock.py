@@ -19,6 +19,7 @@ import pytest
 from pulumi_ucloud_images import _lockfile_write, _pins
 from pulumi_ucloud_images._cli import lock as lock_command
 from pulumi_ucloud_images._cli import main
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._cli.lock import EXIT_OUT_OF_DATE
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._errors import LockfileError, NoImageFoundError
@@ -372,7 +373,7 @@ def test_locked_lookup_names_the_selection_and_every_differing_field(project: Pa
     assert "name_regex is '^Ubuntu 24' in code but '^Ubuntu 22\\\\.04' in the lockfile" in message
     assert "most_recent is False in code but True in the lockfile" in message
     assert "features is ['IPv6'] in code but [] in the lockfile" in message
-    assert error.value.exit_code == 2
+    assert exit_code_for(error.value) == 2
 
     with pytest.raises(LockfileError, match="region is 'cn-sh2' in code but 'cn-bj2' in the lockfile"):
         locked_lookup("web", parse_query(WEB, region="cn-sh2"))

@@ -36,6 +36,7 @@ from pulumi_ucloud_images import (
     lookup_images,
 )
 from pulumi_ucloud_images._catalog import synthetic_catalog
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._image import parse_page
 from pulumi_ucloud_images._lookup import fetch_listing
@@ -284,7 +285,7 @@ def test_zero_matches_name_the_region_and_every_criterion(client: Client) -> Non
         "features=[IPv6], architecture='aarch64', states=[Available]: DescribeImage listed 10 images, none "
         "passing every filter."
     )
-    assert caught.value.exit_code == 3
+    assert exit_code_for(caught.value) == 3
 
 
 def test_zero_matches_mention_images_in_other_states(client: Client) -> None:
@@ -312,7 +313,7 @@ def test_several_matches_without_most_recent_list_the_candidates(client: Client)
         "Set most_recent to take the newest, or tighten the filters."
     )
     assert caught.value.image_ids == ["uimage-gpu1", "uimage-ub2a", "uimage-ub22"]
-    assert caught.value.exit_code == 4
+    assert exit_code_for(caught.value) == 4
 
 
 def test_many_matches_list_ten_and_count_the_rest(client: Client) -> None:
@@ -399,7 +400,7 @@ def test_bad_input_is_one_sentence_before_any_request(
     with pytest.raises(InvalidQueryError) as caught:
         lookup_images(client=client, **filters)
     assert str(caught.value).startswith(start)
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
     with pytest.raises(InvalidQueryError):
         list_images(client=client, **filters)
     assert emulator.request_count == 0 and client.requests_sent == 0
@@ -445,7 +446,7 @@ def test_a_wrong_private_key_is_retcode_171_with_message_action_and_request_id(
         f"UCloud API DescribeImage failed with RetCode 171: Signature verification failed (request id {request_id}); "
         "check that the private key belongs to the public key."
     )
-    assert error.exit_code == 5
+    assert exit_code_for(error) == 5
     assert emulator.request_count == 1  # never retried
 
 
@@ -483,7 +484,7 @@ def test_an_unreachable_base_url_is_a_transport_error_after_the_retries(settings
     message = str(caught.value)
     assert message.startswith(f"UCloud API DescribeImage at {url} could not be reached (connection refused).")
     assert "Gave up after 3 attempt(s)" in message
-    assert caught.value.exit_code == 5
+    assert exit_code_for(caught.value) == 5
 
 
 @pytest.mark.parametrize(
@@ -503,7 +504,7 @@ def test_a_server_answering_nonsense_is_a_response_format_error(
     request_id = emulator.requests[-1].request_id
     assert expected in str(caught.value)
     assert f"request id {request_id}" in str(caught.value)
-    assert caught.value.request_id == request_id and caught.value.exit_code == 5
+    assert caught.value.request_id == request_id and exit_code_for(caught.value) == 5
     assert "\n" not in str(caught.value)
 
 

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 import pulumi_ucloud_images
+from pulumi_ucloud_images._cli.common import exit_code_for
 
 PUBLIC_NAMES = {
     # errors
@@ -110,20 +111,26 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         pulumi_ucloud_images.get_image  # noqa: B018
 
 
-def test_the_errors_form_one_hierarchy_with_exit_codes() -> None:
+def test_the_errors_form_one_hierarchy() -> None:
     api = pulumi_ucloud_images
-    exit_codes = {
-        api.InvalidQueryError: 2, api.LockfileError: 2, api.NoImageFoundError: 3, api.AmbiguousImageError: 4,
-        api.CredentialsError: 5, api.TransportError: 5, api.ResponseFormatError: 5, api.APIError: 5,
-    }
-    for error, code in exit_codes.items():
-        assert issubclass(error, api.UCloudImagesError)
-        assert error.exit_code == code
+    for name in ERRORS:
+        assert issubclass(getattr(api, name), api.UCloudImagesError)
     for transport_error in (api.ResponseFormatError, api.ConnectionFailedError, api.ResponseTimeoutError,
                             api.RedirectError, api.ResponseTooLargeError, api.InconsistentListingError):
-        assert issubclass(transport_error, api.TransportError) and transport_error.exit_code == 5
-    assert issubclass(api.InvalidQueryError, ValueError)
+        assert issubclass(transport_error, api.TransportError)
+    assert issubclass(api.InvalidQueryError, ValueError) and issubclass(api.ProfileError, api.CredentialsError)
     assert issubclass(api.NoImageFoundError, LookupError) and issubclass(api.AmbiguousImageError, LookupError)
+
+
+def test_the_command_maps_every_error_to_its_exit_code_and_the_library_carries_none() -> None:
+    api = pulumi_ucloud_images
+    expected = {"InvalidQueryError": 2, "ProfileError": 2, "LockfileError": 2, "NoImageFoundError": 3,
+                "AmbiguousImageError": 4}
+    for name in ERRORS:
+        error = getattr(api, name)
+        instance = error.__new__(error)
+        assert exit_code_for(instance) == expected.get(name, 5), name
+        assert not hasattr(instance, "exit_code"), name
 
 
 def test_every_error_survives_pickling_with_its_details() -> None:

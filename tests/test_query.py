@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._errors import InvalidQueryError
 from pulumi_ucloud_images._image import Image
 from pulumi_ucloud_images._query import (
@@ -161,7 +162,7 @@ def test_a_bad_enum_value_names_the_field_the_value_and_every_allowed_value(
     culprit = bad[-1] if isinstance(bad, list) else bad
     assert (f"'{culprit}'" if isinstance(culprit, str) else repr(culprit)) in message
     assert f"must be one of {', '.join(allowed)}." in message
-    assert error.exit_code == 2
+    assert exit_code_for(error) == 2
 
 
 @pytest.mark.parametrize(

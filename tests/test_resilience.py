@@ -27,6 +27,7 @@ from pulumi_ucloud_images import (
     lookup_images,
 )
 from pulumi_ucloud_images._catalog import synthetic_catalog
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -152,7 +153,7 @@ def test_a_persistent_fault_fails_with_a_typed_error_after_the_attempts(
     emulator.inject(kind, value=value, times=1000, after=after)
     with pytest.raises(error, match=message) as caught:
         lookup(emulator, timeout=SHORT_TIMEOUT if kind == "slow" else TIMEOUT)
-    assert caught.value.exit_code == 5
+    assert exit_code_for(caught.value) == 5
     # No page is tried more than ATTEMPTS times, and no page is started after another one failed for good.
     assert faults(emulator).count(kind) <= ATTEMPTS * 4
     assert emulator.request_count <= after + ATTEMPTS * 4
@@ -168,7 +169,7 @@ def test_persistent_rate_limiting_is_retried_until_the_time_budget_and_the_retry
     with pytest.raises(APIError, match="RetCode 153") as caught:
         lookup(emulator, budget)
     assert time.monotonic() - started < budget.total_seconds + 2
-    assert caught.value.exit_code == 5
+    assert exit_code_for(caught.value) == 5
     assert "time budget of 4 s" in str(caught.value) or "retry budget is spent" in str(caught.value)
     # Rate limiting is not bounded by the attempts but by the time budget, and every page's retries draw on
     # the client's one retry budget: 500 tokens at 5 a retry (refilled by 1 a second), for the whole lookup.

@@ -31,6 +31,7 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._catalog import build_catalog
 from pulumi_ucloud_images._cli import main
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._cli.list import TABLE_WIDTH, TSV_COLUMNS
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._image import Image, parse_eol
@@ -134,7 +135,7 @@ def test_most_recent_over_both_architectures_is_ambiguous_and_says_how_to_choose
     assert "the newest x86_64 one is uimage-ub2205" in message and "the newest aarch64 one is uimage-ub22a6" in message
     assert message.endswith("most_recent does not choose between architectures: set architecture to x86_64 or "
                             "aarch64.")
-    assert caught.value.exit_code == 4
+    assert exit_code_for(caught.value) == 4
     assert set(caught.value.image_ids) == {i.image_id for i in list_images(**UBUNTU)}
 
     code, out, err = run(capsys, *HEADLINE, "--emulator")

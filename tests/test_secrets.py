@@ -25,6 +25,7 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._catalog import build_catalog
 from pulumi_ucloud_images._cli import main
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator import Emulator
 
 PUBLIC_KEY = "pk-team-platform"
@@ -211,7 +212,7 @@ def _userinfo_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict
     def expect(face: str, call: Any) -> None:
         with pytest.raises(UCloudImagesError) as caught:
             call()
-        assert caught.value.exit_code == 2, face
+        assert exit_code_for(caught.value) == 2, face
         found[face] = f"{caught.value} {caught.value!r}"
 
     expect("resolve_settings argument", lambda: resolve_settings(**keys, base_url=USERINFO_URL, env={}, home=tmp_path))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._errors import AmbiguousImageError, NoImageFoundError
 from pulumi_ucloud_images._image import Image
 from pulumi_ucloud_images._query import parse_query
@@ -60,7 +61,7 @@ def test_zero_matches_name_the_region_and_every_criterion() -> None:
                         architecture="aarch64")
     with pytest.raises(NoImageFoundError) as caught:
         select([image("uimage-a"), image("uimage-b")], query, "cn-bj2")
-    assert caught.value.exit_code == 3
+    assert exit_code_for(caught.value) == 3
     assert str(caught.value) == (
         "No image in region cn-bj2 matches zone='cn-bj2-03', os_type='Linux', name_regex='^Rocky 9\\.4', "
         "features=[IPv6], architecture='aarch64', states=[Available]: DescribeImage listed 2 images, none passing "
@@ -103,7 +104,7 @@ def test_several_matches_list_every_candidate_with_name_and_creation_time() -> N
     with pytest.raises(AmbiguousImageError) as caught:
         select(images, parse_query(os_type="linux"), "cn-bj2")
     message = str(caught.value)
-    assert caught.value.exit_code == 4
+    assert exit_code_for(caught.value) == 4
     assert message.startswith("3 images in region cn-bj2 match os_type='Linux', states=[Available]: ")
     assert _candidates(message) == [
         ("uimage-02", "Ubuntu 22.04 64位", "2025-03-01 06:14 UTC"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._errors import CredentialsError, InvalidQueryError, ProfileError
 from pulumi_ucloud_images._settings import (
     CLI_FACE,
@@ -293,7 +294,7 @@ def test_a_missing_key_names_every_place_looked(tmp_path: Path, missing: str, la
     with pytest.raises(CredentialsError) as caught:
         resolve_settings(**given, region="cn-bj2", env={}, config=lambda key: None, home=tmp_path)
     assert caught.value.setting == missing
-    assert caught.value.exit_code == 5
+    assert exit_code_for(caught.value) == 5
     assert str(caught.value) == (
         f"No UCloud {label} was found; looked at the {missing} argument, Pulumi config {config_key}, the environment "
         f"variable {env_key} and the UCloud CLI's {tmp_path / '.ucloud' / 'credential.json'} (no such file)."
@@ -304,7 +305,7 @@ def test_a_missing_region_names_every_place_looked(tmp_path: Path) -> None:
     with pytest.raises(InvalidQueryError) as caught:
         resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path, config=lambda key: None)
     assert caught.value.field == "region"
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
     assert str(caught.value) == (
         "No UCloud region was given; looked at the region argument, Pulumi config ucloud:region, the environment "
         f"variable UCLOUD_REGION and the UCloud CLI's {tmp_path / '.ucloud' / 'config.json'} (no such file)."
@@ -455,7 +456,7 @@ def test_a_named_profile_is_an_error_when_there_are_no_files(tmp_path: Path) -> 
         f"The UCloud profile 'prod' is in neither {folder / 'config.json'} (no such file) nor "
         f"{folder / 'credential.json'} (no such file)."
     )
-    assert caught.value.exit_code == 2 and isinstance(caught.value, CredentialsError)
+    assert exit_code_for(caught.value) == 2 and isinstance(caught.value, CredentialsError)
 
 
 def test_two_active_profiles_are_an_error_unless_one_is_named(tmp_path: Path) -> None:
@@ -504,7 +505,7 @@ def test_a_profile_file_that_is_no_profile_file_is_one_sentence(
     with pytest.raises(ProfileError) as caught:
         resolve_settings(region="hk", env=env, home=tmp_path)
     assert str(caught.value) == f"The UCloud config file {path} {problem}"
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
 
 
 # -- each front end speaks its own words ---------------------------------------------------------------

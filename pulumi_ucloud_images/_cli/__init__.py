@@ -20,7 +20,7 @@ from .._errors import UCloudImagesError
 from .._version import __version__
 from . import emulator, find, lock
 from . import list as listing
-from .common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Handler
+from .common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Handler, exit_code_for
 from .usage import Parser, parse
 
 __all__ = ["build_parser", "main"]
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"ucloud-images: error: {exc}\n")
         with contextlib.suppress(OSError, ValueError):  # the reader of stdout may be gone: keep the exit code
             sys.stdout.flush()
-        return exc.exit_code
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         from .._listing import reset_shared_clients
 

@@ -15,7 +15,14 @@ from typing import Any, TextIO
 
 from pydantic import SecretStr, ValidationError
 
-from .._errors import InvalidQueryError
+from .._errors import (
+    AmbiguousImageError,
+    InvalidQueryError,
+    LockfileError,
+    NoImageFoundError,
+    ProfileError,
+    UCloudImagesError,
+)
 from .._naming import cli_flags
 from .._query import ImageQuery, field_extra, invalid_query_error
 from .._scope import settings_for as lookup_settings
@@ -33,6 +40,7 @@ __all__ = [
     "Handler",
     "add_query_flags",
     "add_settings_flags",
+    "exit_code_for",
     "flag_names",
     "query_from",
     "settings_args",
@@ -42,6 +50,21 @@ __all__ = [
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_AMBIGUOUS, EXIT_API = 0, 3, 4, 5
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT / SIGPIPE, as a shell reports them
+
+# The command's exit code for each kind of library error, the first that matches; the library knows none.
+_EXIT_CODES: tuple[tuple[type[UCloudImagesError], int], ...] = (
+    (NoImageFoundError, EXIT_NO_MATCH),
+    (AmbiguousImageError, EXIT_AMBIGUOUS),
+    (InvalidQueryError, EXIT_USAGE),  # bad input, found before any request
+    (ProfileError, EXIT_USAGE),  # a malformed profile file, or a named profile or file that is not there
+    (LockfileError, EXIT_USAGE),  # a malformed lockfile or selection file
+    (UCloudImagesError, EXIT_API),  # credentials, the network, the API
+)
+
+
+def exit_code_for(error: UCloudImagesError) -> int:
+    """The exit code of ``ucloud-images`` for a library error."""
+    return next(code for kind, code in _EXIT_CODES if isinstance(error, kind))
 # With --emulator the endpoint and keys are the emulator's, so these flags would be silently ignored.
 _NOT_WITH_EMULATOR = ("profile", "base_url", "public_key", "private_key")
 
