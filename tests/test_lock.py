@@ -82,9 +82,29 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
     return invoke
 
 
-def lockfile(directory: Path) -> dict[str, Any]:
+def raw_lockfile(directory: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((directory / "ucloud-images.lock.json").read_text(encoding="utf-8"))
     return data
+
+
+def lockfile(directory: Path) -> dict[str, Any]:
+    """The lockfile with each selection's own pin (channel ``latest``, one region) flattened with its query."""
+    data = raw_lockfile(directory)
+    flat: dict[str, Any] = {}
+    for name, selection in data["selections"].items():
+        ((region, image),) = selection["channels"]["latest"].items()
+        flat[name] = {**image, "query": selection["query"], "region": region}
+    return {**data, "selections": flat}
+
+
+def as_format_1(directory: Path) -> dict[str, Any]:
+    """The lockfile in ``directory`` as format 1 wrote it: one pin per selection, nothing format 2 adds."""
+    added = ("image_type", "maintain_eol", "architecture")
+    selections = {
+        name: {key: value for key, value in entry.items() if key not in added}
+        for name, entry in lockfile(directory)["selections"].items()
+    }
+    return {"selections": selections, "version": 1}
 
 
 def pinned(directory: Path, name: str) -> str:
@@ -105,9 +125,9 @@ def test_lock_pins_every_selection_with_query_region_name_and_times(project: Pat
     code, out, err = run()
     assert (code, err) == (0, LEGACY_EOL)
     text = (project / "ucloud-images.lock.json").read_text(encoding="utf-8")
-    data = json.loads(text)
-    assert text == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     assert "CentOS 7.2 64位" in text  # names stay readable, not \u-escaped
+    data = lockfile(project)
     assert data["version"] == LOCKFILE_VERSION
     assert list(data["selections"]) == ["golden-web", "legacy", "web"]
     for name, filters in (("web", WEB), ("legacy", LEGACY), ("golden-web", GOLDEN)):
@@ -122,7 +142,14 @@ def test_lock_pins_every_selection_with_query_region_name_and_times(project: Pat
         locked_at = datetime.fromisoformat(entry["locked_at"].replace("Z", "+00:00"))
         assert locked_at.tzinfo is not None and locked_at >= before
         assert f"+ {name}: {expected.image_id}" in out
+        assert (entry["image_type"], entry["architecture"]) == (expected.image_type, expected.architecture)
+        assert entry["maintain_eol"] == (expected.maintain_eol or None)
     assert data["selections"]["legacy"]["image_id"] == "uimage-f1chxn"
+    history = raw_lockfile(project)["history"]
+    assert sorted((e["action"], e["selection"], e["channel"], e["region"], e["old_image"], e["new_image"])
+                  for e in history) == sorted(
+        ("lock", name, "latest", "cn-bj2", None, data["selections"][name]["image_id"]) for name in data["selections"]
+    )
 
 
 def test_lockfile_goes_next_to_the_selection_file_by_default(
@@ -506,7 +533,7 @@ def test_missing_selection_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         ),
         (
             lambda text: text.replace('"image_id": "uimage-f1chxn"', '"image_id": "uimage-f1chxn", "note": 1'),
-            "is malformed at selections.legacy.note: expected only the keys create_time, image_id",
+            "is malformed at selections.legacy.note: expected only the keys architecture, create_time, image_id",
         ),
         (
             lambda text: text.replace('"create_time": "2019-04-16T13:05:03Z"', '"create_time": "yesterday"'),
@@ -538,8 +565,10 @@ def test_missing_selection_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_malformed_lockfiles_name_the_file_and_the_line_or_key(
     project: Path, run: Run, edit: Callable[[str], str], message: str
 ) -> None:
+    """On a lockfile of format 1 (read everywhere), which ``lock`` writes again only once it can read it."""
     run()
     path = project / "ucloud-images.lock.json"
+    path.write_text(json.dumps(as_format_1(project), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
     broken = path.read_bytes()
     code, _, err = run("--check")
@@ -636,7 +665,7 @@ def _stale_pins(directory: Path, *names: str) -> None:
     path = directory / "ucloud-images.lock.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     for name in names:
-        data["selections"][name]["image_id"] = f"uimage-old{name[:3]}"
+        data["selections"][name]["channels"]["latest"]["cn-bj2"]["image_id"] = f"uimage-old{name[:3]}"
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -705,7 +734,8 @@ def test_a_symlinked_lockfile_is_updated_through_the_link(project: Path, run: Ru
     code, out, _ = run("--update", "legacy")
     assert code == 0 and "~ legacy: uimage-oldleg" in out
     assert link.is_symlink() and os.readlink(link) == str(shared / "pins.json")
-    assert json.loads((shared / "pins.json").read_text())["selections"]["legacy"]["image_id"] == "uimage-f1chxn"
+    data = json.loads((shared / "pins.json").read_text())
+    assert data["selections"]["legacy"]["channels"]["latest"]["cn-bj2"]["image_id"] == "uimage-f1chxn"
     assert sorted(path.name for path in shared.iterdir()) == ["pins.json"]  # no lock or temporary file left
 
 

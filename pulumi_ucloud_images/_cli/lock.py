@@ -18,7 +18,7 @@ from .. import _query
 from .._errors import LockfileError
 from .._image import Image
 from .._listing import Client, shared_client
-from .._lockfile import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, Pin, read_lockfile
+from .._lockfile import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, LATEST, Lockfile, Pin, read_lockfile
 from .._lockfile_write import exclusive, write_lockfile
 from .._pins import (
     Change,
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     # A write holds the lockfile's lock from reading the old pins to renaming the new file, so two `lock`
     # runs (say `--update a` and `--update b`) take turns and neither loses the other's pin.
     with exclusive(lock_path, notice=sys.stderr):
-        old = read_lockfile(lock_path) if lock_path.exists() else {}
+        before = Lockfile.load(lock_path) if lock_path.exists() else Lockfile.empty(lock_path)
+        old = before.pins()
         with _session(args, declared) as (client, regions):
             wanted = list(declared.queries)
             if args.update:
@@ -107,7 +108,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if lock_path.exists() and not moved:
             out.write(f"{lock_path} is up to date: {len(new)} selection(s) pinned.\n")
             return EXIT_OK
-        write_lockfile(lock_path, new)
+        after = before.without_selections(change.name for change in moved if change.new is None)
+        for name, pin in new.items():
+            after = after.with_selection(name, pin.query, ()).with_images(
+                name, LATEST, {pin.region: pin.held()}, "update" if args.update else "lock"
+            )
+        write_lockfile(lock_path, after, before)
     out.write(f"Wrote {lock_path}: {len(moved)} of {len(new)} selection(s) changed.\n")
     out.writelines(change.line(declared.path) + "\n" for change in moved)
     return EXIT_OK
