@@ -24,7 +24,7 @@ from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Em
 from pulumi_ucloud_images._errors import LockfileError, NoImageFoundError
 from pulumi_ucloud_images._listing import reset_shared_clients
 from pulumi_ucloud_images._lockfile import LOCKFILE_VERSION
-from pulumi_ucloud_images._lookup import lookup_images
+from pulumi_ucloud_images._lookup import fetch_listing, lookup_images
 from pulumi_ucloud_images._pins import locked_lookup
 from pulumi_ucloud_images._query import parse_query
 
@@ -180,11 +180,11 @@ def test_selections_resolve_concurrently_and_share_fetched_pages(
 
     barrier = threading.Barrier(4, timeout=10)
 
-    def lookup_once_all_have_started(*args: Any, **kwargs: Any) -> Any:
+    def fetch_once_all_have_started(*args: Any, **kwargs: Any) -> Any:
         barrier.wait()  # breaks (and fails the lock) unless all four selections are being resolved at once
-        return lookup_images(*args, **kwargs)
+        return fetch_listing(*args, **kwargs)
 
-    monkeypatch.setattr(_pins, "lookup_images", lookup_once_all_have_started)
+    monkeypatch.setattr(_pins, "fetch_listing", fetch_once_all_have_started)
     code, _, err = run()
     assert (code, err) == (0, LEGACY_EOL)
     assert ucloud_emulator_env.request_count == alone
@@ -283,7 +283,7 @@ def test_plain_lock_repins_everything_and_keeps_unchanged_entries_verbatim(
     after = lockfile(project)["selections"]
     assert after["web"]["image_id"] == "uimage-ub22nw"
     assert after["legacy"] == first["legacy"]  # same pin: locked_at does not churn
-    assert "1 of 3 selection(s) changed" in out
+    assert "1 of 3 pin(s) changed" in out
 
 
 def test_added_changed_and_removed_selections(project: Path, run: Run) -> None:
@@ -678,13 +678,13 @@ def test_concurrent_updates_take_turns_and_keep_every_pin(
     overlaps: list[tuple[str, ...]] = []
     real_resolve = lock_command.resolve_pins  # type: ignore[attr-defined]  # the name the command calls
 
-    def slow_resolve(names: Any, selections: Any, client: Any) -> Any:
+    def slow_resolve(names: Any, selections: Any, client: Any, revoked: Any) -> Any:
         inside.append(threading.current_thread().name)
         if len(inside) > 1:
             overlaps.append(tuple(inside))
         try:
             time.sleep(0.3)  # long enough for the other update to reach this point, were it not held back
-            return real_resolve(names, selections, client)
+            return real_resolve(names, selections, client, revoked)
         finally:
             inside.remove(threading.current_thread().name)
 
