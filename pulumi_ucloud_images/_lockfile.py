@@ -485,6 +485,8 @@ class Lockfile(FileModel):
     revocations: dict[str, Revocation] = Field(default_factory=dict, description="an object of revocations")
     deprecations: dict[str, Deprecation] = Field(default_factory=dict, description="an object of deprecations")
     history: tuple[HistoryEntry, ...] = Field(default=(), strict=False, description="an array of history entries")
+    # Every image a pin or channel has held, by ID: what `rollback` puts back when nothing holds it any more.
+    images: dict[str, LockedImage] = Field(default_factory=dict, description="an object of images by ID")
     _path: Path = PrivateAttr(default=Path(DEFAULT_LOCKFILE))
 
     @field_validator("version")
@@ -701,7 +703,15 @@ class Lockfile(FileModel):
         ]
         channels = {**selection.channels, channel: after}
         selections = {**self.selections, name: selection.model_copy(update={"channels": channels})}
-        return self._with(selections=selections, history=(*self.history, *entries))
+        images = {**self.images, **{image.image_id: image for image in after.values()}}
+        return self._with(selections=selections, history=(*self.history, *entries), images=images)
+
+    def record(self, image_id: str) -> LockedImage | None:
+        """What the lockfile knows of an image it has held (``None``: never held)."""
+        known = self.images.get(image_id)
+        if known is None:
+            known = next((holder.pin.held() for holder in self.holders(image_id)), None)
+        return known
 
     def with_revocation(self, image_id: str, reason: str, at: str, note: str = "") -> Lockfile:
         time = now_iso()
@@ -729,16 +739,18 @@ class Lockfile(FileModel):
         """
         stack: list[dict[str, str]] = [{}]
         step: tuple[str, str] | None = None
+        seen: set[str] = set()  # one command moves each region once: a region seen again starts the next step
         for entry in self.history:
             if entry.selection != name or entry.channel != channel or entry.region is None:
                 continue
-            if (entry.time, entry.action) != step:
-                step = (entry.time, entry.action)
+            if (entry.time, entry.action) != step or entry.region in seen:
+                step, seen = (entry.time, entry.action), set()
                 if entry.action == "rollback":
                     if len(stack) > 1:
                         stack.pop()
                     continue
                 stack.append(dict(stack[-1]))
+            seen.add(entry.region)
             if entry.action == "rollback":
                 continue
             if entry.new_image is None:
@@ -770,7 +782,8 @@ def _migrated(old: LockfileV1) -> Lockfile:
          for name, pin in old.selections.items()),
         key=lambda entry: (entry.time, entry.selection or ""),
     ))
-    return Lockfile(version=LOCKFILE_VERSION, selections=selections, history=history)
+    images = {pin.image_id: pin.held() for pin in old.selections.values()}
+    return Lockfile(version=LOCKFILE_VERSION, selections=selections, history=history, images=images)
 
 
 def read_lockfile(path: Path) -> dict[str, Pin]:
@@ -821,7 +834,9 @@ def _place(loc: tuple[str, ...], v1: bool) -> tuple[type[FileModel], str | None]
         if len(loc) == 3 or loc[2] != "channels" or len(loc) < 6:
             return LockedSelection, loc[2] if len(loc) == 3 else "channels"
         return LockedImage, loc[5] if len(loc) > 5 else None
-    models: dict[str, type[FileModel]] = {"revocations": Revocation, "deprecations": Deprecation}
+    models: dict[str, type[FileModel]] = {
+        "revocations": Revocation, "deprecations": Deprecation, "images": LockedImage
+    }
     model = models.get(top, HistoryEntry)
     return model, loc[2] if len(loc) > 2 else None
 

@@ -21,7 +21,16 @@ from ._display import shown as server_text
 from ._errors import LockfileError, NoImageFoundError, UCloudImagesError
 from ._image import Image
 from ._listing import Client, shared_client
-from ._lockfile import DEFAULT_SELECTION_FILE, LATEST, LockedImage, Lockfile, Pin, find_lockfile, read_lockfile, utc_iso
+from ._lockfile import (
+    DEFAULT_SELECTION_FILE,
+    LATEST,
+    LockedImage,
+    Lockfile,
+    Pin,
+    find_lockfile,
+    parse_lock_ref,
+    utc_iso,
+)
 from ._lookup import fetch_listing
 from ._query import ImageQuery, parse_query
 from ._scope import lookup_scope, region_of
@@ -31,14 +40,21 @@ from ._settings import resolve_settings
 
 __all__ = [
     "Change",
+    "LockedRead",
     "Pin",
+    "Place",
+    "RevokedImageError",
     "changes",
     "check_locked_query",
     "fetch_pinned",
     "in_parallel",
     "keep_unchanged",
+    "label",
+    "latest_pins",
     "locked_lookup",
     "pinned_images",
+    "places_of",
+    "read_locked",
     "read_pin",
     "require_usable",
     "resolve_pins",
@@ -55,19 +71,53 @@ _K = TypeVar("_K")
 # -- reading a pin from a program ---------------------------------------------------------------------------
 
 
-def read_pin(name: str, path: str | os.PathLike[str] | None = None) -> tuple[Pin, Path]:
-    """The pin of selection ``name`` and the lockfile it was read from (``path``, default: the nearest
-    ``ucloud-images.lock.json`` upwards); a missing selection is a :class:`LockfileError` naming those it has."""
+class RevokedImageError(LockfileError):
+    """A pin or channel holds an image revoked from a date that has come: reading it is refused."""
+
+
+@dataclass(frozen=True)
+class LockedRead:
+    """A pin as a reader gets it: the pin, the lockfile it came from, its reference and the warnings of
+    reading it (a revocation to come, a deprecation)."""
+
+    pin: Pin
+    path: Path
+    ref: str
+    warnings: tuple[str, ...] = ()
+
+
+def read_locked(
+    ref: str,
+    path: str | os.PathLike[str] | None = None,
+    region: str | None = None,
+    *,
+    configured: Callable[[], str | None] | None = None,
+) -> LockedRead:
+    """The pin ``ref`` (``NAME`` or ``NAME@CHANNEL``) names in ``region``, offline.
+
+    ``region`` ``None``: the pin's one region, or with several the ``configured`` one (the settings'). An
+    unknown name or channel, an empty channel and a region the pin does not cover are :class:`LockfileError`
+    sentences saying what to run; an image revoked from a date that has come is :class:`RevokedImageError`.
+    """
+    name, channel = parse_lock_ref(ref)
     lock_path = find_lockfile() if path is None else Path(path)
-    pins = read_lockfile(lock_path)
-    pin = pins.get(name)
-    if pin is None:
-        known = ", ".join(sorted(pins)) or "none"
-        raise LockfileError(
-            f"The lockfile {lock_path} has no selection {name!r} (it has: {known}); add it to "
-            f"{DEFAULT_SELECTION_FILE} and run 'ucloud-images lock --update {name}'."
-        )
-    return pin, lock_path
+    lockfile = Lockfile.load(lock_path)
+    held = lockfile.channel(name, channel)
+    if region is None and len(held) > 1 and configured is not None:
+        region = configured()
+    pin = lockfile.pin(name, channel, region)
+    shown = name if channel == LATEST else f"{name}@{channel}"
+    verdict = lockfile.verdict(pin.image_id, shown)
+    if verdict.error is not None:
+        raise RevokedImageError(verdict.error)
+    return LockedRead(pin, lock_path, shown, verdict.warnings)
+
+
+def read_pin(name: str, path: str | os.PathLike[str] | None = None, region: str | None = None) -> tuple[Pin, Path]:
+    """The pin ``name`` (``NAME`` or ``NAME@CHANNEL``) and the lockfile it was read from (``path``, default: the
+    nearest ``ucloud-images.lock.json`` upwards); see :func:`read_locked`."""
+    read = read_locked(name, path, region)
+    return read.pin, read.path
 
 
 def check_locked_query(name: str, pin: Pin, query: ImageQuery, lock_path: Path) -> None:
@@ -91,6 +141,7 @@ def locked_lookup(
     path: str | os.PathLike[str] | None = None,
     verify: bool = False,
     settings_args: Mapping[str, Any] | None = None,
+    configured: Callable[[], str | None] | None = None,
 ) -> LookupResult:
     """The image pinned for selection ``name``, read from the lockfile without any API call.
 
@@ -99,20 +150,27 @@ def locked_lookup(
     :class:`LockfileError` names the differing fields. ``verify`` costs one DescribeImage call (ImageId
     filter, with ``settings_args`` as for :func:`resolve_settings`) and fails if the image is gone or not in
     one of the query's states; the image it finds past its end of life is kept, with a warning.
-    ``path`` defaults to the nearest ``ucloud-images.lock.json`` upwards.
+    ``path`` defaults to the nearest ``ucloud-images.lock.json`` upwards. ``name`` may name a channel
+    (``web@prod``); a query that gives only a region picks the pin's region (else: :func:`read_locked`).
     """
-    pin, lock_path = read_pin(name, path)
+    if query is not None and query == ImageQuery(region=query.region):
+        region, query = query.region, None
+    else:
+        region = None if query is None else query.region
+    read = read_locked(name, path, region, configured=configured)
+    pin, lock_path = read.pin, read.path
     if query is None:
         query = pin.query
     else:
         check_locked_query(name, pin, query, lock_path)
     image = pin.image()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = read.warnings
     if verify:
         settings = resolve_settings(**{**(settings_args or {}), "region": pin.region})
         image = require_usable(fetch_pinned(pin.image_id, pin.region, query, shared_client(settings)), name, lock_path)
         warning = eol_warning(image, query, pin.region, _query.utc_today())
-        warnings = () if warning is None else (f"selection {name!r} of {lock_path} pins {warning}",)
+        if warning is not None:
+            warnings += (f"selection {name!r} of {lock_path} pins {warning}",)
     return LookupResult(
         image_id=image.image_id, images=(image,), ids=(image.image_id,), total_count=1, region=pin.region,
         query=query, warnings=warnings,
