@@ -23,6 +23,7 @@ from ._errors import (
     ResponseFormatError,
     ResponseTimeoutError,
     ResponseTooLargeError,
+    RevokedImageError,
     TransportError,
     UCloudImagesError,
 )
@@ -39,7 +40,7 @@ from ._version import __version__
 for _error in (
     AmbiguousImageError, APIError, ConnectionFailedError, CredentialsError, InconsistentListingError,
     InvalidQueryError, LockfileError, NoImageFoundError, ProfileError, RedirectError, ResponseFormatError,
-    ResponseTimeoutError, ResponseTooLargeError, TransportError, UCloudImagesError,
+    ResponseTimeoutError, ResponseTooLargeError, RevokedImageError, TransportError, UCloudImagesError,
 ):
     _error.__module__ = __name__
 del _error
@@ -87,6 +88,7 @@ __all__ = [
     "ResponseTimeoutError",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "RevokedImageError",
     "Settings",
     "TransportError",
     "UCloudImagesError",

@@ -1,5 +1,8 @@
 """``ucloud-images.lock.json``, the lockfile: golden-image pins that change only through a reviewed commit.
 
+Over 400 lines: one file format, whose models, format-1 migration, offline reads and error wording are read
+and changed together.
+
 ``ucloud-images lock`` resolves the selections of ``ucloud-images.toml`` (:mod:`._selection_file`) and
 writes one :class:`Pin` per selection here; programs read a pin without calling the API. The file is a
 pydantic model (:class:`Lockfile`) whose first problem becomes one sentence naming the file, the selection

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_ucloud_images import _lockfile_write, _pins
+from pulumi_ucloud_images import _lockfile_write, _pins_resolve
 from pulumi_ucloud_images._cli import lock as lock_command
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.lock import EXIT_OUT_OF_DATE
@@ -184,7 +184,7 @@ def test_selections_resolve_concurrently_and_share_fetched_pages(
         barrier.wait()  # breaks (and fails the lock) unless all four selections are being resolved at once
         return fetch_listing(*args, **kwargs)
 
-    monkeypatch.setattr(_pins, "fetch_listing", fetch_once_all_have_started)
+    monkeypatch.setattr(_pins_resolve, "fetch_listing", fetch_once_all_have_started)
     code, _, err = run()
     assert (code, err) == (0, LEGACY_EOL)
     assert ucloud_emulator_env.request_count == alone

@@ -19,6 +19,7 @@ PUBLIC_NAMES = {
     "CredentialsError",
     "ProfileError",
     "LockfileError",
+    "RevokedImageError",
     "TransportError",
     "ResponseFormatError",
     "ConnectionFailedError",

@@ -22,7 +22,7 @@ from .._image import Image
 from .._listing import Client, shared_client
 from .._lockfile import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, LATEST, LOCKFILE_VERSION, Action, Lockfile, Pin
 from .._lockfile_write import exclusive, write_lockfile
-from .._pins import (
+from .._pins_resolve import (
     Change,
     Place,
     changes,
