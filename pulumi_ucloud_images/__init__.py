@@ -24,6 +24,7 @@ from ._errors import (
     ResponseFormatError,
     ResponseTimeoutError,
     ResponseTooLargeError,
+    RevokedImageError,
     SettingsNotKnownError,
     TransportError,
     UCloudImagesError,
@@ -43,8 +44,8 @@ from ._version import __version__
 for _error in (
     AmbiguousImageError, APIError, ConnectionFailedError, CredentialsError, InconsistentListingError,
     InvalidQueryError, LockfileError, NoImageFoundError, ProfileError, ProviderError, RedirectError,
-    ResponseFormatError, ResponseTimeoutError, ResponseTooLargeError, SettingsNotKnownError, TransportError,
-    UCloudImagesError,
+    ResponseFormatError, ResponseTimeoutError, ResponseTooLargeError, RevokedImageError, SettingsNotKnownError,
+    TransportError, UCloudImagesError,
 ):
     _error.__module__ = __name__
 del _error
@@ -94,6 +95,7 @@ __all__ = [
     "ResponseTimeoutError",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "RevokedImageError",
     "Settings",
     "SettingsNotKnownError",
     "Transport",

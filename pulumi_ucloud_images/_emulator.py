@@ -30,6 +30,7 @@ and never with a traceback or a dropped connection. It binds loopback unless tol
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -323,6 +324,38 @@ class Emulator:
         with self._lock:
             self._records[image_id] = {**self._records[image_id], "State": state}
             self._version += 1
+
+    def copy_image(
+        self, image_id: str, region: str, *, zone: str | None = None, new_id: str | None = None,
+        state: str = "Copying",
+    ) -> str:
+        """Copy a custom image to ``region`` as CopyCustomImage does: the copy keeps its name and gets a new ID
+        there, and is ``Copying`` until :meth:`set_state` makes it ``Available``. Returns the new ID.
+
+        UCloud's CopyCustomImage documents that the target image has its own ID in the target region and is
+        listed while the copy runs; only Available images can boot a host (ucloud-api-facts.md, section 4).
+        ``zone`` defaults to the region's first zone (``REGION-01``); ``KeyError`` if there is no such image.
+        """
+        with self._lock:
+            source = dict(self._records[image_id])
+            if source.get("ImageType") != "Custom":
+                raise ValueError(f"only custom images are copied between regions, not {image_id}")
+            copy_id = new_id or self._fresh_id(image_id, region)
+            if copy_id in self._records:
+                raise ValueError(f"an image {copy_id} exists already")
+            source.pop("_Region", None)
+            source.update(ImageId=copy_id, Zone=zone or f"{region}-01", State=state)
+            self._store(source)
+        return copy_id
+
+    def _fresh_id(self, image_id: str, region: str) -> str:
+        """A new ``uimage-`` ID for a copy, stable for the same source and region (tests can predict it)."""
+        digest = hashlib.sha1(f"{image_id}/{region}".encode()).hexdigest()
+        for start in range(0, len(digest) - 6):
+            candidate = f"uimage-{digest[start:start + 6]}"
+            if candidate not in self._records:
+                return candidate
+        raise ValueError(f"no fresh ID for a copy of {image_id} in {region}")
 
     def images(self, region: str | None = None, *, include_private: bool = False) -> list[dict[str, Any]]:
         """Copies of the stored images (of one region), as the API would show them unless ``include_private``."""

@@ -68,6 +68,10 @@ class LockfileError(UCloudImagesError):
 
 
 
+class RevokedImageError(LockfileError):
+    """A lockfile pin holds an image revoked (``ucloud-images revoke``) from a date that has come."""
+
+
 class TransportError(UCloudImagesError):
     """The API could not be reached or did not answer in time, after every retry."""
 

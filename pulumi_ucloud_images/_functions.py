@@ -1,5 +1,7 @@
 """``get_images`` and ``get_images_output``: the lookup shaped like a function of a generated Pulumi SDK.
 
+Over 400 lines: two functions with generated signatures of 27 parameters each, and the invoke paths they share.
+
 Where the answer comes from depends on the runtime around the call, decided per call by
 :func:`~._pulumi_sdk.mocks_are_set`: under ``pulumi.runtime.set_mocks`` the invoke machinery carries the call to the
 user's ``Mocks.call`` (token ``ucloud-images:index:getImages``) and no request is made; in a real Pulumi
@@ -30,7 +32,7 @@ from ._pulumi_sdk import mocks_are_set, stack_config
 from ._query import ImageQuery, parse_query
 from ._results import AwaitableGetImagesResult, GetImagesResult
 from ._select import LookupResult
-from ._settings import LOOKUP_ARGUMENTS, SETTINGS, conceal_key, conceal_key_argument
+from ._settings import LOOKUP_ARGUMENTS, SETTINGS, conceal_key, conceal_key_argument, resolve_region
 
 __all__ = ["AwaitableGetImagesResult", "GetImagesResult", "get_images", "get_images_output"]
 
@@ -89,8 +91,14 @@ def _query_of(values: Mapping[str, Any]) -> ImageQuery:
 
 
 def _no_filters(values: Mapping[str, Any]) -> bool:
-    """No filter given at all: with ``lock``, the pin is taken by its name, with the query it was locked with."""
-    return all(values[name] is None for name in ImageQuery.model_fields)
+    """No filter but ``region`` given: with ``lock``, the pin is taken by its name (in that region), with the
+    query it was locked with."""
+    return all(values[name] is None for name in ImageQuery.model_fields if name != "region")
+
+
+def _by_name(query: ImageQuery | None) -> ImageQuery | None:
+    """A pin taken by its name: nothing to compare, but a region given picks one of the pin's regions."""
+    return None if query is None or query.region is None else ImageQuery(region=query.region)
 
 
 def _warn(result: LookupResult) -> LookupResult:
@@ -158,15 +166,26 @@ def _look_up(
         return lookup_images(query, **settings_args)
     from ._pins import locked_lookup
 
-    return locked_lookup(lock, query, path=lockfile, verify=verify, settings_args=settings_args)
+    return locked_lookup(
+        lock, query, path=lockfile, verify=verify, settings_args=settings_args, configured=_configured_region
+    )
 
 
-def _pinned_query(lock: str, lockfile: str | os.PathLike[str] | None) -> ImageQuery:
-    """The query selection ``lock`` was locked with, in the region it was resolved in (for a mocked invoke)."""
-    from ._pins import read_pin
+def _configured_region() -> str | None:
+    """The settings' region (stack config ``ucloud:region``, the environment, the profile): which region of a
+    pin over several regions a program reads when it names none."""
+    return resolve_region(config=stack_config())
 
-    pin, _ = read_pin(lock, lockfile)
-    return pin.query.model_copy(update={"region": pin.query.region or pin.region})
+
+def _pinned_query(lock: str, lockfile: str | os.PathLike[str] | None, region: str | None) -> ImageQuery:
+    """The query pin ``lock`` was locked with, in the region it was resolved in (for a mocked invoke); its
+    warnings (a revocation to come, a deprecation) are Pulumi warnings."""
+    from ._pins import read_locked
+
+    read = read_locked(lock, lockfile, region, configured=_configured_region)
+    for warning in read.warnings:
+        pulumi.log.warn(warning)
+    return read.pin.query.model_copy(update={"region": read.pin.region})
 
 
 # -- the invoke answer (mocks, or a provider) -------------------------------------------------------------
@@ -302,12 +321,13 @@ def get_images(
     by_name = lock is not None and _no_filters(values)
     if mocks_are_set():
         if lock is not None and by_name:
-            query = _reported(lambda: _pinned_query(lock, lockfile))
+            query = _reported(lambda: _pinned_query(lock, lockfile, region))
         answer = pulumi.runtime.invoke(GET_IMAGES_TOKEN, _invoke_args(query), opts=opts).value
         result = _from_answer(answer, query)
     else:
         settings_args = _settings_args(values)
-        result = _reported(lambda: _look_up(None if by_name else query, settings_args, lock, lockfile, verify))
+        wanted = _by_name(query) if by_name else query
+        result = _reported(lambda: _look_up(wanted, settings_args, lock, lockfile, verify))
     return AwaitableGetImagesResult(_warn(result))
 
 
@@ -395,7 +415,7 @@ def get_images_output(
         def invoke(resolved: dict[str, Any]) -> pulumi.Output[GetImagesResult]:
             query = _reported(lambda: _query_of(resolved))
             if lock is not None and _no_filters(resolved):
-                query = _reported(lambda: _pinned_query(lock, lockfile))
+                query = _reported(lambda: _pinned_query(lock, lockfile, resolved["region"]))
             answer = pulumi.runtime.invoke_output(GET_IMAGES_TOKEN, _invoke_args(query), opts=output_opts)
             return answer.apply(lambda value: GetImagesResult(_warn(_from_answer(value, query))))
 
@@ -405,7 +425,9 @@ def get_images_output(
         arguments: dict[str, Any] = resolved[0]
 
         def work() -> GetImagesResult:
-            query = None if lock is not None and _no_filters(arguments) else _query_of(arguments)
+            query: ImageQuery | None = _query_of(arguments)
+            if lock is not None and _no_filters(arguments):
+                query = _by_name(query)
             return GetImagesResult(_warn(_look_up(query, _settings_args(arguments), lock, lockfile, verify)))
 
         context = contextvars.copy_context()
@@ -420,8 +442,10 @@ _SETTING_DOCS = {
         f"{SETTINGS[name].variable}, then the UCloud CLI's profile files."
         for name in LOOKUP_ARGUMENTS
     },
-    "lock": "Read the image pinned for this selection from the lockfile instead of searching; without filters "
-    "the pin is taken by its name alone, with filters they must be the query it was locked with.",
+    "lock": "Read the image pinned for this selection (NAME, or NAME@CHANNEL for a channel) from the lockfile "
+    "instead of searching; without filters the pin is taken by its name alone (region picks one of its regions, "
+    "else the configured region), with filters they must be the query it was locked with. A revoked image is an "
+    "error; a revocation to come and a deprecation are warnings.",
     "lockfile": "The lockfile for lock. Default: the nearest ucloud-images.lock.json upwards.",
     "verify": "With lock, check with one API call that the pinned image still exists and is usable.",
     "opts": "Invoke options; used under mocks, where the invoke machinery carries the call.",

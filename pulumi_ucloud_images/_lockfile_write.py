@@ -12,12 +12,12 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 from ._errors import LockfileError
-from ._lockfile import Pin, lockfile_text
+from ._lockfile import Lockfile, lockfile_text
 
 __all__ = ["LOCK_WAIT_SECONDS", "exclusive", "remove_stale_temporaries", "write_lockfile"]
 
@@ -112,14 +112,18 @@ def exclusive(path: Path, *, wait: float = LOCK_WAIT_SECONDS, notice: TextIO | N
         os.close(descriptor)
 
 
-def write_lockfile(path: Path, pins: Mapping[str, Pin]) -> None:
+def write_lockfile(path: Path, lockfile: Lockfile, previous: Lockfile | None = None) -> None:
     """Replace the lockfile atomically: readers see the old file or the new one, never a part of either.
+
+    ``previous`` (the lockfile read under the same lock) makes sure history is only appended to.
 
     A symbolic link is written through (its target is replaced; the link stays). The new text goes to a
     temporary file ``.NAME.XXXXXXXX.tmp`` beside the target, is flushed to disk and renamed over it; a failed
     write removes it, and one a killed process left is removed by the next ``lock``.
     """
-    text = lockfile_text(pins)
+    if previous is not None and lockfile.history[: len(previous.history)] != previous.history:
+        raise LockfileError(f"The lockfile {path} was left unchanged: its history may only be appended to.")
+    text = lockfile_text(lockfile)
     target = _target(path)
     try:
         mode = target.stat().st_mode & 0o777

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, NamedTuple, cast
 
+from ._errors import InvalidQueryError
 from ._image import Image
 from ._listing import Client, shared_client
 from ._query import ImageQuery, parse_query
 from ._scope import lookup_scope, settings_for
 from ._select import LookupResult, filter_images, select
-from ._settings import LOOKUP_ARGUMENTS, Settings, conceal_key_argument
+from ._settings import LOOKUP_ARGUMENTS, Settings, conceal_key_argument, resolve_region
 
 __all__ = ["Listing", "fetch_listing", "find_images", "list_images", "lookup_images"]
 
@@ -69,6 +71,8 @@ def lookup_images(
     client: Client | None = None,
     naming: Mapping[str, str] | None = None,
     today: date | None = None,
+    lock: str | None = None,
+    lockfile: str | os.PathLike[str] | None = None,
     **filters: Any,
 ) -> LookupResult:
     """Resolve a query to exactly one image, or raise.
@@ -81,10 +85,40 @@ def lookup_images(
     ``most_recent``), :class:`InvalidQueryError` before any request on bad input. ``naming`` spells the
     fields in those errors as the caller does (e.g. ``{"most_recent": "--most-recent"}``). ``today`` is the date
     that end-of-life dates are compared with (default: today in UTC).
+
+    ``lock="NAME"`` or ``"NAME@CHANNEL"`` reads that pin from the lockfile (``lockfile``, default: the nearest
+    ``ucloud-images.lock.json`` upwards) instead, with no API call and no keys: ``region`` picks one of the pin's
+    regions (default: its only one, else the configured region), other filters must be the locked query.
+    A revoked image raises :class:`RevokedImageError`; a revocation to come or a deprecation is in ``warnings``.
     """
     conceal_key_argument(filters)  # before anything can fail: a traceback's locals must not show the key
+    if lock is not None:
+        return _locked(lock, lockfile, query, settings, client, filters)
+    if lockfile is not None:
+        raise InvalidQueryError("lockfile works only with lock=NAME[@CHANNEL]; pass lock, or leave it out.",
+                                field="lockfile")
     listing = fetch_listing(query, settings=settings, client=client, **filters)
     return select(listing.images, listing.query, listing.region, naming=naming, today=today)
+
+
+def _locked(
+    lock: str, lockfile: str | os.PathLike[str] | None, query: ImageQuery | Mapping[str, Any] | None,
+    settings: Settings | None, client: Client | None, filters: dict[str, Any],
+) -> LookupResult:
+    """``lookup_images(lock=...)``: the pin, offline; settings would do nothing, so they are refused."""
+    from ._pins import locked_lookup  # the lockfile reader, loaded only when a pin is read
+
+    unused = ["settings"] * (settings is not None) + ["client"] * (client is not None)
+    unused += [name for name in (*LOOKUP_ARGUMENTS, "config") if name in filters]
+    if unused:
+        raise InvalidQueryError(
+            f"With lock no API call is made, so {', '.join(unused)} would do nothing; leave them out.",
+            field=unused[0],
+        )
+    given = parse_query(query.to_args() if isinstance(query, ImageQuery) else query or {}, **filters)
+    return locked_lookup(
+        lock, None if given == ImageQuery() else given, path=lockfile, configured=lambda: resolve_region()
+    )
 
 
 def list_images(

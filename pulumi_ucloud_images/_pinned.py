@@ -49,7 +49,7 @@ from ._pinning import (
     integral,
     is_unknown,
 )
-from ._pins import read_pin
+from ._pins import read_locked
 from ._settings import PYTHON_FACE
 
 __all__ = ["PinnedImage", "PinnedImageProvider"]
@@ -147,9 +147,11 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
     is the pinned image's features). Settings come from stack config ``ucloud:*``, the environment and the
     UCloud CLI's profile files, never from inputs, so no key reaches the state.
 
-    ``lock="NAME"`` takes the pin of that selection from the lockfile (``lockfile``, default: the nearest
-    ``ucloud-images.lock.json`` upwards) instead of resolving a query: no filter needs repeating, and filters
-    given as well must be the query it was locked with. It changes when the lockfile's pin does.
+    ``lock="NAME"`` (or ``"NAME@CHANNEL"``) takes that pin from the lockfile (``lockfile``, default: the
+    nearest ``ucloud-images.lock.json`` upwards) instead of resolving a query: no filter needs repeating
+    (``region`` picks one of the pin's regions), and filters given as well must be the query it was locked
+    with. It changes when the lockfile's pin does. A revoked image fails; a revocation to come and a
+    deprecation are warnings.
     """
 
     image_id: pulumi.Output[str]
@@ -231,8 +233,9 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
         props.update({name: arguments[name] for name in (*FILTERS, REPIN)})
         if isinstance(props.get("supported_until"), date):
             props["supported_until"] = props["supported_until"].isoformat()  # a date travels as its text
+        warnings: tuple[str, ...] = ()
         if lock is not None:
-            props[LOCKED] = _read_locked(lock, lockfile)
+            props[LOCKED], warnings = _read_locked(lock, lockfile, region if isinstance(region, str) else None)
         elif lockfile is not None:
             raise _reported_error(InvalidQueryError(
                 "lockfile works only with lock=NAME (taking a pin from the lockfile); pass lock, or leave it out.",
@@ -240,6 +243,8 @@ class PinnedImage(pulumi.dynamic.Resource, module="ucloud-images", name="PinnedI
             ))
         super().__init__(PinnedImageProvider(), resource_name, props, opts)
         self.eol_warning.apply(self._show)
+        for warning in warnings:  # a revocation to come, a deprecation: shown as the end-of-life warning is
+            pulumi.log.warn(warning, resource=self)
 
     def _show(self, warning: str | None) -> None:
         """The pin's end-of-life warning, from the program: unlike the dynamic-provider host, it reaches the engine."""
@@ -253,10 +258,15 @@ def _reported_error(exc: UCloudImagesError) -> UCloudImagesError:
     return _as_run_error(exc.with_traceback(None))
 
 
-def _read_locked(lock: str, lockfile: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """The pin of selection ``lock``, read in the program (whose working directory is the project's)."""
+def _read_locked(
+    lock: str, lockfile: str | os.PathLike[str] | None, region: str | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The pin ``lock`` (``NAME`` or ``NAME@CHANNEL``) in ``region`` (else its one region, else the configured
+    one), read in the program (whose working directory is the project's), and the warnings of reading it."""
+    from ._functions import _configured_region
+
     try:
-        pin, path = read_pin(lock, lockfile)
+        read = read_locked(lock, lockfile, region, configured=_configured_region)
     except UCloudImagesError as exc:
         raise _reported_error(exc) from None
-    return {"name": lock, "lockfile": str(path), **pin.to_json()}
+    return {"name": lock, "lockfile": str(read.path), **read.pin.to_json()}, read.warnings

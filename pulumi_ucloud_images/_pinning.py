@@ -1,5 +1,8 @@
 """The pin service: check, diff, create and read of a ``PinnedImage``, on plain Python values.
 
+Over 400 lines: check, diff, create and read of one resource for both faces, a lockfile pin's path beside the
+query's.
+
 Both faces of the resource call it directly: the Python dynamic provider (:class:`._pinned.PinnedImageProvider`)
 and the provider plugin (:mod:`._provider`), each converting only its own wire format. Properties are the
 models' field names (``name_regex``, ``latest_image_id``); a value not known yet (a preview) is the engine's
@@ -33,7 +36,7 @@ from ._image import Image
 from ._listing import Client
 from ._lookup import fetch_listing, lookup_images
 from ._naming import Naming
-from ._pins import Pin, check_locked_query, fetch_pinned, require_usable
+from ._pins import Pin, check_locked_query, fetch_pinned, read_locked, require_usable
 from ._pulumi_sdk import UNKNOWN, stack_config
 from ._query import ImageQuery, invalid_query_errors
 from ._scope import settings_for
@@ -59,6 +62,8 @@ PROVIDER_KEY = "__provider"  # the dynamic provider's own input (its pickle); ne
 REPIN = "repin"
 QUERY = "query"  # in the outputs: the validated query, every field (as the schema's ImageQuery type has them)
 LOCKED = "locked"  # the lockfile pin a PinnedImage(lock=...) was declared with: name, lockfile and the pin
+# The plugin's inputs naming a lockfile pin (NAME or NAME@CHANNEL, and the lockfile): check reads it into LOCKED.
+LOCK, LOCKFILE = "lock", "lockfile"
 EOL_WARNING = "eol_warning"
 OUTPUTS = ("image_id", "image_name", "os_name", "create_time", "features", "latest_image_id", EOL_WARNING)
 FILTERS = tuple(ImageQuery.model_fields)
@@ -185,7 +190,18 @@ class PinService:
         if repin is not None and not isinstance(repin, str):
             failures.append(Failure(REPIN, f"Invalid {self._name(REPIN)} {repin!r}: must be a string (any new value "
                                            "re-pins)."))
-        known = {name: value for name, value in inputs.items() if name not in (REPIN, LOCKED) and not is_unknown(value)}
+        if (LOCK in inputs or LOCKFILE in inputs) and LOCKED not in inputs:
+            if is_unknown([inputs.get(LOCK), inputs.get(LOCKFILE), inputs.get("region")]):
+                return Checked(inputs)  # a preview: read once known
+            read = self._read_lock(inputs)
+            if isinstance(read, Failure):
+                return Checked(inputs, [read])
+            checked = self.check(olds, {**inputs, LOCKED: read[0]})
+            return Checked(checked.inputs, checked.failures, [*read[1], *checked.warnings])
+        known = {
+            name: value for name, value in inputs.items()
+            if name not in (REPIN, LOCKED, LOCK, LOCKFILE) and not is_unknown(value)
+        }
         query: ImageQuery | None = None
         try:
             query = ImageQuery.model_validate(known)
@@ -215,6 +231,22 @@ class PinService:
             return self._resolvable(inputs, query.model_copy(update={"region": inputs.get("region")}))
         return Checked(inputs)
 
+    def _read_lock(self, inputs: dict[str, Any]) -> Failure | tuple[dict[str, Any], list[str]]:
+        """The plugin's ``lock`` input read from the lockfile (as the Python face reads it in the program):
+        the ``locked`` pin and the warnings of reading it."""
+        ref, path, region = inputs.get(LOCK), inputs.get(LOCKFILE), inputs.get("region")
+        if ref is None:
+            return Failure(LOCKFILE, f"{self._name(LOCKFILE)} works only with {self._name(LOCK)} (taking a pin from "
+                                     "the lockfile); pass it, or leave it out.")
+        if not all(isinstance(value, (str, type(None))) for value in (ref, path, region)):
+            return Failure(LOCK, f"{self._name(LOCK)} must be NAME or NAME@CHANNEL, and {self._name(LOCKFILE)} a "
+                                 "path.")
+        try:
+            read = read_locked(ref, path, region, configured=self._configured_region)
+        except UCloudImagesError as exc:
+            return Failure(LOCK, str(exc))
+        return {"name": ref, "lockfile": str(read.path), **read.pin.to_json()}, list(read.warnings)
+
     def _check_locked(self, inputs: dict[str, Any], given: ImageQuery | None) -> Checked:
         """A pin taken from the lockfile: filters given too must be the query it was locked with; the checked
         inputs then hold that query and region, so the state has the query the image answers."""
@@ -226,7 +258,7 @@ class PinService:
                 f"{self._name(REPIN)} would do nothing; leave it out, and re-pin with "
                 f"'ucloud-images lock --update {locked['name']}'."
             ))])
-        if given is not None and not is_unknown(_filters(inputs)):
+        if given is not None and given != ImageQuery(region=given.region) and not is_unknown(_filters(inputs)):
             try:
                 check_locked_query(str(locked["name"]), pin, given, Path(locked["lockfile"]))
             except UCloudImagesError as exc:

@@ -1,72 +1,91 @@
-"""Pins in use: reading one in a program, checking it still serves its query, and resolving selections.
+"""Pins in use: reading one in a program and checking it still serves its query.
 
-A program reads a pin with ``get_images(lock=NAME)`` or ``PinnedImage(lock=NAME)`` (:func:`locked_lookup`,
-:func:`read_pin`) without calling the API; :func:`fetch_pinned` asks the API whether a pinned image is
-still usable. ``ucloud-images lock`` resolves a selection file into pins (:func:`resolve_pins`) and compares
-them with the lockfile's (:func:`changes`).
+A program reads a pin with ``get_images(lock="NAME[@CHANNEL]")`` or ``PinnedImage(lock=...)``
+(:func:`locked_lookup`, :func:`read_locked`) without calling the API, meeting the lockfile's revocations and
+deprecations; :func:`fetch_pinned` asks the API whether a pinned image is still usable. Resolving a selection
+file into pins is :mod:`._pins_resolve`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _query
 from ._display import shown as server_text
-from ._errors import LockfileError, NoImageFoundError, UCloudImagesError
+from ._errors import LockfileError, NoImageFoundError, RevokedImageError
 from ._image import Image
 from ._listing import Client, shared_client
-from ._lockfile import DEFAULT_SELECTION_FILE, Pin, find_lockfile, read_lockfile, utc_iso
-from ._lookup import lookup_images
+from ._lockfile import (
+    DEFAULT_SELECTION_FILE,
+    LATEST,
+    Lockfile,
+    Pin,
+    find_lockfile,
+    parse_lock_ref,
+)
 from ._query import ImageQuery, parse_query
-from ._scope import lookup_scope, region_of
+from ._scope import lookup_scope
 from ._select import LookupResult, eol_warning
-from ._selection_file import SelectionFile
 from ._settings import resolve_settings
 
 __all__ = [
-    "Change",
+    "LockedRead",
     "Pin",
-    "changes",
     "check_locked_query",
     "fetch_pinned",
-    "in_parallel",
-    "keep_unchanged",
     "locked_lookup",
-    "pinned_images",
-    "read_pin",
+    "read_locked",
     "require_usable",
-    "resolve_pins",
-    "selection_regions",
-    "stale",
-    "verified_images",
 ]
 
 _MAX_RESOLVERS = 8
 _T = TypeVar("_T")
+_K = TypeVar("_K")
 
 
 # -- reading a pin from a program ---------------------------------------------------------------------------
 
 
-def read_pin(name: str, path: str | os.PathLike[str] | None = None) -> tuple[Pin, Path]:
-    """The pin of selection ``name`` and the lockfile it was read from (``path``, default: the nearest
-    ``ucloud-images.lock.json`` upwards); a missing selection is a :class:`LockfileError` naming those it has."""
+@dataclass(frozen=True)
+class LockedRead:
+    """A pin as a reader gets it: the pin, the lockfile it came from, its reference and the warnings of
+    reading it (a revocation to come, a deprecation)."""
+
+    pin: Pin
+    path: Path
+    ref: str
+    warnings: tuple[str, ...] = ()
+
+
+def read_locked(
+    ref: str,
+    path: str | os.PathLike[str] | None = None,
+    region: str | None = None,
+    *,
+    configured: Callable[[], str | None] | None = None,
+) -> LockedRead:
+    """The pin ``ref`` (``NAME`` or ``NAME@CHANNEL``) names in ``region``, offline.
+
+    ``region`` ``None``: the pin's one region, or with several the ``configured`` one (the settings'). An
+    unknown name or channel, an empty channel and a region the pin does not cover are :class:`LockfileError`
+    sentences saying what to run; an image revoked from a date that has come is :class:`RevokedImageError`.
+    """
+    name, channel = parse_lock_ref(ref)
     lock_path = find_lockfile() if path is None else Path(path)
-    pins = read_lockfile(lock_path)
-    pin = pins.get(name)
-    if pin is None:
-        known = ", ".join(sorted(pins)) or "none"
-        raise LockfileError(
-            f"The lockfile {lock_path} has no selection {name!r} (it has: {known}); add it to "
-            f"{DEFAULT_SELECTION_FILE} and run 'ucloud-images lock --update {name}'."
-        )
-    return pin, lock_path
+    lockfile = Lockfile.load(lock_path)
+    held = lockfile.channel(name, channel)
+    if region is None and len(held) > 1 and configured is not None:
+        region = configured()
+    pin = lockfile.pin(name, channel, region)
+    shown = name if channel == LATEST else f"{name}@{channel}"
+    verdict = lockfile.verdict(pin.image_id, shown)
+    if verdict.error is not None:
+        raise RevokedImageError(verdict.error)
+    return LockedRead(pin, lock_path, shown, verdict.warnings)
 
 
 def check_locked_query(name: str, pin: Pin, query: ImageQuery, lock_path: Path) -> None:
@@ -90,6 +109,7 @@ def locked_lookup(
     path: str | os.PathLike[str] | None = None,
     verify: bool = False,
     settings_args: Mapping[str, Any] | None = None,
+    configured: Callable[[], str | None] | None = None,
 ) -> LookupResult:
     """The image pinned for selection ``name``, read from the lockfile without any API call.
 
@@ -98,20 +118,27 @@ def locked_lookup(
     :class:`LockfileError` names the differing fields. ``verify`` costs one DescribeImage call (ImageId
     filter, with ``settings_args`` as for :func:`resolve_settings`) and fails if the image is gone or not in
     one of the query's states; the image it finds past its end of life is kept, with a warning.
-    ``path`` defaults to the nearest ``ucloud-images.lock.json`` upwards.
+    ``path`` defaults to the nearest ``ucloud-images.lock.json`` upwards. ``name`` may name a channel
+    (``web@prod``); a query that gives only a region picks the pin's region (else: :func:`read_locked`).
     """
-    pin, lock_path = read_pin(name, path)
+    if query is not None and query == ImageQuery(region=query.region):
+        region, query = query.region, None
+    else:
+        region = None if query is None else query.region
+    read = read_locked(name, path, region, configured=configured)
+    pin, lock_path = read.pin, read.path
     if query is None:
         query = pin.query
     else:
         check_locked_query(name, pin, query, lock_path)
     image = pin.image()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = read.warnings
     if verify:
         settings = resolve_settings(**{**(settings_args or {}), "region": pin.region})
         image = require_usable(fetch_pinned(pin.image_id, pin.region, query, shared_client(settings)), name, lock_path)
         warning = eol_warning(image, query, pin.region, _query.utc_today())
-        warnings = () if warning is None else (f"selection {name!r} of {lock_path} pins {warning}",)
+        if warning is not None:
+            warnings += (f"selection {name!r} of {lock_path} pins {warning}",)
     return LookupResult(
         image_id=image.image_id, images=(image,), ids=(image.image_id,), total_count=1, region=pin.region,
         query=query, warnings=warnings,
@@ -143,135 +170,3 @@ def require_usable(found: Image | str, name: str, lock_path: Path) -> Image:
             f"For selection {name!r} of {lock_path}, {found}; re-pin it with 'ucloud-images lock --update {name}'."
         )
     return found
-
-
-# -- resolving a selection file -----------------------------------------------------------------------------
-
-
-def selection_regions(declared: SelectionFile, configured: str | None) -> dict[str, str]:
-    """The region each selection resolves in: its own, else the configured one (a missing one is said first)."""
-    regions: dict[str, str] = {}
-    for name, query in declared.queries.items():
-        region = region_of(query, configured)
-        if region is None:
-            raise LockfileError(
-                f"Selection {name!r} of {declared.path} has no region; set region in it or in [settings], "
-                "or set UCLOUD_REGION or the region of the ~/.ucloud profile (--profile)."
-            )
-        regions[name] = region
-    return regions
-
-
-def in_parallel(names: Iterable[str], work: Callable[[str], _T], declared: SelectionFile) -> dict[str, _T]:
-    """Run ``work(name)`` for every name on a small pool; the first failure (in file order) is raised."""
-    names = list(names)
-    if not names:
-        return {}
-    with ThreadPoolExecutor(min(len(names), _MAX_RESOLVERS), thread_name_prefix="ucloud-images-lock") as pool:
-        futures = {name: pool.submit(work, name) for name in names}
-    results: dict[str, _T] = {}
-    for name, future in futures.items():
-        try:
-            results[name] = future.result()
-        except UCloudImagesError as exc:
-            exc.args = (f"Selection {name!r} of {declared.path}: {exc}",)
-            raise
-    return results
-
-
-def resolve_pins(names: Iterable[str], declared: SelectionFile, client: Client) -> dict[str, Pin]:
-    """Resolve selections concurrently through one client, so selections that list the same pages share them."""
-    locked_at = utc_iso(int(datetime.now(timezone.utc).timestamp()))
-
-    def pin(name: str) -> Pin:
-        query = declared.queries[name]
-        return Pin.of(lookup_images(query, client=client), query, locked_at)
-
-    return in_parallel(names, pin, declared)
-
-
-def _pinned_image(pin: Pin, query: ImageQuery, client: Client) -> Image | str:
-    """The image a pin names as the API describes it now: from the selection's listing, which the lookup has
-    just read (memoised, so no request), else by its ID (one request); or why it is gone."""
-    params = query.server_params(*lookup_scope(query.model_copy(update={"region": pin.region}), client.settings))
-    found = next((image for image in client.describe_images(params) if image.image_id == pin.image_id), None)
-    return found if found is not None else fetch_pinned(pin.image_id, pin.region, query, client)
-
-
-def pinned_images(pins: Mapping[str, Pin], declared: SelectionFile, client: Client) -> dict[str, Image | str]:
-    """The image of every pin of a selection of the file, as the API describes it now (or why it is gone)."""
-    names = [name for name in declared.queries if name in pins]
-    return in_parallel(names, lambda name: _pinned_image(pins[name], declared.queries[name], client), declared)
-
-
-def verified_images(pins: Mapping[str, Pin], declared: SelectionFile, client: Client) -> dict[str, Image | str]:
-    """Like :func:`pinned_images`, but by ID alone (one request per pin), without listing the selection."""
-    names = [name for name in declared.queries if name in pins]
-    return in_parallel(
-        names,
-        lambda name: fetch_pinned(pins[name].image_id, pins[name].region, declared.queries[name], client),
-        declared,
-    )
-
-
-# -- comparing pins -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Change:
-    """A selection whose pin differs: added (``old`` None), removed (``new`` None) or moved."""
-
-    name: str
-    old: Pin | None
-    new: Pin | None
-    note: str = ""
-
-    def line(self, selection_file: Path) -> str:
-        if self.old is None and self.new is not None:
-            return f"  + {self.name}: {self.new.describe()} (not in the lockfile yet)"
-        if self.new is None and self.old is not None:
-            return f"  - {self.name}: {self.old.describe()} (no longer in {selection_file})"
-        assert self.old is not None and self.new is not None
-        note = f" ({self.note})" if self.note else ""
-        if self.old.image_id == self.new.image_id:
-            return f"  ~ {self.name}: {self.old.image_id} unchanged{note}"
-        return f"  ~ {self.name}: {self.old.describe()} -> {self.new.describe()}{note}"
-
-
-def query_note(old: Pin, query: ImageQuery, region: str) -> str:
-    """``query changed in the selection file: zone``, or nothing when ``old`` answers the query."""
-    fields = [field for field, _, _ in old.differences(query, region)]
-    if query.region != old.query.region and "region" not in fields:
-        fields.insert(0, "region")
-    return f"query changed in the selection file: {', '.join(fields)}" if fields else ""
-
-
-def changes(old: Mapping[str, Pin], new: Mapping[str, Pin]) -> list[Change]:
-    """Every selection whose pin differs between ``old`` and ``new``, in file order, then removed ones."""
-    found: list[Change] = []
-    for name, pin in new.items():
-        before = old.get(name)
-        if before is None:
-            found.append(Change(name, None, pin))
-        elif not before.same_as(pin):
-            found.append(Change(name, before, pin, query_note(before, pin.query, pin.region)))
-    found.extend(Change(name, pin, None) for name, pin in old.items() if name not in new)
-    return found
-
-
-def keep_unchanged(old: Mapping[str, Pin], new: Mapping[str, Pin]) -> dict[str, Pin]:
-    """A re-resolved pin that matches the old one keeps the old entry, so its ``locked_at`` does not churn."""
-    kept: dict[str, Pin] = {}
-    for name, pin in new.items():
-        before = old.get(name)
-        kept[name] = before if before is not None and before.same_as(pin) else pin
-    return kept
-
-
-def stale(old: Mapping[str, Pin], declared: SelectionFile, regions: Mapping[str, str]) -> list[str]:
-    """Selections whose pin cannot serve the file's query: missing from the lockfile, or for another query."""
-    return [
-        name
-        for name, query in declared.queries.items()
-        if name not in old or not old[name].answers(query, regions[name])
-    ]

@@ -1,5 +1,7 @@
 """The Pulumi provider plugin ``pulumi-resource-ucloud-images``: getImages and PinnedImage for every language.
 
+Over 400 lines: one gRPC provider: config, getImages (by query or by lockfile pin) and PinnedImage's calls.
+
 The engine starts the plugin with its own address as the argument and reads the gRPC port from the first
 line of stdout. The plugin serves the schema that :mod:`._schema` renders (the text of ``schema.json``),
 checks and stores provider config, answers ``ucloud-images:index:getImages`` with the lookup of the Python
@@ -55,7 +57,8 @@ from pydantic import SecretStr
 from ._errors import InvalidQueryError, ProviderError, SettingsNotKnownError, UCloudImagesError
 from ._lookup import lookup_images
 from ._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel
-from ._pinning import PinService, is_unknown
+from ._pinning import LOCK, LOCKFILE, PinService, is_unknown
+from ._pins import locked_lookup
 from ._plugin_wire import (
     PLUGIN_NAMING,
     has_secret,
@@ -67,9 +70,10 @@ from ._plugin_wire import (
     wire,
 )
 from ._pulumi_sdk import GRPC_SERVER_OPTIONS, UNKNOWN
+from ._query import ImageQuery
 from ._schema import CONFIG_KEYS, render
 from ._scope import settings_for
-from ._settings import Face, endpoint_problem, has_userinfo, userinfo_message
+from ._settings import Face, endpoint_problem, has_userinfo, resolve_region, userinfo_message
 from ._version import __version__
 
 __all__ = ["EngineLog", "UCloudImagesProvider", "main", "parse_arguments"]
@@ -228,9 +232,13 @@ class UCloudImagesProvider(Provider):
     async def invoke(self, request: InvokeRequest) -> InvokeResponse:
         if request.tok != GET_IMAGES_TOKEN:
             raise ProviderError(f"Unknown function {request.tok!r}; this provider serves {GET_IMAGES_TOKEN}.")
-        query, failures = parse_arguments(request.args)
+        lock_args = {key: plain(value) for key, value in request.args.items() if key in (LOCK, LOCKFILE)}
+        args = {key: value for key, value in request.args.items() if key not in lock_args}
+        query, failures = parse_arguments(args)
         if query is None:
             return InvokeResponse(failures=failures)
+        if lock_args:
+            return await self._invoke_locked(lock_args, query, request)
         try:
             settings = settings_for(query, config=self._config_value, face=PLUGIN_FACE)
         except InvalidQueryError as exc:
@@ -238,6 +246,29 @@ class UCloudImagesProvider(Provider):
                 raise exc.with_traceback(None) from None
             return InvokeResponse(failures=[CheckFailure(PLUGIN_NAMING[exc.field], str(exc))])
         result = await self._run(functools.partial(lookup_images, query, settings=settings, naming=PLUGIN_NAMING))
+        for warning in result.warnings:
+            await self._warn(f"{GET_IMAGES_TOKEN}: {warning}", "")
+        return InvokeResponse(return_value=wire(result.model_dump(mode="json"), secret=has_secret(request.args)))
+
+    async def _invoke_locked(
+        self, lock_args: dict[str, Any], query: ImageQuery, request: InvokeRequest
+    ) -> InvokeResponse:
+        """getImages with ``lock``: the pin read from the lockfile (the plugin's working directory is the
+        project's), no API call; a filter given besides ``region`` must be the locked query."""
+        ref, path = lock_args.get(LOCK), lock_args.get(LOCKFILE)
+        if not isinstance(ref, str) or not isinstance(path, (str, type(None))):
+            return InvokeResponse(failures=[CheckFailure(
+                LOCK if not isinstance(ref, str) else LOCKFILE,
+                "lock must be NAME or NAME@CHANNEL (a string), and lockfile a path; lockfile works only with lock.",
+            )])
+        given = None if query == ImageQuery() else query
+
+        def configured() -> str | None:
+            return resolve_region(config=self._config_value, face=PLUGIN_FACE)
+
+        result = await self._run(
+            functools.partial(locked_lookup, ref, given, path=path, configured=configured)
+        )
         for warning in result.warnings:
             await self._warn(f"{GET_IMAGES_TOKEN}: {warning}", "")
         return InvokeResponse(return_value=wire(result.model_dump(mode="json"), secret=has_secret(request.args)))

@@ -61,6 +61,20 @@ _PINNED_EXTRA = {
     "query": "The query the pin was resolved with, as validated.",
     "eol_warning": "Set when the pinned image was past its end of life at the last create or refresh.",
 }
+# The inputs that read a pin from the lockfile instead of resolving a query (getImages and PinnedImage).
+_LOCK_INPUTS = {
+    "lock": {
+        "type": "string",
+        "description": "Read the image pinned for this selection (NAME, or NAME@CHANNEL for a channel) from the "
+        "lockfile instead of searching, with no API call; `region` picks one of the pin's regions (else the "
+        "configured region). A revoked image is an error; a revocation to come and a deprecation are warnings.",
+    },
+    "lockfile": {
+        "type": "string",
+        "description": "The lockfile for `lock`. Default: the nearest ucloud-images.lock.json upwards from the "
+        "project directory.",
+    },
+}
 # Type descriptions for schema readers; the model docstrings speak of the Python attributes.
 _TYPE_DESCRIPTIONS = {
     "Image": "One UHost image, as DescribeImage describes it.",
@@ -176,6 +190,7 @@ def _pinned_image(builder: _Builder, inputs: dict[str, Any]) -> dict[str, Any]:
     repin = {"type": "string", "description": _PINNED_EXTRA[REPIN]}
     outputs: dict[str, Any] = {key: spec for key, spec in inputs.items() if key != "features"}
     outputs[camel(REPIN)] = repin
+    outputs.update(_LOCK_INPUTS)
     outputs[camel(QUERY)] = {
         "$ref": f"#/types/{builder.object_type(ImageQuery)}",
         "description": _PINNED_EXTRA[QUERY],
@@ -187,7 +202,7 @@ def _pinned_image(builder: _Builder, inputs: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "description": _PINNED_DESCRIPTION,
-        "inputProperties": {**inputs, camel(REPIN): repin},
+        "inputProperties": {**inputs, camel(REPIN): repin, **_LOCK_INPUTS},
         "properties": outputs,
         "required": [camel(name) for name in OUTPUTS if name in Image.model_fields] + [camel(QUERY)],
     }
@@ -219,7 +234,7 @@ def build_schema() -> dict[str, Any]:
         "functions": {
             GET_IMAGES_TOKEN: {
                 "description": _GET_IMAGES_DESCRIPTION,
-                "inputs": {"type": "object", "properties": inputs},
+                "inputs": {"type": "object", "properties": {**inputs, **_LOCK_INPUTS}},
                 "outputs": {"type": "object", "properties": outputs, "required": required_outputs},
             }
         },

@@ -128,6 +128,7 @@ def no_match_error(
     naming: Mapping[str, str] | None = None,
     *,
     today: date | None = None,
+    revoked: Sequence[Image] = (),
 ) -> NoImageFoundError:
     """Zero matches: name the region and every criterion, and say where the images were lost (other states,
     marketplace images, the EOL filters) and how to include them.
@@ -153,6 +154,12 @@ def no_match_error(
                 f" if {naming.get('states', 'states')} allowed {'them' if plural else 'it'}"
             )
         clauses = _left_out(listed, query, naming, today)
+        if revoked:
+            ids = ", ".join(image.image_id for image in revoked)
+            clauses.append(
+                f"{len(revoked)} revoked image{_plural(len(revoked), ' was', 's were')} left out ({ids}; "
+                "'ucloud-images restore IMAGE_ID' lets one in again)"
+            )
         if clauses:
             where += ("; " if elsewhere else ", though ") + "; ".join(clauses)
     return NoImageFoundError(f"No image in region {region} matches {query.criteria(naming)}: {where}.")
@@ -220,17 +227,24 @@ def select(
     *,
     naming: Mapping[str, str] | None = None,
     today: date | None = None,
+    revoked: frozenset[str] = frozenset(),
 ) -> LookupResult:
     """Apply the strict rules of the design: zero matches and unresolved ambiguity are errors.
 
     ``most_recent`` takes the newest match, but never across architectures (without ``architecture``,
     candidates on both are ambiguous). A chosen image past its end of life is kept, with a warning in
     ``warnings``. ``naming`` spells the fields in the errors as the caller does (CLI flags, Pulumi's camelCase);
-    ``today`` is the lookup's date (default: today in UTC).
+    ``today`` is the lookup's date (default: today in UTC). Images whose IDs are ``revoked`` (in the
+    lockfile) are left out as images in another state are, and a zero-match error counts them.
     """
     day = today or _query.utc_today()
     listed = tuple(images)
     matches = filter_images(listed, query, naming, today=day)
+    if revoked:
+        left_out = [image for image in matches if image.image_id in revoked]
+        matches = [image for image in matches if image.image_id not in revoked]
+        if not matches:
+            raise no_match_error(listed, query, region, naming, today=day, revoked=left_out)
     if not matches:
         raise no_match_error(listed, query, region, naming, today=day)
     if len(matches) > 1 and not query.most_recent:

@@ -7,8 +7,10 @@ one sentence naming the file, the table and the key. The pins it resolves to are
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
@@ -16,6 +18,7 @@ from pydantic_core import ErrorDetails
 from ._errors import LockfileError
 from ._lockfile import (
     DEFAULT_SELECTION_FILE,
+    LATEST,
     NAME_RULE,
     FileModel,
     NonEmptyText,
@@ -31,8 +34,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["FileSettings", "SelectionFile", "read_selections"]
+__all__ = ["GOVERNANCE_KEYS", "FileSettings", "SelectionFile", "read_selections"]
 
+# Keys of a [selections.NAME] table that are not filters: where the pin is kept, not what it matches.
+GOVERNANCE_KEYS = ("channels", "regions")
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SECRET_SETTINGS = tuple(name for name, setting in SETTINGS.items() if setting.credential)
 
 
@@ -54,6 +61,17 @@ class SelectionFile(FileModel):
     settings: FileSettings = FileSettings()
     queries: dict[SelectionName, Selection] = Field(alias="selections", min_length=1)
     _path: Path = PrivateAttr(default=Path(DEFAULT_SELECTION_FILE))
+    _channels: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _regions: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+
+    def channels(self, name: str) -> tuple[str, ...]:
+        """The channels selection ``name`` declares (``channels = [...]``), besides its own pin ``latest``."""
+        return self._channels.get(name, ())
+
+    def regions(self, name: str) -> tuple[str, ...]:
+        """The regions selection ``name`` declares (``regions = [...]``); empty: the one region of its query
+        or the settings."""
+        return self._regions.get(name, ())
 
     @property
     def path(self) -> Path:
@@ -80,15 +98,57 @@ def read_selections(path: str | os.PathLike[str]) -> SelectionFile:
         raise LockfileError(
             f"The selection file {path} nests arrays or tables too deeply to be a selection file."
         ) from None
+    governance = _governance(path, data)
     try:
         declared = SelectionFile.model_validate(data)
     except ValidationError as exc:
         problem = _selection_problem(path, exc.errors()[0])
     else:
         declared._path = path
+        declared._channels = {name: found[0] for name, found in governance.items() if found[0]}
+        declared._regions = {name: found[1] for name, found in governance.items() if found[1]}
         return declared
     # Raised here, outside the handler, so the error keeps no reference to the file's values (a key among them).
     raise LockfileError(problem)
+
+
+def _names(path: Path, name: str, key: str, value: Any, rule: str, check: Any) -> tuple[str, ...]:
+    where = f"In the selection file {path}, [selections.{name}] {key}"
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) and check(item) for item in value):
+        raise LockfileError(f"{where} must be a non-empty list of {rule}, not {value_text(value)}.")
+    if len(set(value)) != len(value):
+        raise LockfileError(f"{where} names one entry twice.")
+    return tuple(value)
+
+
+def _governance(path: Path, data: Any) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Take ``channels`` and ``regions`` out of each selection table (they are not filters) and check them."""
+    found: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    selections = data.get("selections") if isinstance(data, dict) else None
+    if not isinstance(selections, dict):
+        return found
+    for name, table in selections.items():
+        if not isinstance(table, dict) or not any(key in table for key in GOVERNANCE_KEYS):
+            continue
+        channels: tuple[str, ...] = ()
+        regions: tuple[str, ...] = ()
+        if "channels" in table:
+            channels = _names(path, name, "channels", table.pop("channels"), f"channel names of {NAME_RULE}",
+                              _NAME.fullmatch)
+            if LATEST in channels:
+                raise LockfileError(
+                    f"In the selection file {path}, [selections.{name}] channels must not name {LATEST!r}: it is "
+                    "the selection's own pin, which 'ucloud-images lock' writes."
+                )
+        if "regions" in table:
+            regions = _names(path, name, "regions", table.pop("regions"), "non-empty region names",
+                             lambda item: bool(item.strip()))
+            if "region" in table:
+                raise LockfileError(
+                    f"In the selection file {path}, [selections.{name}] sets both region and regions; keep one."
+                )
+        found[name] = (channels, regions)
+    return found
 
 
 def _selection_problem(path: Path, error: ErrorDetails) -> str:

@@ -25,7 +25,7 @@ from pulumi_ucloud_images._cli.list import _width
 from pulumi_ucloud_images._display import json_for_people, shown
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._image import parse_page
-from pulumi_ucloud_images._lockfile import Pin, lockfile_text
+from pulumi_ucloud_images._lockfile import LATEST, Lockfile, Pin, lockfile_text
 from pulumi_ucloud_images._query import parse_query
 
 ESC = "\x1b"
@@ -204,9 +204,11 @@ def test_pins_are_described_cleaned_and_written_exactly(tmp_path: Path) -> None:
     pin = Pin(query=parse_query(name_regex="^evil"), region="cn-bj2", image_id="uimage-evil01",
               image_name=HOSTILE, create_time=1_700_000_000, locked_at="2026-01-01T00:00:00Z")
     assert controls(pin.describe()) == [] and "evilRED" in pin.describe()
-    text = lockfile_text({"web": pin})
+    locked = Lockfile.empty().with_selection("web", pin.query, ())
+    locked = locked.with_images("web", LATEST, {"cn-bj2": pin.held()}, "lock")
+    text = lockfile_text(locked)
     assert controls(text) == []  # a reviewed diff shows what the file holds
-    assert json.loads(text)["selections"]["web"]["image_name"] == HOSTILE
+    assert json.loads(text)["selections"]["web"]["channels"]["latest"]["cn-bj2"]["image_name"] == HOSTILE
 
 
 @pytest.mark.parametrize("region", ["cn-bj2", "cn-sh2", "hk", "us-ca"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_ucloud_images import _lockfile_write, _pins
+from pulumi_ucloud_images import _lockfile_write, _pins_resolve
 from pulumi_ucloud_images._cli import lock as lock_command
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
@@ -25,7 +25,7 @@ from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Em
 from pulumi_ucloud_images._errors import LockfileError, NoImageFoundError
 from pulumi_ucloud_images._listing import reset_shared_clients
 from pulumi_ucloud_images._lockfile import LOCKFILE_VERSION
-from pulumi_ucloud_images._lookup import lookup_images
+from pulumi_ucloud_images._lookup import fetch_listing, lookup_images
 from pulumi_ucloud_images._pins import locked_lookup
 from pulumi_ucloud_images._query import parse_query
 
@@ -83,9 +83,29 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
     return invoke
 
 
-def lockfile(directory: Path) -> dict[str, Any]:
+def raw_lockfile(directory: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((directory / "ucloud-images.lock.json").read_text(encoding="utf-8"))
     return data
+
+
+def lockfile(directory: Path) -> dict[str, Any]:
+    """The lockfile with each selection's own pin (channel ``latest``, one region) flattened with its query."""
+    data = raw_lockfile(directory)
+    flat: dict[str, Any] = {}
+    for name, selection in data["selections"].items():
+        ((region, image),) = selection["channels"]["latest"].items()
+        flat[name] = {**image, "query": selection["query"], "region": region}
+    return {**data, "selections": flat}
+
+
+def as_format_1(directory: Path) -> dict[str, Any]:
+    """The lockfile in ``directory`` as format 1 wrote it: one pin per selection, nothing format 2 adds."""
+    added = ("image_type", "maintain_eol", "architecture")
+    selections = {
+        name: {key: value for key, value in entry.items() if key not in added}
+        for name, entry in lockfile(directory)["selections"].items()
+    }
+    return {"selections": selections, "version": 1}
 
 
 def pinned(directory: Path, name: str) -> str:
@@ -106,9 +126,9 @@ def test_lock_pins_every_selection_with_query_region_name_and_times(project: Pat
     code, out, err = run()
     assert (code, err) == (0, LEGACY_EOL)
     text = (project / "ucloud-images.lock.json").read_text(encoding="utf-8")
-    data = json.loads(text)
-    assert text == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     assert "CentOS 7.2 64位" in text  # names stay readable, not \u-escaped
+    data = lockfile(project)
     assert data["version"] == LOCKFILE_VERSION
     assert list(data["selections"]) == ["golden-web", "legacy", "web"]
     for name, filters in (("web", WEB), ("legacy", LEGACY), ("golden-web", GOLDEN)):
@@ -123,7 +143,14 @@ def test_lock_pins_every_selection_with_query_region_name_and_times(project: Pat
         locked_at = datetime.fromisoformat(entry["locked_at"].replace("Z", "+00:00"))
         assert locked_at.tzinfo is not None and locked_at >= before
         assert f"+ {name}: {expected.image_id}" in out
+        assert (entry["image_type"], entry["architecture"]) == (expected.image_type, expected.architecture)
+        assert entry["maintain_eol"] == (expected.maintain_eol or None)
     assert data["selections"]["legacy"]["image_id"] == "uimage-f1chxn"
+    history = raw_lockfile(project)["history"]
+    assert sorted((e["action"], e["selection"], e["channel"], e["region"], e["old_image"], e["new_image"])
+                  for e in history) == sorted(
+        ("lock", name, "latest", "cn-bj2", None, data["selections"][name]["image_id"]) for name in data["selections"]
+    )
 
 
 def test_lockfile_goes_next_to_the_selection_file_by_default(
@@ -154,11 +181,11 @@ def test_selections_resolve_concurrently_and_share_fetched_pages(
 
     barrier = threading.Barrier(4, timeout=10)
 
-    def lookup_once_all_have_started(*args: Any, **kwargs: Any) -> Any:
+    def fetch_once_all_have_started(*args: Any, **kwargs: Any) -> Any:
         barrier.wait()  # breaks (and fails the lock) unless all four selections are being resolved at once
-        return lookup_images(*args, **kwargs)
+        return fetch_listing(*args, **kwargs)
 
-    monkeypatch.setattr(_pins, "lookup_images", lookup_once_all_have_started)
+    monkeypatch.setattr(_pins_resolve, "fetch_listing", fetch_once_all_have_started)
     code, _, err = run()
     assert (code, err) == (0, LEGACY_EOL)
     assert ucloud_emulator_env.request_count == alone
@@ -257,7 +284,7 @@ def test_plain_lock_repins_everything_and_keeps_unchanged_entries_verbatim(
     after = lockfile(project)["selections"]
     assert after["web"]["image_id"] == "uimage-ub22nw"
     assert after["legacy"] == first["legacy"]  # same pin: locked_at does not churn
-    assert "1 of 3 selection(s) changed" in out
+    assert "1 of 3 pin(s) changed" in out
 
 
 def test_added_changed_and_removed_selections(project: Path, run: Run) -> None:
@@ -375,7 +402,7 @@ def test_locked_lookup_names_the_selection_and_every_differing_field(project: Pa
     assert "features is ['IPv6'] in code but [] in the lockfile" in message
     assert exit_code_for(error.value) == 2
 
-    with pytest.raises(LockfileError, match="region is 'cn-sh2' in code but 'cn-bj2' in the lockfile"):
+    with pytest.raises(LockfileError, match=r"pin web of .* does not cover region 'cn-sh2'; it covers cn-bj2"):
         locked_lookup("web", parse_query(WEB, region="cn-sh2"))
     with pytest.raises(LockfileError, match=r"has no selection 'db' \(it has: golden-web, legacy, web\)"):
         locked_lookup("db", parse_query(WEB))
@@ -507,7 +534,7 @@ def test_missing_selection_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         ),
         (
             lambda text: text.replace('"image_id": "uimage-f1chxn"', '"image_id": "uimage-f1chxn", "note": 1'),
-            "is malformed at selections.legacy.note: expected only the keys create_time, image_id",
+            "is malformed at selections.legacy.note: expected only the keys architecture, create_time, image_id",
         ),
         (
             lambda text: text.replace('"create_time": "2019-04-16T13:05:03Z"', '"create_time": "yesterday"'),
@@ -539,8 +566,10 @@ def test_missing_selection_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_malformed_lockfiles_name_the_file_and_the_line_or_key(
     project: Path, run: Run, edit: Callable[[str], str], message: str
 ) -> None:
+    """On a lockfile of format 1 (read everywhere), which ``lock`` writes again only once it can read it."""
     run()
     path = project / "ucloud-images.lock.json"
+    path.write_text(json.dumps(as_format_1(project), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
     broken = path.read_bytes()
     code, _, err = run("--check")
@@ -637,7 +666,7 @@ def _stale_pins(directory: Path, *names: str) -> None:
     path = directory / "ucloud-images.lock.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     for name in names:
-        data["selections"][name]["image_id"] = f"uimage-old{name[:3]}"
+        data["selections"][name]["channels"]["latest"]["cn-bj2"]["image_id"] = f"uimage-old{name[:3]}"
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -650,13 +679,13 @@ def test_concurrent_updates_take_turns_and_keep_every_pin(
     overlaps: list[tuple[str, ...]] = []
     real_resolve = lock_command.resolve_pins  # type: ignore[attr-defined]  # the name the command calls
 
-    def slow_resolve(names: Any, selections: Any, client: Any) -> Any:
+    def slow_resolve(names: Any, selections: Any, client: Any, revoked: Any) -> Any:
         inside.append(threading.current_thread().name)
         if len(inside) > 1:
             overlaps.append(tuple(inside))
         try:
             time.sleep(0.3)  # long enough for the other update to reach this point, were it not held back
-            return real_resolve(names, selections, client)
+            return real_resolve(names, selections, client, revoked)
         finally:
             inside.remove(threading.current_thread().name)
 
@@ -706,7 +735,8 @@ def test_a_symlinked_lockfile_is_updated_through_the_link(project: Path, run: Ru
     code, out, _ = run("--update", "legacy")
     assert code == 0 and "~ legacy: uimage-oldleg" in out
     assert link.is_symlink() and os.readlink(link) == str(shared / "pins.json")
-    assert json.loads((shared / "pins.json").read_text())["selections"]["legacy"]["image_id"] == "uimage-f1chxn"
+    data = json.loads((shared / "pins.json").read_text())
+    assert data["selections"]["legacy"]["channels"]["latest"]["cn-bj2"]["image_id"] == "uimage-f1chxn"
     assert sorted(path.name for path in shared.iterdir()) == ["pins.json"]  # no lock or temporary file left
 
 

@@ -34,10 +34,10 @@ def test_every_field_spelled_in_camel_case_spells_back_to_itself(model: type[Ima
 def test_the_schema_names_the_properties_as_the_naming_layer_does() -> None:
     schema = build_schema()
     function = schema["functions"][GET_IMAGES_TOKEN]
-    assert list(function["inputs"]["properties"]) == list(wire_names(ImageQuery).values())
+    assert list(function["inputs"]["properties"]) == [*wire_names(ImageQuery).values(), "lock", "lockfile"]
     assert list(function["outputs"]["properties"]) == list(wire_names(LookupResult).values())
     pinned = schema["resources"][PINNED_IMAGE_TOKEN]["inputProperties"]
-    assert set(pinned) == {*wire_names(ImageQuery).values(), "repin"}
+    assert set(pinned) == {*wire_names(ImageQuery).values(), "repin", "lock", "lockfile"}
 
 
 def test_the_query_and_the_result_dump_by_alias_in_the_schemas_spelling() -> None:

@@ -20,6 +20,7 @@ PUBLIC_NAMES = {
     "CredentialsError",
     "ProfileError",
     "LockfileError",
+    "RevokedImageError",
     "TransportError",
     "ResponseFormatError",
     "ConnectionFailedError",
@@ -124,7 +125,8 @@ def test_the_errors_form_one_hierarchy() -> None:
 
 def test_the_command_maps_every_error_to_its_exit_code_and_the_library_carries_none() -> None:
     api = pulumi_ucloud_images
-    expected = {"InvalidQueryError": 2, "ProfileError": 2, "LockfileError": 2, "NoImageFoundError": 3,
+    expected = {"InvalidQueryError": 2, "ProfileError": 2, "LockfileError": 2, "RevokedImageError": 2,
+                "NoImageFoundError": 3,
                 "AmbiguousImageError": 4}
     for name in ERRORS:
         error = getattr(api, name)

@@ -91,7 +91,7 @@ def test_package_identity_and_languages() -> None:
 
 def test_every_query_field_is_an_input_with_the_models_description() -> None:
     inputs = _function()["inputs"]["properties"]
-    assert list(inputs) == [camel(name) for name in ImageQuery.model_fields]
+    assert list(inputs) == [*(camel(name) for name in ImageQuery.model_fields), "lock", "lockfile"]
     for name, field in ImageQuery.model_fields.items():
         assert inputs[camel(name)]["description"] == field.description
     assert {"nameRegex", "osNameRegex", "mostRecent", "projectId", "imageType"} <= set(inputs)
@@ -133,7 +133,7 @@ def test_every_result_field_is_an_output() -> None:
     assert outputs["properties"]["images"]["items"] == {"$ref": f"#/types/{IMAGE_TOKEN}"}
     assert outputs["properties"]["totalCount"]["type"] == "integer"
     echoed = _resolve(schema, outputs["properties"]["query"])
-    assert list(echoed["properties"]) == list(_function()["inputs"]["properties"])
+    assert [*echoed["properties"], "lock", "lockfile"] == list(_function()["inputs"]["properties"])
 
 
 def test_image_object_type_mirrors_the_image_model() -> None:

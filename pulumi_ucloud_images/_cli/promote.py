@@ -1,0 +1,68 @@
+"""``ucloud-images promote NAME --to CHANNEL``: move a declared channel to what another channel holds."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from .._errors import LockfileError
+from .._lockfile import LATEST, Lockfile, now_iso
+from .common import EXIT_OK
+from .ledger import add_lockfile_flag, edit_lockfile, lockfile_at, ref_of
+
+__all__ = ["register", "run"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "promote",
+        help="Move a channel of a selection to the images another channel holds (every region at once).",
+        description="Move channel --to of selection NAME to the images channel --from holds (default: latest, the "
+        "selection's own pin), in every region at once; recorded in the lockfile's history. No API call.",
+    )
+    parser.add_argument("name", metavar="NAME", help="The selection.")
+    parser.add_argument("--to", required=True, metavar="CHANNEL", help="The channel to move (declared in channels).")
+    parser.add_argument("--from", dest="source", default=LATEST, metavar="CHANNEL",
+                        help=f"The channel whose images it takes (default {LATEST}).")
+    parser.add_argument("--note", metavar="TEXT", help="Why, for the history.")
+    add_lockfile_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    name, target, source = args.name, args.to, args.source
+
+    def promote(lockfile: Lockfile) -> Lockfile:
+        if target == LATEST:
+            raise LockfileError(
+                f"Channel {LATEST!r} is the selection's own pin and moves only with 'ucloud-images lock --update "
+                f"{name}'; promote to a declared channel."
+            )
+        if target not in lockfile.selection(name).channels:
+            lockfile.channel(name, target)  # raises the sentence naming the declared channels
+        images = lockfile.channel(name, source)
+        for region, image in sorted(images.items()):
+            revocation = lockfile.revocation(image.image_id)
+            if revocation is not None and revocation.in_force():
+                raise LockfileError(
+                    f"{ref_of(name, source)} holds image {image.image_id} in {region}, revoked since "
+                    f"{revocation.day} ({revocation.reason}); promote refuses it: run 'ucloud-images lock --update "
+                    f"{name}' for a new image, or 'ucloud-images restore {image.image_id}' if the revocation was a "
+                    "mistake."
+                )
+        at = now_iso()
+        moved = {region: image.model_copy(update={"locked_at": at}) for region, image in images.items()}
+        current = lockfile.selection(name).channels.get(target, {})
+        if {r: i.image_id for r, i in current.items()} == {r: i.image_id for r, i in moved.items()}:
+            return lockfile
+        return lockfile.with_images(name, target, moved, "promote", args.note or "", time=at)
+
+    path = lockfile_at(args)
+    before, after = edit_lockfile(path, promote)
+    if after == before:
+        out.write(f"{ref_of(name, target)} already holds what {ref_of(name, source)} holds; {path} is unchanged.\n")
+        return EXIT_OK
+    out.write(f"Promoted {ref_of(name, source)} to {ref_of(name, target)} in {path}:\n")
+    for entry in after.history[len(before.history):]:
+        out.write(f"  {entry.region}: {entry.old_image or '(empty)'} -> {entry.new_image}\n")
+    return EXIT_OK

@@ -1,0 +1,64 @@
+"""``ucloud-images rollback NAME --channel CHANNEL``: put a channel back to the images it held before."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from .._errors import LockfileError
+from .._lockfile import Lockfile, now_iso
+from .common import EXIT_OK
+from .ledger import add_lockfile_flag, edit_lockfile, lockfile_at, ref_of
+
+__all__ = ["register", "run"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "rollback",
+        help="Put a channel of a selection back to the images it held before (every region at once).",
+        description="Put channel --channel of selection NAME back to the images it held before its last move, read "
+        "from the lockfile's history; each rollback goes one step further back. No API call.",
+    )
+    parser.add_argument("name", metavar="NAME", help="The selection.")
+    parser.add_argument("--channel", required=True, metavar="CHANNEL", help="The channel to roll back.")
+    parser.add_argument("--note", metavar="TEXT", help="Why, for the history.")
+    add_lockfile_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    name, channel = args.name, args.channel
+    ref = ref_of(name, channel)
+
+    def rollback(lockfile: Lockfile) -> Lockfile:
+        if channel not in lockfile.selection(name).channels:
+            lockfile.channel(name, channel)  # raises the sentence naming the declared channels
+        previous = lockfile.previous(name, channel)
+        if previous is None:
+            raise LockfileError(
+                f"The history of {lockfile.path} holds no earlier images for {ref}, so there is nothing to roll back "
+                f"to; move it with 'ucloud-images promote {name} --to {channel}'."
+            )
+        at = now_iso()
+        images = {}
+        for region, image_id in sorted(previous.items()):
+            record = lockfile.record(image_id)
+            if record is None:
+                raise LockfileError(
+                    f"{lockfile.path} no longer knows image {image_id}, which {ref} held in {region}; move it with "
+                    f"'ucloud-images promote {name} --to {channel}'."
+                )
+            images[region] = record.model_copy(update={"locked_at": at})
+        return lockfile.with_images(name, channel, images, "rollback", args.note or "", time=at)
+
+    path = lockfile_at(args)
+    before, after = edit_lockfile(path, rollback)
+    out.write(f"Rolled {ref} back in {path}:\n")
+    for entry in after.history[len(before.history):]:
+        out.write(f"  {entry.region}: {entry.old_image or '(empty)'} -> {entry.new_image or '(empty)'}\n")
+    for region, image in sorted(after.selection(name).channels[channel].items()):
+        verdict = after.verdict(image.image_id, ref)
+        if verdict.error is not None:
+            out.write(f"  note: {region}: {verdict.error}\n")
+    return EXIT_OK
