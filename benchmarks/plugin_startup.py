@@ -37,7 +37,7 @@ from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Em
 from pulumi_ucloud_images._schema import GET_IMAGES_TOKEN
 
 REGION = "cn-bj2"
-QUERY = {"osType": "Linux", "nameRegex": r"^Ubuntu 22\.04", "mostRecent": True}
+QUERY = {"osType": "Linux", "nameRegex": r"^Ubuntu 22\.04", "architecture": "x86_64", "mostRecent": True}
 
 
 def _serve(latency_ms: float, conn: Connection) -> None:
@@ -48,7 +48,7 @@ def _serve(latency_ms: float, conn: Connection) -> None:
 
 def _command() -> list[str]:
     found = shutil.which("pulumi-resource-ucloud-images", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "pulumi_ucloud_images._provider"]
+    return [found] if found else [sys.executable, "-m", "pulumi_ucloud_images"]
 
 
 def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:

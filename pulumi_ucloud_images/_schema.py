@@ -5,9 +5,9 @@ Function inputs come from :class:`ImageQuery`, outputs from :class:`LookupResult
 provider config from the settings sources. Property names are the field names in camelCase; descriptions
 are the fields' descriptions.
 
-``python -m pulumi_ucloud_images._schema --write`` regenerates ``schema.json`` at the repository root,
-``--check`` exits 1 when that file differs from what the models produce, and no option prints the schema.
-The provider plugin serves :func:`render` itself, so what it serves is byte-for-byte what ``--write`` writes.
+``python -m pulumi_ucloud_images._schema --write`` regenerates ``schema.json`` at the repository root and its
+copy in the package, ``--check`` exits 1 when either differs from what the models produce, and no option prints
+the schema. The provider plugin serves the package's copy as it is, so it starts without building the models.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "PACKAGE_NAME",
     "PINNED_IMAGE_TOKEN",
     "SCHEMA_PATH",
+    "SERVED_SCHEMA_PATH",
     "build_schema",
     "main",
     "render",
@@ -47,6 +48,7 @@ __all__ = [
 IMAGE_TOKEN = token_of(Image.__name__)
 GO_IMPORT_BASE_PATH = "github.com/pulumi-ucloud-images/pulumi-ucloud-images/sdk/go/ucloudimages"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.json"
+SERVED_SCHEMA_PATH = Path(__file__).with_name("schema.json")  # the package's copy: the plugin serves it
 
 _DESCRIPTION = (
     "Strict UCloud image lookups: one matching image ID or a clear error, never a silent first match."
@@ -254,21 +256,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help="write the schema file")
     action.add_argument("--check", action="store_true", help="exit 1 if the schema file is not up to date")
-    parser.add_argument("--path", type=Path, default=SCHEMA_PATH, help="schema file (default: the repository's)")
+    parser.add_argument("--path", type=Path, help="schema file (default: the repository's, and the package's copy)")
     args = parser.parse_args(argv)
     text = render()
-    path: Path = args.path
+    paths: list[Path] = [args.path] if args.path else [SCHEMA_PATH, SERVED_SCHEMA_PATH]
     if args.write:
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}", file=sys.stderr)
+        for path in paths:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)
         return 0
     if args.check:
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current != text:
-            state = "is missing" if current is None else "is out of date with the models"
-            print(f"{path} {state}; run: python -m pulumi_ucloud_images._schema --write", file=sys.stderr)
-            return 1
-        return 0
+        status = 0
+        for path in paths:
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+            if current != text:
+                state = "is missing" if current is None else "is out of date with the models"
+                print(f"{path} {state}; run: python -m pulumi_ucloud_images._schema --write", file=sys.stderr)
+                status = 1
+        return status
     sys.stdout.write(text)
     return 0
 

@@ -53,7 +53,7 @@ slow = pytest.mark.slow
 def plugin_command() -> list[str]:
     """The console script next to this interpreter, else the module it runs."""
     found = shutil.which(PLUGIN, path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "pulumi_ucloud_images._provider"]
+    return [found] if found else [sys.executable, "-m", "pulumi_ucloud_images"]
 
 
 def plugin_env(home: Path, **extra: str) -> dict[str, str]:
