@@ -1,11 +1,12 @@
-"""The plugin's process: the schema at once, the provider loaded behind it.
+"""The plugin's process: the schema at once, the provider only when a call needs it.
 
 ``pulumi-resource-ucloud-images <engine-address>`` listens on a free loopback port and prints it on stdout, as
-the engine expects. The engine's first call is often the only one (a language host starts the plugin just for
-its schema), so the process answers ``GetSchema`` and ``GetPluginInfo`` from the shipped ``schema.json`` and the
-version, with nothing imported but gRPC and protobuf, and loads the provider (the Pulumi SDK, pydantic,
-requests: most of the start-up time) on a thread as soon as the port is out. Any other call waits for that load
-and is then served by :mod:`._provider`.
+the engine expects. A language host often starts the plugin only for its schema (the YAML host does, on every
+preview whose schema it has not cached), so the process answers what such a start asks, ``Handshake``,
+``GetSchema``, ``GetPluginInfo`` and ``Cancel``, with nothing imported but gRPC and protobuf: the shipped
+``schema.json``, the version, and the SDK servicer's own answers (it implements no ``Handshake``; a ``Cancel``
+before anything started has nothing to stop). The first other call loads the provider (:mod:`._provider`: the
+Pulumi SDK, pydantic, requests, most of the start-up time) and it serves every call from then on.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,39 +56,46 @@ def _load_provider(engine: str) -> grpc.GenericRpcHandler:
 
 
 class _StartingHandler(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no types
-    """Serves the schema and the version itself; every other method as the loaded provider does."""
+    """Answers a start for the schema by itself; loads the provider at the first call that needs it."""
 
-    def __init__(self, schema: bytes, provider: Future[grpc.GenericRpcHandler]) -> None:
+    def __init__(self, schema: bytes, load: Callable[[], grpc.GenericRpcHandler]) -> None:
         answers = {"GetSchema": plain_string_answer(schema.decode("utf-8")),
-                   "GetPluginInfo": plain_string_answer(__version__)}
+                   "GetPluginInfo": plain_string_answer(__version__),
+                   "Cancel": b""}  # google.protobuf.Empty
         self._early = {f"/{SERVICE}/{name}": grpc.unary_unary_rpc_method_handler(_constant(answer))
                        for name, answer in answers.items()}
-        self._provider = provider
+        self._early[f"/{SERVICE}/Handshake"] = grpc.unary_unary_rpc_method_handler(_unimplemented)
+        self._load = load
+        self._provider: grpc.GenericRpcHandler | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._provider is not None
 
     def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
-        early = self._early.get(handler_call_details.method)
-        if early is not None:
-            return early
-        # Waits for the load (started with the server); nothing but the two answers above can be served sooner.
-        return self._provider.result().service(handler_call_details)
+        method = str(handler_call_details.method)
+        if self._provider is None:
+            if not method.startswith(f"/{SERVICE}/"):
+                return None  # another service (the plugin host's health check): unimplemented, as the SDK has it
+            early = self._early.get(method)
+            if early is not None:
+                return early
+            # Blocks the event loop for the load, and so every other call, which all need the provider too.
+            self._provider = self._load()
+        return self._provider.service(handler_call_details)
 
 
-def _constant(answer: bytes) -> Callable[[bytes, Any], Any]:
+def _constant(answer: bytes) -> Callable[[bytes, Any], Awaitable[bytes]]:
     async def behaviour(request: bytes, context: Any) -> bytes:
         return answer
 
     return behaviour
 
 
-def _start_loading(engine: str, loaded: Future[grpc.GenericRpcHandler]) -> None:
-    def load() -> None:
-        try:
-            loaded.set_result(_load_provider(engine))
-        except BaseException as exc:  # every waiting call fails with it; the traceback goes to stderr
-            loaded.set_exception(exc)
-            raise
-
-    threading.Thread(target=load, name="load-provider", daemon=True).start()
+async def _unimplemented(request: bytes, context: Any) -> bytes:
+    """What the SDK's servicer answers for a method it leaves to the generated base class."""
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+    raise AssertionError("abort returns only by raising")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -106,12 +112,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     async def serve() -> None:
         server = grpc.aio.server(options=SERVER_OPTIONS)
         port = server.add_insecure_port("127.0.0.1:0")
-        provider: Future[grpc.GenericRpcHandler] = Future()
-        server.add_generic_rpc_handlers((_StartingHandler(schema, provider),))
+        server.add_generic_rpc_handlers((_StartingHandler(schema, lambda: _load_provider(args.engine)),))
         await server.start()
         sys.stdout.write(f"{port}\n")
         sys.stdout.flush()
-        _start_loading(args.engine, provider)  # after the port: the engine waits for nothing else
         await server.wait_for_termination()
 
     with contextlib.suppress(KeyboardInterrupt):

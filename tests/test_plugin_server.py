@@ -6,11 +6,11 @@ import ast
 import asyncio
 import subprocess
 import sys
-from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 import grpc
 import pytest
+from google.protobuf import empty_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2
 
 from pulumi_ucloud_images import _plugin_server, _pulumi_sdk, _schema
@@ -23,11 +23,45 @@ class Details(NamedTuple):
     invocation_metadata: tuple[Any, ...] = ()
 
 
-def answer(handler: grpc.GenericRpcHandler, method: str) -> bytes:
+class Context:
+    """What a behaviour is given as its context: records the status it ends the call with."""
+
+    def __init__(self) -> None:
+        self.code: grpc.StatusCode | None = None
+        self.details = ""
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.code, self.details = code, details
+        raise Aborted
+
+
+class Aborted(Exception):
+    pass
+
+
+def behaviour(handler: grpc.GenericRpcHandler, method: str) -> Any:
     found = handler.service(Details(f"/{SERVICE}/{method}"))
     assert found is not None and found.unary_unary is not None
-    answered: bytes = asyncio.run(found.unary_unary(b"", None))
+    return found.unary_unary
+
+
+def answer(handler: grpc.GenericRpcHandler, method: str) -> bytes:
+    answered: bytes = asyncio.run(behaviour(handler, method)(b"", Context()))
     return answered
+
+
+def never_loaded() -> grpc.GenericRpcHandler:
+    raise AssertionError("the provider was loaded")
+
+
+def starting() -> _plugin_server._StartingHandler:
+    return _plugin_server._StartingHandler(_plugin_server.SCHEMA_FILE.read_bytes(), never_loaded)
 
 
 def test_the_plain_answers_are_pulumis_messages() -> None:
@@ -47,15 +81,33 @@ def test_the_served_schema_is_the_package_copy_of_what_the_models_produce() -> N
     assert _plugin_server.SCHEMA_FILE.read_text(encoding="utf-8") == _schema.render()
 
 
-def test_schema_and_version_are_answered_while_the_provider_is_still_loading() -> None:
-    loading: Future[grpc.GenericRpcHandler] = Future()  # never finishes
-    handler = _plugin_server._StartingHandler(_plugin_server.SCHEMA_FILE.read_bytes(), loading)
-    schema = provider_pb2.GetSchemaResponse.FromString(answer(handler, "GetSchema")).schema
-    assert schema == _schema.render()
+def test_a_start_for_the_schema_never_loads_the_provider() -> None:
+    """What the YAML host's schema loader calls: Handshake, GetPluginInfo, GetSchema, a health check, Cancel."""
+    handler = starting()
+    context = Context()
+    with pytest.raises(Aborted):
+        asyncio.run(behaviour(handler, "Handshake")(b"", context))
+    assert context.code == grpc.StatusCode.UNIMPLEMENTED
     assert plugin_pb2.PluginInfo.FromString(answer(handler, "GetPluginInfo")).version == __version__
+    assert provider_pb2.GetSchemaResponse.FromString(answer(handler, "GetSchema")).schema == _schema.render()
+    assert handler.service(Details("/grpc.health.v1.Health/Check")) is None
+    assert answer(handler, "Cancel") == empty_pb2.Empty().SerializeToString()
+    assert not handler.loaded
 
 
-def test_every_other_method_is_the_loaded_providers() -> None:
+def test_the_early_answers_are_the_sdk_servicers() -> None:
+    """Handshake unimplemented and Cancel an Empty: if an SDK release implements Handshake, this fails."""
+    from pulumi_ucloud_images._provider import handler
+
+    full = handler("127.0.0.1:1")
+    context = Context()
+    with pytest.raises(NotImplementedError):
+        behaviour(full, "Handshake")(provider_pb2.ProviderHandshakeRequest(), context)
+    assert context.code == grpc.StatusCode.UNIMPLEMENTED
+    assert asyncio.run(behaviour(full, "Cancel")(empty_pb2.Empty(), Context())) == empty_pb2.Empty()
+
+
+def test_every_other_call_loads_the_provider_once_and_is_its() -> None:
     class Provider(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no types
         def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
             async def behaviour(request: bytes, context: Any) -> bytes:
@@ -63,10 +115,17 @@ def test_every_other_method_is_the_loaded_providers() -> None:
 
             return grpc.unary_unary_rpc_method_handler(behaviour)
 
-    loaded: Future[grpc.GenericRpcHandler] = Future()
-    loaded.set_result(Provider())
-    handler = _plugin_server._StartingHandler(b"{}", loaded)
+    loads: list[Provider] = []
+
+    def load() -> grpc.GenericRpcHandler:
+        loads.append(Provider())
+        return loads[-1]
+
+    handler = _plugin_server._StartingHandler(b"{}", load)
     assert answer(handler, "Configure") == f"/{SERVICE}/Configure".encode()
+    assert answer(handler, "Invoke") == f"/{SERVICE}/Invoke".encode()
+    assert answer(handler, "GetSchema") == f"/{SERVICE}/GetSchema".encode()  # the provider's, once loaded
+    assert handler.loaded and len(loads) == 1
 
 
 def test_the_provider_handler_serves_every_method_of_the_service() -> None:
