@@ -102,3 +102,15 @@ def test_the_exit_code_table_says_what_malformed_profile_files_do(
 
 def test_the_readme_says_lock_takes_the_emulator_switch_too() -> None:
     assert "Add `--emulator` to any `find`, `list` or `lock`" in README.read_text(encoding="utf-8")
+
+
+def test_installing_is_from_a_clone_or_a_git_url_until_a_release_exists() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert "pip install ./pulumi-ucloud-images" in text and 'pip install "git+<repository URL>"' in text
+    root = README.parent
+    documents = [README, *root.glob("docs/*.md"), *root.glob("examples/**/*.md"), *root.glob("examples/**/*.sh"),
+                 *root.glob("examples/**/requirements.txt")]
+    for path in documents:
+        content = path.read_text(encoding="utf-8")
+        assert "pip install pulumi-ucloud-images" not in content, path  # not on PyPI
+        assert not re.search(r"^pulumi-ucloud-images\s*$", content, flags=re.MULTILINE), path
