@@ -185,8 +185,8 @@ def test_pipeline_looks_in_the_stacks_region_and_zone(ucloud_emulator_env: Emula
     bin_dir.mkdir()
     script = bin_dir / "pulumi"
     script.write_text(f'#!/bin/sh\necho "$@" >> "{record}"\n'
-                      'case "$*" in *"get --stack dev ucloud:region") echo cn-sh2;; *"get --stack dev zone") echo cn-sh2-01;;'
-                      ' esac\n', encoding="utf-8")
+                      'case "$*" in *"get --stack dev ucloud:region") echo cn-sh2;;'
+                      ' *"get --stack dev zone") echo cn-sh2-01;; esac\n', encoding="utf-8")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     done = run_pipeline(bin_dir, "dev")
     assert done.returncode == 0, done.stderr
