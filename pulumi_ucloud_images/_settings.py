@@ -258,7 +258,9 @@ def resolve_settings(
     ``config`` is the face's config source (none by default: the Pulumi faces pass the stack config, the
     plugin its own settings); ``env`` and ``home`` default to the process environment and the user's home
     directory. ``face`` names the sources as the calling front end does.
-    A missing region is reported before missing keys, in the same sentence when both are missing.
+    A missing region is bad input (:class:`InvalidQueryError` on ``region``, exit 2) and missing keys a
+    credentials error (:class:`CredentialsError`, exit 5). When both are missing, one sentence says both, region
+    first, and it is the region's error: the input is what is wrong first, and every face and exit code agrees.
     """
     private_key = conceal_key(private_key)
     explicit: dict[str, Any] = {
@@ -279,13 +281,13 @@ def resolve_settings(
     if missing_keys:
         first = missing_keys[0]
         label = first.replace("_", " ")
-        if no_region:  # the region first, then the keys, in one sentence
+        if no_region:  # the region first, then the keys, in one sentence: bad input, like a region alone
             keys = "public or private key" if len(missing_keys) == 2 else label
             likewise = " (and likewise for the private key)" if len(missing_keys) == 2 else ""
-            raise CredentialsError(
+            raise InvalidQueryError(
                 f"No UCloud region was given and no {keys} was found; looked for the region at {looked('region')}, "
                 f"and for the {label} at {looked(first)}{likewise}.",
-                setting=first,
+                field="region",
             )
         raise CredentialsError(f"No UCloud {label} was found; looked at {looked(first)}.", setting=first)
 

@@ -114,3 +114,17 @@ def test_installing_is_from_a_clone_or_a_git_url_until_a_release_exists() -> Non
         content = path.read_text(encoding="utf-8")
         assert "pip install pulumi-ucloud-images" not in content, path  # not on PyPI
         assert not re.search(r"^pulumi-ucloud-images\s*$", content, flags=re.MULTILINE), path
+
+
+def test_the_exit_code_table_says_a_missing_region_wins_over_missing_keys(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codes = _exit_codes()
+    assert "a missing region (keys missing too or not)" in codes["2"]
+    assert "no key found (with a region)" in codes["5"]
+    for name in ("UCLOUD_REGION", "UCLOUD_PUBLIC_KEY", "UCLOUD_PRIVATE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["find", "--name-regex", "x"]) == 2
+    assert main(["find", "--name-regex", "x", "--public-key", "pk", "--private-key", "sk"]) == 2
+    assert main(["find", "--name-regex", "x", "--region", "cn-bj2"]) == 5
+    capsys.readouterr()
