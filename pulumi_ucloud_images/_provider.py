@@ -67,13 +67,14 @@ from ._plugin_wire import (
 from ._pulumi_sdk import UNKNOWN
 from ._schema import CONFIG_KEYS, SERVED_SCHEMA_PATH
 from ._scope import settings_for
-from ._settings import Face, endpoint_problem, has_userinfo, userinfo_message
+from ._settings import Face, endpoint_problem, has_userinfo, timeout_problem, userinfo_message
 from ._version import __version__
 
 __all__ = ["EngineLog", "UCloudImagesProvider", "handler", "parse_arguments"]
 
 _PRIVATE_KEY = CONFIG_KEYS["private_key"]
 _BASE_URL = CONFIG_KEYS["base_url"]
+_TIMEOUT = CONFIG_KEYS["timeout"]
 _SETTING_BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
 # Keys the engine itself may add to a provider's inputs; they are not settings and pass through unchecked.
 _ENGINE_KEYS = frozenset({"version", "pluginDownloadURL", "pluginChecksums", "parameterization"})
@@ -94,6 +95,9 @@ def _config_problem(key: str, value: PropertyValue) -> str | None:
     inner = value.value
     if inner is None or is_unknown(plain(value)):
         return None
+    if key == _TIMEOUT:  # a number, or its text (stack config is text), as ucloud:timeout is
+        problem = timeout_problem(inner) if isinstance(inner, (str, int, float)) and inner != "" else None
+        return None if problem is None else f"Invalid {key} {inner!r}: {problem}."
     if not isinstance(inner, str):
         return f"Invalid {key}: must be a string, not {value.type.value.lower()}."
     problem = endpoint_problem(inner) if key == _BASE_URL and inner else None
@@ -194,6 +198,8 @@ class UCloudImagesProvider(Provider):
                 continue  # engine keys; unknown settings were reported by CheckConfig
             if is_unknown(plain(value)):
                 unknown.add(key)
+            elif key == _TIMEOUT and isinstance(value.value, (int, float)) and not isinstance(value.value, bool):
+                config[key] = repr(value.value)  # the settings read config as text
             elif isinstance(value.value, str) and value.value:
                 if key == _PRIVATE_KEY:
                     private_key = SecretStr(value.value)

@@ -168,7 +168,7 @@ def _config_spec(name: str) -> dict[str, Any]:
     env = SETTINGS[name].variable
     then = "the profile marked active" if name == "profile" else "the UCloud CLI profile files"
     spec: dict[str, Any] = {
-        "type": "string",
+        "type": "number" if SETTINGS[name].python_type == "float" else "string",
         "description": f"{_CONFIG_DESCRIPTIONS[name]} When unset: the environment variable {env}, then {then}.",
     }
     if SETTINGS[name].secret:

@@ -58,6 +58,7 @@ __all__ = [
     "missing_region",
     "resolve_region",
     "resolve_settings",
+    "timeout_problem",
     "userinfo_message",
 ]
 
@@ -99,13 +100,10 @@ class Settings(BaseModel):
     @field_validator("timeout", mode="before")
     @classmethod
     def _positive_seconds(cls, value: Any) -> float:
-        try:
-            seconds = DEFAULT_TIMEOUT if value is None else float(value)
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if not 0 < seconds < math.inf:
-            raise ValueError("must be a positive, finite number of seconds")
-        return seconds
+        problem = timeout_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return DEFAULT_TIMEOUT if value is None else float(value)
 
     @field_validator("base_url")
     @classmethod
@@ -141,6 +139,17 @@ def has_userinfo(url: str) -> bool:
 
 
 _USERINFO_RULE = "carries a user name or password"
+
+
+def timeout_problem(value: Any) -> str | None:
+    """What is wrong with a timeout (seconds, a number or its text), or None: every face checks it with this."""
+    if value is None:
+        return None
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    return None if 0 < seconds < math.inf else "must be a positive, finite number of seconds"
 
 
 def endpoint_problem(url: str) -> str | None:

@@ -553,9 +553,9 @@ def test_a_missing_region_is_said_before_missing_keys(tmp_path: Path, face: Face
     with pytest.raises(InvalidQueryError) as caught:
         resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path, face=face)
     assert caught.value.exit_code == 2 and str(caught.value).startswith("No UCloud region was given; looked at ")
-    with pytest.raises(CredentialsError) as caught:
+    with pytest.raises(CredentialsError) as keys_missing:
         resolve_settings(region="cn-bj2", env={}, home=tmp_path, face=face)
-    assert caught.value.exit_code == 5 and str(caught.value).startswith("No UCloud public key was found")
+    assert keys_missing.value.exit_code == 5 and str(keys_missing.value).startswith("No UCloud public key was found")
 
 
 def test_the_command_never_repeats_the_value_of_a_settings_flag(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ creates a PinnedImage through ``pulumi-resource-ucloud-images``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -103,4 +104,32 @@ def test_the_yaml_example_runs_under_the_engine(tmp_path: Path, engine_dir: Path
                            architecture="x86_64", most_recent=True)
     assert outputs == {"centosImageId": centos.image_id, "ubuntuImageId": ubuntu.image_id,
                        "ubuntuCandidates": list(ubuntu.ids), "pinnedImageId": centos.image_id}
+    project.run("destroy", "--yes")
+
+
+def test_an_explicit_provider_takes_the_ucloud_config_so_keys_are_set_once(
+    tmp_path: Path, engine_dir: Path, emulator: Emulator, emulator_env: dict[str, str]
+) -> None:
+    """The engine hands a provider only its own namespace (ucloud-images:*); a YAML program that already sets
+    ucloud:* for the UCloud provider passes those values to an explicit provider, timeout included."""
+    env = {key: value for key, value in emulator_env.items() if not key.startswith("UCLOUD_")}
+    settings = {"region": "${ucloud:region}", "publicKey": "${ucloud:publicKey}",
+                "privateKey": "${ucloud:privateKey}", "baseUrl": "${ucloud:baseUrl}", "timeout": 20}
+    manifest = {
+        "name": "plugin-ucloud-config", "runtime": "yaml", "plugins": PROVIDERS,
+        "resources": {"images": {"type": "pulumi:providers:ucloud-images", "properties": settings}},
+        "variables": {"centos": {"fn::invoke": {"function": "ucloud-images:index:getImages",
+                                                "arguments": {"osType": "Linux", "nameRegex": r"^CentOS 7\.2 64"},
+                                                "options": {"provider": "${images}"}}}},
+        "outputs": {"centosImageId": "${centos.imageId}"},
+    }
+    project = new_project(tmp_path, engine_dir, env, manifest=manifest)
+    project.config("ucloud:region", "cn-bj2")
+    project.config("ucloud:publicKey", emulator_env["UCLOUD_PUBLIC_KEY"])
+    project.config("ucloud:privateKey", emulator_env["UCLOUD_PRIVATE_KEY"], secret=True)
+    project.config("ucloud:baseUrl", emulator.base_url)
+    project.run("up", "--yes")
+    assert project.outputs() == {"centosImageId": "uimage-f1chxn"}
+    state = project.export()
+    assert emulator_env["UCLOUD_PRIVATE_KEY"] not in json.dumps(state)  # the key stays a secret in state
     project.run("destroy", "--yes")
