@@ -11,6 +11,7 @@ import pytest
 
 from pulumi_ucloud_images import list_images, lookup_images
 from pulumi_ucloud_images._emulator import Emulator
+from pulumi_ucloud_images._version import __version__
 from tests.engine.engine_project import ROOT, VENV_BIN, Project, new_project
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -133,3 +134,33 @@ def test_an_explicit_provider_takes_the_ucloud_config_so_keys_are_set_once(
     state = project.export()
     assert emulator_env["UCLOUD_PRIVATE_KEY"] not in json.dumps(state)  # the key stays a secret in state
     project.run("destroy", "--yes")
+
+
+def counting_plugin_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A directory holding a ``pulumi-resource-ucloud-images`` that notes each start, then runs the real one."""
+    directory, starts = tmp_path / "plugin" / "bin", tmp_path / "starts.log"
+    directory.mkdir(parents=True)
+    script = directory / "pulumi-resource-ucloud-images"
+    script.write_text(f'#!/bin/sh\necho start >> "{starts}"\nexec "{VENV_BIN / script.name}" "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    return directory, starts
+
+
+@pytest.mark.parametrize(("version", "starts_per_preview"), [(True, 1), (False, 2)], ids=["version", "no version"])
+def test_a_declared_version_lets_the_yaml_host_cache_the_schema(
+    tmp_path: Path, engine_dir: Path, emulator_env: dict[str, str], version: bool, starts_per_preview: int
+) -> None:
+    """The YAML host starts the plugin for its schema unless it has the schema cached, which it does only for a
+    plugin whose version it knows; the engine starts it again for the invoke."""
+    directory, starts = counting_plugin_dir(tmp_path)
+    provider = {"name": "ucloud-images", "path": str(directory), **({"version": __version__} if version else {})}
+    manifest = {"name": "plugin-starts", "runtime": "yaml", "plugins": {"providers": [provider]},
+                "variables": PROGRAM["variables"], "outputs": {"centosImageId": "${centos.imageId}"}}
+    project = new_project(tmp_path, engine_dir, emulator_env, manifest=manifest)
+    project.run("preview")  # the first fills the cache, if it may
+    before = len(starts.read_text(encoding="utf-8").splitlines())
+    project.run("preview")
+    project.run("preview")
+    assert len(starts.read_text(encoding="utf-8").splitlines()) - before == 2 * starts_per_preview
+    cached = tmp_path / "plugin" / f"schema-ucloud-images-{__version__}-.json"
+    assert cached.exists() == version
