@@ -1,7 +1,8 @@
 """Find UCloud image IDs from declared filters, strictly: one match, or a clear error.
 
-The Pulumi-facing names (``get_images``, ``get_images_output``, ``GetImagesResult``, ``PinnedImage``) are
-imported lazily, so plain-Python and command-line use never pay for importing Pulumi.
+Only the errors are imported with the package; every other name on first use. So plain-Python and command-line
+use never pay for importing Pulumi, and the provider plugin answers its first call before importing pydantic,
+requests or the Pulumi SDK (importing this package is the first thing its console script does).
 """
 
 from __future__ import annotations
@@ -29,15 +30,6 @@ from ._errors import (
     TransportError,
     UCloudImagesError,
 )
-from ._http import HTTPTransport
-from ._image import Image
-from ._listing import Client
-from ._lookup import find_images, list_images, lookup_images
-from ._query import ImageQuery
-from ._retry import RetryPolicy
-from ._select import LookupResult
-from ._settings import Settings, resolve_settings
-from ._transport import Transport
 from ._version import __version__
 
 # Errors are caught by users, who see them in tracebacks: name them where users import them from, as httpx does.
@@ -52,10 +44,31 @@ del _error
 
 if TYPE_CHECKING:
     from ._functions import GetImagesResult, get_images, get_images_output
+    from ._http import HTTPTransport
+    from ._image import Image
+    from ._listing import Client
+    from ._lookup import find_images, list_images, lookup_images
     from ._pinned import PinnedImage
+    from ._query import ImageQuery
+    from ._retry import RetryPolicy
+    from ._select import LookupResult
+    from ._settings import Settings, resolve_settings
+    from ._transport import Transport
 
-# Pulumi-facing names, imported on first use so that `import pulumi_ucloud_images` stays light.
+# Imported on first use so that `import pulumi_ucloud_images` stays light.
 _LAZY: dict[str, str] = {
+    "Image": "._image",
+    "Client": "._listing",
+    "Transport": "._transport",
+    "HTTPTransport": "._http",
+    "find_images": "._lookup",
+    "list_images": "._lookup",
+    "lookup_images": "._lookup",
+    "ImageQuery": "._query",
+    "RetryPolicy": "._retry",
+    "LookupResult": "._select",
+    "Settings": "._settings",
+    "resolve_settings": "._settings",
     "GetImagesResult": "._functions",
     "get_images": "._functions",
     "get_images_output": "._functions",
@@ -70,6 +83,10 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(module, __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -167,13 +167,13 @@ class PinService:
         return resolve_region(config=self._reader(unknown=lambda key: None), face=self._face)
 
     def _missing_region(self, query: ImageQuery) -> Failure | None:
-        """No region anywhere: the core's sentence saying where it looked (it needs the keys to get that far)."""
+        """No region anywhere: the core's sentence saying where it looked (and for the keys, if missing too)."""
         try:
             self.settings(query)
         except InvalidQueryError as exc:
             return Failure("region", str(exc))
         except (CredentialsError, SettingsNotKnownError):
-            pass  # not checkable yet: create needs the keys and the region, and names what is missing
+            pass  # a region was found after all (keys are create's business), or a setting is not known yet
         return None
 
     # -- check / diff --------------------------------------------------------------------------------------

@@ -1,11 +1,9 @@
 """The Pulumi provider plugin ``pulumi-resource-ucloud-images``: getImages and PinnedImage for every language.
 
-Over 400 lines: one gRPC provider: config, getImages (by query or by lockfile pin) and PinnedImage's calls.
-
-The engine starts the plugin with its own address as the argument and reads the gRPC port from the first
-line of stdout. The plugin serves the schema that :mod:`._schema` renders (the text of ``schema.json``),
-checks and stores provider config, answers ``ucloud-images:index:getImages`` with the lookup of the Python
-API, and manages ``ucloud-images:index:PinnedImage`` with the logic of the Python dynamic resource.
+:mod:`._plugin_server` runs the process (the port, the schema) and loads this module behind its first answer.
+The provider serves the shipped ``schema.json`` (what :mod:`._schema` renders), checks and stores provider
+config, answers ``ucloud-images:index:getImages`` with the lookup of the Python API, and manages
+``ucloud-images:index:PinnedImage`` with the logic of the Python dynamic resource.
 
 Settings resolve per call through the core's :func:`~._scope.settings_for`, with the provider config where the
 Python API reads the ``ucloud:`` stack config: provider config, then the ``UCLOUD_*`` environment, then the
@@ -16,13 +14,11 @@ secret in the checked config (so Pulumi encrypts it in state), and appears in no
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import difflib
 import functools
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -69,17 +65,18 @@ from ._plugin_wire import (
     property_name,
     wire,
 )
-from ._pulumi_sdk import GRPC_SERVER_OPTIONS, UNKNOWN
+from ._pulumi_sdk import UNKNOWN
 from ._query import ImageQuery
-from ._schema import CONFIG_KEYS, render
+from ._schema import CONFIG_KEYS, SERVED_SCHEMA_PATH
 from ._scope import settings_for
-from ._settings import Face, endpoint_problem, has_userinfo, resolve_region, userinfo_message
+from ._settings import Face, endpoint_problem, has_userinfo, resolve_region, timeout_problem, userinfo_message
 from ._version import __version__
 
-__all__ = ["EngineLog", "UCloudImagesProvider", "main", "parse_arguments"]
+__all__ = ["EngineLog", "UCloudImagesProvider", "handler", "parse_arguments"]
 
 _PRIVATE_KEY = CONFIG_KEYS["private_key"]
 _BASE_URL = CONFIG_KEYS["base_url"]
+_TIMEOUT = CONFIG_KEYS["timeout"]
 _SETTING_BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
 # Keys the engine itself may add to a provider's inputs; they are not settings and pass through unchecked.
 _ENGINE_KEYS = frozenset({"version", "pluginDownloadURL", "pluginChecksums", "parameterization"})
@@ -96,6 +93,9 @@ def _config_problem(key: str, value: PropertyValue) -> str | None:
     inner = value.value
     if inner is None or is_unknown(plain(value)):
         return None
+    if key == _TIMEOUT:  # a number, or its text (stack config is text), as ucloud:timeout is
+        problem = timeout_problem(inner) if isinstance(inner, (str, int, float)) and inner != "" else None
+        return None if problem is None else f"Invalid {key} {inner!r}: {problem}."
     if not isinstance(inner, str):
         return f"Invalid {key}: must be a string, not {value.type.value.lower()}."
     problem = endpoint_problem(inner) if key == _BASE_URL and inner else None
@@ -155,7 +155,7 @@ class UCloudImagesProvider(Provider):
 
     def __init__(self, warn: Warn | None = None) -> None:
         self._warn: Warn = warn or _warn_on_stderr
-        self._schema = render()
+        self._schema = SERVED_SCHEMA_PATH.read_text(encoding="utf-8")
         self._config: dict[str, str] = {}
         self._private_key: SecretStr | None = None
         self._unknown: set[str] = set()
@@ -196,6 +196,8 @@ class UCloudImagesProvider(Provider):
                 continue  # engine keys; unknown settings were reported by CheckConfig
             if is_unknown(plain(value)):
                 unknown.add(key)
+            elif key == _TIMEOUT and isinstance(value.value, (int, float)) and not isinstance(value.value, bool):
+                config[key] = repr(value.value)  # the settings read config as text
             elif isinstance(value.value, str) and value.value:
                 if key == _PRIVATE_KEY:
                     private_key = SecretStr(value.value)
@@ -376,33 +378,23 @@ async def _answer(call: Awaitable[Any], context: Any) -> Any:
         raise
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console script ``pulumi-resource-ucloud-images <engine-address>``: serve until the engine stops us.
+class _Handlers:
+    """Takes the handler that the generated ``add_ResourceProviderServicer_to_server`` gives a server."""
 
-    As the SDK's ``server.main`` does: listen on a free loopback port and print it as the first line of
-    stdout, which is how the engine finds the plugin.
+    def __init__(self) -> None:
+        self.handlers: tuple[grpc.GenericRpcHandler, ...] = ()
+
+    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
+        self.handlers += tuple(handlers)
+
+
+def handler(engine: str) -> grpc.GenericRpcHandler:
+    """The plugin's methods as one gRPC handler: the SDK's servicer around :class:`UCloudImagesProvider`.
+
+    :mod:`._plugin_server` serves it once loaded; ``engine`` is the engine's address, where warnings go.
     """
-    parser = argparse.ArgumentParser(prog="pulumi-resource-ucloud-images", description=__doc__.splitlines()[0])
-    parser.add_argument("engine", help="address of the Pulumi engine")
-    parser.add_argument("--logflow", action="store_true", help="accepted for the engine; ignored")
-    parser.add_argument("--logtostderr", action="store_true", help="accepted for the engine; ignored")
-    parser.add_argument("--version", action="version", version=__version__)
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-
-    async def serve() -> None:
-        grpc_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
-        provider = UCloudImagesProvider(warn=EngineLog(args.engine).warn)
-        servicer = _Servicer([], __version__, provider, engine_address=args.engine)
-        provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, grpc_server)
-        port = grpc_server.add_insecure_port("127.0.0.1:0")
-        await grpc_server.start()
-        sys.stdout.write(f"{port}\n")
-        sys.stdout.flush()
-        await grpc_server.wait_for_termination()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
-
-
-if __name__ == "__main__":
-    main()
+    servicer = _Servicer([], __version__, UCloudImagesProvider(warn=EngineLog(engine).warn), engine_address=engine)
+    collected = _Handlers()
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, collected)
+    (only,) = collected.handlers
+    return only

@@ -8,8 +8,7 @@ here so that a release that moves them fails one test in ``tests/pulumi/test_sdk
 - the sentinel the engine's property values carry for a value not known yet (``pulumi.runtime.rpc.UNKNOWN``),
   which the provider plugin reads and writes.
 
-Everything else (dependencies of an invoke, the plugin's gRPC server, errors reported without a trace) uses
-the SDK's public API.
+Everything else (dependencies of an invoke, errors reported without a trace) uses the SDK's public API.
 """
 
 from __future__ import annotations
@@ -20,13 +19,10 @@ from pulumi.runtime.mocks import MockMonitor
 
 from ._sources import ConfigSource
 
-__all__ = ["GRPC_SERVER_OPTIONS", "UNKNOWN", "mocks_are_set", "stack_config"]
+__all__ = ["UNKNOWN", "mocks_are_set", "stack_config"]
 
 UNKNOWN: str = rpc.UNKNOWN
 """The engine's marker for a property value not known yet (during a preview)."""
-
-GRPC_SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.max_receive_message_length", 400 * 1024 * 1024)]
-"""The provider plugin's gRPC server accepts messages as large as the engine sends (the SDK's own limit)."""
 
 
 def mocks_are_set() -> bool:

@@ -5,8 +5,9 @@ Function inputs come from :class:`ImageQuery`, outputs from :class:`LookupResult
 provider config from the settings sources. Property names are the field names in camelCase; descriptions
 are the fields' descriptions.
 
-``scripts/codegen.py --write`` writes :func:`render` to ``schema.json`` at the repository root, and CI checks
-it for drift; the provider plugin serves :func:`render` itself, so what it serves is that file byte for byte.
+``scripts/codegen.py --write`` writes :func:`render` to ``schema.json`` at the repository root and to its copy in
+the package, and CI checks both for drift; the provider plugin serves the package copy as it is, so it starts
+without building the models.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import types
 from datetime import date
+from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -33,12 +35,14 @@ __all__ = [
     "IMAGE_TOKEN",
     "PACKAGE_NAME",
     "PINNED_IMAGE_TOKEN",
+    "SERVED_SCHEMA_PATH",
     "build_schema",
     "render",
 ]
 
 IMAGE_TOKEN = token_of(Image.__name__)
 GO_IMPORT_BASE_PATH = "github.com/pulumi-ucloud-images/pulumi-ucloud-images/sdk/go/ucloudimages"
+SERVED_SCHEMA_PATH = Path(__file__).with_name("schema.json")  # the package copy: the plugin serves it
 
 _DESCRIPTION = (
     "Strict UCloud image lookups: one matching image ID or a clear error, never a silent first match."
@@ -172,7 +176,7 @@ def _config_spec(name: str) -> dict[str, Any]:
     env = SETTINGS[name].variable
     then = "the profile marked active" if name == "profile" else "the UCloud CLI profile files"
     spec: dict[str, Any] = {
-        "type": "string",
+        "type": "number" if SETTINGS[name].python_type == "float" else "string",
         "description": f"{_CONFIG_DESCRIPTIONS[name]} When unset: the environment variable {env}, then {then}.",
     }
     if SETTINGS[name].secret:

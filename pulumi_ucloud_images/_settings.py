@@ -58,6 +58,7 @@ __all__ = [
     "missing_region",
     "resolve_region",
     "resolve_settings",
+    "timeout_problem",
     "userinfo_message",
 ]
 
@@ -99,13 +100,10 @@ class Settings(BaseModel):
     @field_validator("timeout", mode="before")
     @classmethod
     def _positive_seconds(cls, value: Any) -> float:
-        try:
-            seconds = DEFAULT_TIMEOUT if value is None else float(value)
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if not 0 < seconds < math.inf:
-            raise ValueError("must be a positive, finite number of seconds")
-        return seconds
+        problem = timeout_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return DEFAULT_TIMEOUT if value is None else float(value)
 
     @field_validator("base_url")
     @classmethod
@@ -141,6 +139,17 @@ def has_userinfo(url: str) -> bool:
 
 
 _USERINFO_RULE = "carries a user name or password"
+
+
+def timeout_problem(value: Any) -> str | None:
+    """What is wrong with a timeout (seconds, a number or its text), or None: every face checks it with this."""
+    if value is None:
+        return None
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    return None if 0 < seconds < math.inf else "must be a positive, finite number of seconds"
 
 
 def endpoint_problem(url: str) -> str | None:
@@ -258,7 +267,9 @@ def resolve_settings(
     ``config`` is the face's config source (none by default: the Pulumi faces pass the stack config, the
     plugin its own settings); ``env`` and ``home`` default to the process environment and the user's home
     directory. ``face`` names the sources as the calling front end does.
-    A missing region is reported before missing keys, in the same sentence when both are missing.
+    A missing region is bad input (:class:`InvalidQueryError` on ``region``, exit 2) and missing keys a
+    credentials error (:class:`CredentialsError`, exit 5). When both are missing, one sentence says both, region
+    first, and it is the region's error: the input is what is wrong first, and every face and exit code agrees.
     """
     private_key = conceal_key(private_key)
     explicit: dict[str, Any] = {
@@ -279,13 +290,13 @@ def resolve_settings(
     if missing_keys:
         first = missing_keys[0]
         label = first.replace("_", " ")
-        if no_region:  # the region first, then the keys, in one sentence
+        if no_region:  # the region first, then the keys, in one sentence: bad input, like a region alone
             keys = "public or private key" if len(missing_keys) == 2 else label
             likewise = " (and likewise for the private key)" if len(missing_keys) == 2 else ""
-            raise CredentialsError(
+            raise InvalidQueryError(
                 f"No UCloud region was given and no {keys} was found; looked for the region at {looked('region')}, "
                 f"and for the {label} at {looked(first)}{likewise}.",
-                setting=first,
+                field="region",
             )
         raise CredentialsError(f"No UCloud {label} was found; looked at {looked(first)}.", setting=first)
 

@@ -77,7 +77,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("base_url", "baseUrl", "UCLOUD_API_BASE_URL", "base_url",
                 f"API endpoint. Default: {DEFAULT_BASE_URL}."),
         Setting("timeout", "timeout", "UCLOUD_TIMEOUT_SECOND", "timeout_sec",
-                f"Seconds per request. Default: {DEFAULT_TIMEOUT:g}.", in_provider_config=False, python_type="float"),
+                f"Seconds per request. Default: {DEFAULT_TIMEOUT:g}.", python_type="float"),
         Setting("profile", "profile", "UCLOUD_PROFILE", "profile",
                 "Profile of the UCloud CLI files ~/.ucloud/config.json and credential.json to read settings from."),
     )

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Write, or check, what the source tree derives from the models: ``schema.json`` and the Python faces'
-parameters.
+"""Write, or check, what the source tree derives from the models: ``schema.json`` (at the root, and the copy
+the plugin serves from the package) and the Python faces' parameters.
 
     python scripts/codegen.py --write   # after adding a filter or a setting
     python scripts/codegen.py --check   # CI: exit 1 when anything is out of date
@@ -113,7 +113,8 @@ def render_faces(text: str) -> str:
 
 def generated() -> dict[Path, str]:
     """Every generated file of the tree, as the models would write it."""
-    files = {SCHEMA: _schema.render()}
+    schema = _schema.render()
+    files = {SCHEMA: schema, PACKAGE / "schema.json": schema}
     for name in FACES:
         files[PACKAGE / name] = render_faces((PACKAGE / name).read_text(encoding="utf-8"))
     return files

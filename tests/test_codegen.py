@@ -36,6 +36,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in codegen.FACES:
         shutil.copy(codegen.PACKAGE / name, tmp_path / "pulumi_ucloud_images" / name)
     shutil.copy(codegen.SCHEMA, tmp_path / "schema.json")
+    shutil.copy(codegen.SCHEMA, tmp_path / "pulumi_ucloud_images" / "schema.json")
     monkeypatch.setattr(codegen, "ROOT", tmp_path)
     monkeypatch.setattr(codegen, "PACKAGE", tmp_path / "pulumi_ucloud_images")
     monkeypatch.setattr(codegen, "SCHEMA", tmp_path / "schema.json")
@@ -54,6 +55,7 @@ class _PackageHere:
 def test_the_repository_is_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert codegen.main(["--check"]) == 0, capsys.readouterr().err
     assert (ROOT / "schema.json").read_text(encoding="utf-8") == render()
+    assert (codegen.PACKAGE / "schema.json").read_text(encoding="utf-8") == render()  # what the plugin serves
     for name in codegen.FACES:
         text = (codegen.PACKAGE / name).read_text(encoding="utf-8")
         assert "# -- generated: query parameters" in text and "# -- generated: arguments by name" in text
@@ -66,12 +68,15 @@ def test_drift_fails_the_check_and_write_repairs_it(tree: Path, capsys: pytest.C
     drifted = build_schema()
     drifted["functions"][GET_IMAGES_TOKEN]["inputs"]["properties"].pop("nameRegex")
     (tree / "schema.json").write_text(str(drifted), encoding="utf-8")
+    (tree / "pulumi_ucloud_images" / "schema.json").unlink()
     assert codegen.main(["--check"]) == 1
     err = capsys.readouterr().err
-    assert "schema.json" in err and "_pinned.py" in err and "out of date" in err
+    assert "schema.json" in err and "pulumi_ucloud_images/schema.json" in err and "_pinned.py" in err
+    assert "out of date" in err
     assert codegen.main(["--write"]) == 0
     assert face.read_text(encoding="utf-8") == original
     assert (tree / "schema.json").read_text(encoding="utf-8") == render()
+    assert (tree / "pulumi_ucloud_images" / "schema.json").read_text(encoding="utf-8") == render()
     assert codegen.main(["--check"]) == 0
 
 

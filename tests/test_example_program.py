@@ -136,6 +136,16 @@ def test_the_example_passes_its_zone_and_repin_settings_to_the_pin(
     assert (scratch["Zone"], scratch["ImageName"].strip()) == ("cn-sh2-01", "Ubuntu 22.04 64位")
 
 
+def test_the_scratch_host_boots_the_image_a_pipeline_chose(
+    example: EmulatorBackedMocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {"golden-web:rootPassword": "Example-Passw0rd", "golden-web:scratchImageId": "uimage-ub2205"}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    run_program()
+    hosts = {args.name: args.inputs for args in example.resources if args.typ == UHOST}
+    assert hosts["scratch"]["imageId"] == "uimage-ub2205"  # the program's own lookup gives uimage-ub2202
+
+
 # -- pipeline.sh -----------------------------------------------------------------------------------------
 
 
@@ -163,8 +173,26 @@ def test_pipeline_hands_the_found_image_to_pulumi_config(
     bin_dir, record = fake_pulumi
     done = run_pipeline(bin_dir, "dev")
     assert done.returncode == 0, done.stderr
-    assert record.read_text(encoding="utf-8") == "config set --stack dev webImageId uimage-ub2205\n"
-    assert done.stderr == "webImageId = uimage-ub2205\n"
+    assert record.read_text(encoding="utf-8").splitlines() == [
+        "config get --stack dev ucloud:region", "config get --stack dev zone",  # unset here: region-wide
+        "config set --stack dev scratchImageId uimage-ub2205"]
+    assert done.stderr == "scratchImageId = uimage-ub2205\n"
+
+
+@pytest.mark.slow
+def test_pipeline_looks_in_the_stacks_region_and_zone(ucloud_emulator_env: Emulator, tmp_path: Path) -> None:
+    bin_dir, record = tmp_path / "bin", tmp_path / "pulumi-calls.txt"
+    bin_dir.mkdir()
+    script = bin_dir / "pulumi"
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{record}"\n'
+                      'case "$*" in *"get --stack dev ucloud:region") echo cn-sh2;;'
+                      ' *"get --stack dev zone") echo cn-sh2-01;; esac\n', encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    done = run_pipeline(bin_dir, "dev")
+    assert done.returncode == 0, done.stderr
+    expected = lookup_images(region="cn-sh2", zone="cn-sh2-01", image_type="base", os_type="linux",
+                             name_regex=r"^Ubuntu 22\.04", architecture="x86_64", most_recent=True).image_id
+    assert record.read_text(encoding="utf-8").splitlines()[-1] == f"config set --stack dev scratchImageId {expected}"
 
 
 @pytest.mark.slow
@@ -180,7 +208,7 @@ def test_pipeline_takes_the_region_of_the_ucloud_profile(
     assert done.returncode == 0, done.stderr
     expected = lookup_images(region="cn-sh2", image_type="base", os_type="linux", name_regex=r"^Ubuntu 22\.04",
                              architecture="x86_64", most_recent=True).image_id
-    assert record.read_text(encoding="utf-8") == f"config set --stack dev webImageId {expected}\n"
+    assert record.read_text(encoding="utf-8").splitlines()[-1] == f"config set --stack dev scratchImageId {expected}"
 
 
 @pytest.mark.slow
@@ -192,7 +220,7 @@ def test_pipeline_stops_before_the_stack_when_the_lookup_fails(
     done = run_pipeline(bin_dir)
     assert done.returncode == 5
     assert "RetCode 171" in done.stderr
-    assert not record.exists()
+    assert [line for line in record.read_text(encoding="utf-8").splitlines() if "config set" in line] == []
 
 
 # -- ucloud-images.toml ----------------------------------------------------------------------------------

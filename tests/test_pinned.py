@@ -140,8 +140,11 @@ def test_with_no_region_configured_now_the_pin_keeps_its_region(
     news = provider.check(inputs, {**GOLDEN, "__provider": "serialized"})
     assert news.failures == [] and news.inputs["region"] == "cn-bj2"
     assert provider.diff(image_id, outs, news.inputs).changes is False
-    fresh = provider.check({}, {**GOLDEN, "__provider": "serialized"})  # a new pin: create names what is missing
-    assert fresh.failures == [] and "region" not in fresh.inputs
+    # A new pin with no region anywhere is bad input at check, keys or no keys (it was waiting for create to say so
+    # when the keys were missing too).
+    fresh = provider.check({}, {**GOLDEN, "__provider": "serialized"})
+    assert [(f.property, f.reason.split(";")[0]) for f in fresh.failures] == [
+        ("region", "No UCloud region was given and no public or private key was found")]
 
 
 def test_check_reads_the_region_of_the_active_profile_without_keys(

@@ -54,7 +54,7 @@ slow = pytest.mark.slow
 def plugin_command() -> list[str]:
     """The console script next to this interpreter, else the module it runs."""
     found = shutil.which(PLUGIN, path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "pulumi_ucloud_images._provider"]
+    return [found] if found else [sys.executable, "-m", "pulumi_ucloud_images"]
 
 
 def plugin_env(home: Path, **extra: str) -> dict[str, str]:
@@ -288,7 +288,7 @@ def test_check_config_failures_name_the_key(plugin: Plugin) -> None:
     found = failures(answer)
     assert set(found) == {"private_key", "baseUrl", "region"}
     assert found["private_key"].startswith("Unknown provider setting 'private_key' (did you mean 'privateKey'?);")
-    assert "publicKey, privateKey, region, projectId, baseUrl, profile" in found["private_key"]
+    assert "publicKey, privateKey, region, projectId, baseUrl, timeout, profile" in found["private_key"]
     assert not answer.HasField("inputs") or "private_key" not in answer.inputs.fields
     assert "http:// or https://" in found["baseUrl"]
     assert "must be a string" in found["region"]
@@ -296,6 +296,31 @@ def test_check_config_failures_name_the_key(plugin: Plugin) -> None:
     assert failures(plugin.check_config({"baseUrl": "http://api.example:0"})) == {
         "baseUrl": "Invalid baseUrl 'http://api.example:0': must have a port from 1 to 65535, or none."
     }
+
+
+def test_timeout_is_a_setting_as_ucloud_timeout_is(plugin: Plugin) -> None:
+    """A number (an explicit provider's property) or its text (stack config), checked by the core's rule."""
+    assert failures(plugin.check_config({"timeout": "12.5"})) == {}
+    assert failures(plugin.check_config({"timeout": 12})) == {}
+    assert failures(plugin.check_config({"timeout": "soon", "region": "cn-bj2"})) == {
+        "timeout": "Invalid timeout 'soon': must be a positive, finite number of seconds."
+    }
+    assert failures(plugin.check_config({"timeout": 0})) == {
+        "timeout": "Invalid timeout 0.0: must be a positive, finite number of seconds."
+    }
+
+
+@slow
+def test_the_timeout_setting_bounds_each_request(start_plugin: Any, emulator: Emulator) -> None:
+    started = start_plugin()
+    started.configure({**settings_for(emulator), "timeout": 0.3})
+    emulator.latency_ms = 1000  # within the default 30 s, beyond the 0.3 s set
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            started.invoke({**CENTOS, "osType": "linux"})
+        assert "did not answer within 0.3 s" in str(caught.value.details())
+    finally:
+        emulator.latency_ms = 0
 
 
 # -- getImages ----------------------------------------------------------------------------------------------

@@ -36,6 +36,23 @@ def test_the_first_command_prints_one_image_id(tmp_path: Path) -> None:
     assert re.fullmatch(r"uimage-[0-9a-z]+\n", done.stdout)
 
 
+def test_the_readme_says_which_flag_of_the_first_command_it_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --architecture it is ambiguous (exit 4); without --image-type base it finds the same image."""
+    text = README.read_text(encoding="utf-8")
+    first = re.search(r"```sh\n(.*?)\n", text)
+    assert first is not None
+    args = shlex.split(first.group(1).rsplit(" && ", 1)[1])[1:]  # find --emulator ...
+    assert main(args) == 0
+    found = capsys.readouterr().out
+    without_type = [arg for arg in args if arg not in ("--image-type", "base")]
+    assert len(without_type) == len(args) - 2
+    assert main(without_type) == 0 and capsys.readouterr().out == found
+    at = args.index("--architecture")
+    assert main(args[:at] + args[at + 2:]) == 4
+    assert "Without `--architecture x86_64`, the first command is refused (exit 4)" in text
+    assert "It does not need\n`--image-type base`" in text
+
+
 @pytest.mark.slow
 def test_the_emulator_snippet_runs_as_pasted(tmp_path: Path) -> None:
     snippet = next(block for block in _python_blocks() if "with Emulator() as emulator:" in block)
@@ -60,4 +77,27 @@ def test_malformed_profile_files_are_bad_input(
     for content in ("{broken", json.dumps([{"profile": "a", "active": True}, {"profile": "b", "active": True}])):
         (folder / "config.json").write_text(content, encoding="utf-8")
         assert main(["find", "--name-regex", "x"]) == 2
+    capsys.readouterr()
+
+
+
+def test_no_page_tells_users_to_install_from_pypi() -> None:
+    """The package is not on PyPI: installing is from a clone or a git URL until a release exists."""
+    root = README.parent
+    documents = [README, *root.glob("docs/*.md"), *root.glob("examples/**/*.md"), *root.glob("examples/**/*.sh"),
+                 *root.glob("examples/**/requirements.txt")]
+    for path in documents:
+        content = path.read_text(encoding="utf-8")
+        assert "pip install pulumi-ucloud-images" not in content, path
+        assert not re.search(r"^pulumi-ucloud-images\s*$", content, flags=re.MULTILINE), path
+
+
+def test_a_missing_region_is_bad_input_whether_or_not_keys_are_missing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("UCLOUD_REGION", "UCLOUD_PUBLIC_KEY", "UCLOUD_PRIVATE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["find", "--name-regex", "x"]) == 2
+    assert main(["find", "--name-regex", "x", "--public-key", "pk", "--private-key", "sk"]) == 2
+    assert main(["find", "--name-regex", "x", "--region", "cn-bj2"]) == 5
     capsys.readouterr()

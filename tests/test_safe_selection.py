@@ -9,12 +9,21 @@ small catalogue written here, where blank and malformed EOL dates can be set.
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
 import logging
+import os
+import pty
 import re
+import struct
+import subprocess
+import sys
+import termios
 import unicodedata
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +41,7 @@ from pulumi_ucloud_images import (
 from pulumi_ucloud_images._catalog import build_catalog
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
-from pulumi_ucloud_images._cli.list import TABLE_WIDTH, TSV_COLUMNS
+from pulumi_ucloud_images._cli.list import TABLE_WIDTH, TSV_COLUMNS, table_width
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._image import Image, parse_eol
 from pulumi_ucloud_images._query import parse_query
@@ -364,7 +373,7 @@ def test_prices_ask_for_price_set_and_show_in_the_result_json_and_table(
 # -- 6. output for pipelines -----------------------------------------------------------------------------------
 
 
-def test_the_list_table_fits_80_columns_and_wide_shows_everything(
+def test_the_list_table_fits_80_columns_off_a_terminal_and_wide_shows_everything(
     ucloud_emulator_env: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run(capsys, "list", "--emulator", "--include-marketplace")
@@ -379,6 +388,49 @@ def test_the_list_table_fits_80_columns_and_wide_shows_everything(
     assert "Stable Diffusion WebUI 1.7 (Ubuntu 22.04)" in wide and "EOL" in wide.splitlines()[0]
     # both list the same images, in the same order
     assert [line.split()[0] for line in lines] == [line.split()[0] for line in wide.splitlines()]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_table_width_is_the_terminals_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "132")
+    assert table_width(_Terminal()) == 132
+    assert table_width(io.StringIO()) == TABLE_WIDTH  # a file or a pipe: 80 whatever the terminal around it
+
+
+def _list_on_a_terminal(columns: int) -> str:
+    """``ucloud-images list`` with its stdout on a pseudo-terminal ``columns`` wide, COLUMNS unset."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    script = Path(sys.executable).with_name("ucloud-images")
+    with subprocess.Popen([str(script), "list", "--emulator", "--include-marketplace"], stdout=follower,
+                          stderr=subprocess.PIPE, env=env) as process:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command has ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+
+
+@pytest.mark.slow
+def test_the_list_table_uses_the_width_of_the_terminal_it_writes_to() -> None:
+    wide = _list_on_a_terminal(160).splitlines()
+    assert 80 < max(width(line) for line in wide) <= 160
+    narrow = _list_on_a_terminal(60).splitlines()
+    assert max(width(line) for line in narrow) <= 60
+    assert [line.split()[0] for line in wide] == [line.split()[0] for line in narrow]
 
 
 def test_output_ids_and_tsv_for_scripts(ucloud_emulator_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:

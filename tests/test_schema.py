@@ -159,11 +159,11 @@ def test_image_object_type_mirrors_the_image_model() -> None:
 def test_provider_config_marks_only_the_private_key_secret() -> None:
     schema = build_schema()
     variables = schema["config"]["variables"]
-    assert list(variables) == ["publicKey", "privateKey", "region", "projectId", "baseUrl", "profile"]
+    assert list(variables) == ["publicKey", "privateKey", "region", "projectId", "baseUrl", "timeout", "profile"]
     assert [key for key, spec in variables.items() if spec.get("secret")] == ["privateKey"]
     assert schema["provider"]["inputProperties"] == variables
     assert "UCLOUD_PRIVATE_KEY" in variables["privateKey"]["description"]
-    assert all(spec["type"] == "string" for spec in variables.values())
+    assert {key: spec["type"] for key, spec in variables.items() if spec["type"] != "string"} == {"timeout": "number"}
 
 
 def test_every_reference_resolves() -> None:

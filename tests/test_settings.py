@@ -538,17 +538,26 @@ def test_the_command_names_its_flags_and_the_files_under_home(tmp_path: Path) ->
     (CLI_FACE, "--region, the environment variable UCLOUD_REGION"),
 ])
 def test_a_missing_region_is_said_before_missing_keys(tmp_path: Path, face: Face, region_at: str) -> None:
-    with pytest.raises(CredentialsError) as caught:
+    """And it is the region's error (bad input, exit 2), whether or not keys are missing too."""
+    with pytest.raises(InvalidQueryError) as caught:
         resolve_settings(env={}, home=tmp_path, face=face, config=(lambda key: None) if face.config else None)
+    assert caught.value.field == "region" and exit_code_for(caught.value) == 2
     message = str(caught.value)
     assert message.startswith(f"No UCloud region was given and no public or private key was found; looked for "
                               f"the region at {region_at} and ")
     assert message.index("region") < message.index("public key")
     assert message.endswith("(and likewise for the private key).")
-    with pytest.raises(CredentialsError) as caught:
+    with pytest.raises(InvalidQueryError) as caught:
         resolve_settings(public_key="pk", env={}, home=tmp_path, face=face)
     assert str(caught.value).startswith("No UCloud region was given and no private key was found; looked for the "
                                         "region at ")
+    with pytest.raises(InvalidQueryError) as caught:
+        resolve_settings(public_key="pk", private_key="sk", env={}, home=tmp_path, face=face)
+    assert exit_code_for(caught.value) == 2 and str(caught.value).startswith("No UCloud region was given; looked at ")
+    with pytest.raises(CredentialsError) as keys_missing:
+        resolve_settings(region="cn-bj2", env={}, home=tmp_path, face=face)
+    assert exit_code_for(keys_missing.value) == 5
+    assert str(keys_missing.value).startswith("No UCloud public key was found")
 
 
 def test_the_command_never_repeats_the_value_of_a_settings_flag(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@
   and ``pulumi refresh`` records the newest candidate in the pin's ``latest_image_id`` (the
   ``goldenLatestImageId`` stack output shows it after the next ``pulumi up``, which keeps the pin).
 - ``ubuntu`` (``get_images_output``) follows the newest Ubuntu 22.04 base image on every run, and fails the
-  preview with one clear sentence if the filters ever match nothing.
+  preview with one clear sentence if the filters ever match nothing. The scratch host boots it, unless the
+  ``scratchImageId`` config names an image (``examples/pipeline.sh`` sets it from ``ucloud-images find``).
 """
 
 import pulumi
@@ -51,7 +52,8 @@ def uhost(name: str, image_id: pulumi.Input[str], instance_type: str) -> ucloud.
     )
 
 
-scratch = uhost("scratch", ubuntu.image_id, "n-basic-2")
+# A pipeline may choose the scratch host's image (examples/pipeline.sh sets scratchImageId); else it follows ubuntu.
+scratch = uhost("scratch", config.get("scratchImageId") or ubuntu.image_id, "n-basic-2")
 web = [uhost(f"web-{index}", golden.image_id, "n-standard-2") for index in range(2)]
 
 pulumi.export("ubuntuImageId", ubuntu.image_id)

@@ -1,12 +1,13 @@
 """``ucloud-images list``: every matching image, newest first, as a table for people, JSON, IDs or TSV.
 
-Every cell is the server's text, shown without control characters or escape sequences; the table fits an
-80-column terminal unless ``--wide``.
+Every cell is the server's text, shown without control characters or escape sequences; the table fits the
+terminal (80 columns when the output is not one) unless ``--wide``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -29,8 +30,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_settings_flags(listing)
     listing.add_argument(
         "--output", choices=("table", "json", "ids", "tsv"), default="table",
-        help="table (default, for people: fits 80 columns), json, ids (one per line) or tsv (tab-separated, with "
-        "a header row).",
+        help="table (default, for people: fits the terminal, else 80 columns), json, ids (one per line) or tsv "
+        "(tab-separated, with a header row).",
     )
     listing.add_argument("--wide", action="store_true", help="With the table: every column, and whole names.")
     listing.add_argument("--no-header", action="store_true", help="With --output tsv: leave out the header row.")
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     elif args.output == "tsv":
         out.write(_tsv(images, header=not args.no_header))
     else:
-        out.write(_table(images, listing.query, wide=args.wide))
+        out.write(_table(images, listing.query, wide=args.wide, width=table_width(out)))
     if not images:
         raise no_match_error(listing.images, listing.query, listing.region, flag_names())
     return EXIT_OK
@@ -85,7 +86,7 @@ def _pad(text: str, width: int) -> str:
 
 _NAME_CELL = 60  # the longest image name a wide table cell shows (the server's text; JSON keeps it whole)
 _CELL = 40
-TABLE_WIDTH = 80  # the table for people fits an 80-column terminal; --wide shows everything
+TABLE_WIDTH = 80  # the table's width when the output is not a terminal (a file, a pipe); --wide shows everything
 _MIN_NAME = 12
 # The columns of `list --output tsv`, named as the keys of the JSON records.
 TSV_COLUMNS = (
@@ -130,11 +131,20 @@ def _prices(prices: Sequence[ImagePrice]) -> str:
     ) or "-"
 
 
-def _table(images: Sequence[Image], query: ImageQuery, *, wide: bool = False) -> str:
+def table_width(out: TextIO) -> int:
+    """The terminal's width when ``out`` is one (``COLUMNS`` first, as :func:`shutil.get_terminal_size` reads it),
+    else ``TABLE_WIDTH``: what goes to a file or a pipe does not depend on the terminal it was run from."""
+    isatty = getattr(out, "isatty", None)
+    if isatty is None or not isatty():
+        return TABLE_WIDTH
+    return shutil.get_terminal_size((TABLE_WIDTH, 24)).columns
+
+
+def _table(images: Sequence[Image], query: ImageQuery, *, wide: bool = False, width: int = TABLE_WIDTH) -> str:
     """Aligned columns (CJK characters count double); names with stray spaces are quoted to show them.
 
     Every cell is the server's text, so it is shown without control characters or escape sequences and cut
-    to a cell's length. The default table fits ``TABLE_WIDTH`` columns: the name takes what the other
+    to a cell's length. The default table fits ``width`` columns: the name takes what the other
     columns leave, cut with an ellipsis; STATE appears when ``states`` admits more than Available, MONTHLY
     (the monthly price) with ``prices``. ``wide`` shows every column and whole names.
     """
@@ -181,7 +191,7 @@ def _table(images: Sequence[Image], query: ImageQuery, *, wide: bool = False) ->
     rows = [header] + [tuple(cell(image) for _, cell in columns) for image in images]
     widths = [max(_width(row[column]) for row in rows) for column in range(len(header))]
     if not wide:
-        _fit(widths, header)
+        _fit(widths, header, width)
         rows = [tuple(_cut(cell, widths[i]) for i, cell in enumerate(row)) for row in rows]
     lines = ["  ".join(_pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     return "\n".join(lines) + "\n"
@@ -191,17 +201,17 @@ def _table(images: Sequence[Image], query: ImageQuery, *, wide: bool = False) ->
 _UNCUT = frozenset({"IMAGE ID", "CREATED", "CREATED (UTC)"})
 
 
-def _fit(widths: list[int], header: Sequence[str]) -> None:
-    """Narrow the columns, in place, until a row fits ``TABLE_WIDTH``: the name first, down to ``_MIN_NAME``;
+def _fit(widths: list[int], header: Sequence[str], width: int) -> None:
+    """Narrow the columns, in place, until a row fits ``width``: the name first, down to ``_MIN_NAME``;
     then the widest of the others that may be cut, down to their titles; then the name, down to its title."""
 
     def total() -> int:
         return sum(widths) + 2 * (len(widths) - 1)
 
     name = header.index("NAME")
-    widths[name] = min(widths[name], max(_MIN_NAME, widths[name] - (total() - TABLE_WIDTH)))
+    widths[name] = min(widths[name], max(_MIN_NAME, widths[name] - (total() - width)))
     for floor_of_name in (widths[name], _width(header[name])):
-        while total() > TABLE_WIDTH:
+        while total() > width:
             narrower = [i for i, title in enumerate(header) if title not in _UNCUT and widths[i] > _width(title)
                         and (i != name or widths[name] > floor_of_name)]
             if not narrower:

@@ -142,14 +142,23 @@ def test_golden_image_pinning_end_to_end(example: Project, emulator: Emulator) -
 
 
 def test_pipeline_script_hands_the_image_to_the_stack(example: Project) -> None:
-    """examples/pipeline.sh with the real CLI: the found ID lands in the stack's config."""
+    """examples/pipeline.sh with the real CLI: the ID found in the stack's zone lands in its config, and the
+    program boots the scratch host on it."""
+    example.config("zone", "cn-bj2-02")  # where the golden images are; the region-wide newest is elsewhere
     done = subprocess.run(["bash", str(ROOT / "examples" / "pipeline.sh"), "dev"], cwd=example.dir,
                           env=example.env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    expected = lookup_images(region="cn-bj2", image_type="base", os_type="linux", name_regex=r"^Ubuntu 22\.04",
-                             architecture="x86_64", most_recent=True).image_id
-    assert example.run("config", "get", "webImageId").stdout.strip() == expected
-    assert done.stderr.strip().endswith(f"webImageId = {expected}")
+    expected = lookup_images(region="cn-bj2", zone="cn-bj2-02", image_type="base", os_type="linux",
+                             name_regex=r"^Ubuntu 22\.04", architecture="x86_64", most_recent=True).image_id
+    assert example.run("config", "get", "scratchImageId").stdout.strip() == expected
+    assert done.stderr.strip().endswith(f"scratchImageId = {expected}")
+    def scratch_image() -> str:
+        (scratch,) = [s for s in example.preview()["steps"] if s["urn"].endswith("::scratch")]
+        return str(scratch["newState"]["inputs"]["image_id"])
+
+    assert scratch_image() == expected
+    example.config("scratchImageId", "uimage-ub2205")  # not what the program's own lookup gives: it is read
+    assert scratch_image() == "uimage-ub2205"
 
 
 def test_pipeline_script_leaves_the_stack_alone_when_the_lookup_fails(example: Project) -> None:
@@ -159,5 +168,5 @@ def test_pipeline_script_leaves_the_stack_alone_when_the_lookup_fails(example: P
     assert done.returncode == 5
     assert "RetCode 171" in done.stderr
     assert "a-wrong-private-key" not in done.stderr + done.stdout
-    assert example.run("config", "get", "webImageId", check=False).returncode != 0
+    assert example.run("config", "get", "scratchImageId", check=False).returncode != 0
 

@@ -3,6 +3,7 @@ creates a PinnedImage through ``pulumi-resource-ucloud-images``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from pulumi_ucloud_images import list_images, lookup_images
 from pulumi_ucloud_images._emulator import Emulator
+from pulumi_ucloud_images._version import __version__
 from tests.engine.engine_project import ROOT, VENV_BIN, Project, new_project
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -104,3 +106,61 @@ def test_the_yaml_example_runs_under_the_engine(tmp_path: Path, engine_dir: Path
     assert outputs == {"centosImageId": centos.image_id, "ubuntuImageId": ubuntu.image_id,
                        "ubuntuCandidates": list(ubuntu.ids), "pinnedImageId": centos.image_id}
     project.run("destroy", "--yes")
+
+
+def test_an_explicit_provider_takes_the_ucloud_config_so_keys_are_set_once(
+    tmp_path: Path, engine_dir: Path, emulator: Emulator, emulator_env: dict[str, str]
+) -> None:
+    """The engine hands a provider only its own namespace (ucloud-images:*); a YAML program that already sets
+    ucloud:* for the UCloud provider passes those values to an explicit provider, timeout included."""
+    env = {key: value for key, value in emulator_env.items() if not key.startswith("UCLOUD_")}
+    settings = {"region": "${ucloud:region}", "publicKey": "${ucloud:publicKey}",
+                "privateKey": "${ucloud:privateKey}", "baseUrl": "${ucloud:baseUrl}", "timeout": 20}
+    manifest = {
+        "name": "plugin-ucloud-config", "runtime": "yaml", "plugins": PROVIDERS,
+        "resources": {"images": {"type": "pulumi:providers:ucloud-images", "properties": settings}},
+        "variables": {"centos": {"fn::invoke": {"function": "ucloud-images:index:getImages",
+                                                "arguments": {"osType": "Linux", "nameRegex": r"^CentOS 7\.2 64"},
+                                                "options": {"provider": "${images}"}}}},
+        "outputs": {"centosImageId": "${centos.imageId}"},
+    }
+    project = new_project(tmp_path, engine_dir, env, manifest=manifest)
+    project.config("ucloud:region", "cn-bj2")
+    project.config("ucloud:publicKey", emulator_env["UCLOUD_PUBLIC_KEY"])
+    project.config("ucloud:privateKey", emulator_env["UCLOUD_PRIVATE_KEY"], secret=True)
+    project.config("ucloud:baseUrl", emulator.base_url)
+    project.run("up", "--yes")
+    assert project.outputs() == {"centosImageId": "uimage-f1chxn"}
+    state = project.export()
+    assert emulator_env["UCLOUD_PRIVATE_KEY"] not in json.dumps(state)  # the key stays a secret in state
+    project.run("destroy", "--yes")
+
+
+def counting_plugin_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A directory holding a ``pulumi-resource-ucloud-images`` that notes each start, then runs the real one."""
+    directory, starts = tmp_path / "plugin" / "bin", tmp_path / "starts.log"
+    directory.mkdir(parents=True)
+    script = directory / "pulumi-resource-ucloud-images"
+    script.write_text(f'#!/bin/sh\necho start >> "{starts}"\nexec "{VENV_BIN / script.name}" "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    return directory, starts
+
+
+@pytest.mark.parametrize(("version", "starts_per_preview"), [(True, 1), (False, 2)], ids=["version", "no version"])
+def test_a_declared_version_lets_the_yaml_host_cache_the_schema(
+    tmp_path: Path, engine_dir: Path, emulator_env: dict[str, str], version: bool, starts_per_preview: int
+) -> None:
+    """The YAML host starts the plugin for its schema unless it has the schema cached, which it does only for a
+    plugin whose version it knows; the engine starts it again for the invoke."""
+    directory, starts = counting_plugin_dir(tmp_path)
+    provider = {"name": "ucloud-images", "path": str(directory), **({"version": __version__} if version else {})}
+    manifest = {"name": "plugin-starts", "runtime": "yaml", "plugins": {"providers": [provider]},
+                "variables": PROGRAM["variables"], "outputs": {"centosImageId": "${centos.imageId}"}}
+    project = new_project(tmp_path, engine_dir, emulator_env, manifest=manifest)
+    project.run("preview")  # the first fills the cache, if it may
+    before = len(starts.read_text(encoding="utf-8").splitlines())
+    project.run("preview")
+    project.run("preview")
+    assert len(starts.read_text(encoding="utf-8").splitlines()) - before == 2 * starts_per_preview
+    cached = tmp_path / "plugin" / f"schema-ucloud-images-{__version__}-.json"
+    assert cached.exists() == version
