@@ -1,6 +1,6 @@
 """The command never prints the value given to an option in a usage error, whatever the mistake.
 
-Every option of every command (``find``, ``list``, ``lock``, ``emulator`` and the top level) is tried with a
+Every option of every command (``find``, ``list``, ``lock``, ``emulator``, ``audit`` and the top level) is tried with a
 distinctive value in each careless form: misspelled, misspelled with ``=``, with one dash, abbreviated, placed
 before the command (with and without ``=``), and given a value it cannot take. The options are read from the
 parser itself, so an option added later is walked too.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_ucloud_images import _cli
-from pulumi_ucloud_images._cli import emulator, find, lock
+from pulumi_ucloud_images._cli import audit, emulator, find, lock
 from pulumi_ucloud_images._cli import list as listing
 from pulumi_ucloud_images._cli.usage import options_of, subparsers_of
 
@@ -110,7 +110,7 @@ def no_handler_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(args: argparse.Namespace, out: object) -> int:
         raise AssertionError("the command line parsed and a command ran")
 
-    for command in (find, listing, emulator, lock):
+    for command in (find, listing, emulator, lock, audit):
         monkeypatch.setattr(command, "run", refuse)
     yield
 
@@ -120,7 +120,7 @@ def test_every_option_of_every_command_is_walked_in_every_form() -> None:
     expected = {("", option) for option, _ in _options(root)}
     expected |= {(name, option) for name, sub in subparsers_of(root).items() for option, _ in _options(sub)}
     assert {(case.command, case.option) for case in CASES} == expected
-    assert {case.command for case in CASES} == {"", "find", "list", "lock", "emulator"}
+    assert {case.command for case in CASES} == {"", "find", "list", "lock", "emulator", "audit"}
     forms = Counter(case.form for case in CASES)
     subcommand_options = len({key for key in expected if key[0]})
     for form in ("misspelled", "misspelled=", "one dash=", "abbreviated="):

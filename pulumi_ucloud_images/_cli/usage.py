@@ -223,6 +223,14 @@ def parse(root: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse
         flags = [_flag_of(token) for token in tokens if token.startswith("-") and token != "-"]
         if problem.parser is root and flags and "required" in problem.message:
             _fail(root, f"{_unrecognized(list(dict.fromkeys(flags)), root)}, and no command was given")
+        if problem.parser is not root and "required" in problem.message:
+            # A command's required flag is missing: a misspelled or misplaced flag is the likelier mistake.
+            at, command = _command_at(root, tokens)
+            known = options_of(problem.parser)
+            stray = [token for index, token in enumerate(tokens) if token.startswith("-") and token != "-"
+                     and (index < at or _flag_of(token) not in known)]
+            if stray:
+                _fail(problem.parser, _leftovers(root, command, stray, tokens))
         _fail(problem.parser, _without_values(root, problem.message, tokens))
     if extras:
         command = getattr(args, "command", None)
