@@ -220,7 +220,9 @@ def _state_resources(source: str) -> list[dict[str, Any]]:
         raise PolicyConfigError(
             f"{name} has no 'deployment' object, so it is not the output of 'pulumi stack export'."
         )
-    resources = deployment.get("resources") or []
+    resources = deployment.get("resources")
+    if resources is None:  # an empty stack has none
+        resources = []
     if not isinstance(resources, list):
         raise PolicyConfigError(f"{name} is malformed at deployment.resources: expected an array.")
     for index, resource in enumerate(resources):
