@@ -222,7 +222,7 @@ def test_bad_input_exits_2_with_one_sentence_and_no_request(
         (["find", "--output", "xml"], "Argument --output must be one of id, json (the value given is not shown)."),
         (["find", "--timeout", "soon"],
          "Argument --timeout must be a number of seconds (the value given is not shown)."),
-        (["frobnicate"], "Unknown command (not shown); the commands are find, list, emulator, lock."),
+        (["frobnicate"], "Unknown command (not shown); the commands are find, list, emulator, lock, audit."),
         ([], "The following arguments are required: COMMAND."),
         (["emulator", "--port", "70000"],
          "Argument --port must be a whole number between 0 and 65535 (the value given is not shown)."),

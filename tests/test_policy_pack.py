@@ -131,3 +131,9 @@ def test_the_example_pack_uses_the_factory() -> None:
         encoding="utf-8")
     assert "pulumi-ucloud-images[policy]" in (example / "requirements.txt").read_text(encoding="utf-8")
     assert "runtime:\n  name: python" in (example / "PulumiPolicy.yaml").read_text(encoding="utf-8")
+
+
+def test_the_public_names_of_the_policy_module_are_pinned() -> None:
+    assert sorted(policy.__all__) == ["DEFAULT_RESOURCES", "RULE_NAMES", "ucloud_images_policies",
+                                      "ucloud_images_policy_pack"]
+    assert all(hasattr(policy, name) for name in policy.__all__)
