@@ -118,7 +118,7 @@ def test_factory_arguments_set_resources_and_levels(lockfile: Path) -> None:
 
 def test_the_rules_import_neither_pulumi_nor_pulumi_policy() -> None:
     """The audit command shares the rules with the pack; only the pack's module may import pulumi_policy."""
-    for module in ("_policy_rules.py", "_cli/audit.py"):
+    for module in ("_policy_rules.py", "_policy_settings.py", "_cli/audit.py"):
         tree = ast.parse((ROOT / "pulumi_ucloud_images" / module).read_text(encoding="utf-8"))
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
