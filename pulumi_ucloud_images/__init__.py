@@ -19,6 +19,7 @@ from ._errors import (
     InvalidQueryError,
     LockfileError,
     NoImageFoundError,
+    PolicyConfigError,
     ProfileError,
     ProviderError,
     RedirectError,
@@ -35,7 +36,7 @@ from ._version import __version__
 # Errors are caught by users, who see them in tracebacks: name them where users import them from, as httpx does.
 for _error in (
     AmbiguousImageError, APIError, ConnectionFailedError, CredentialsError, InconsistentListingError,
-    InvalidQueryError, LockfileError, NoImageFoundError, ProfileError, ProviderError, RedirectError,
+    InvalidQueryError, LockfileError, NoImageFoundError, PolicyConfigError, ProfileError, ProviderError, RedirectError,
     ResponseFormatError, ResponseTimeoutError, ResponseTooLargeError, RevokedImageError, SettingsNotKnownError,
     TransportError, UCloudImagesError,
 ):
@@ -105,6 +106,7 @@ __all__ = [
     "LookupResult",
     "NoImageFoundError",
     "PinnedImage",
+    "PolicyConfigError",
     "ProfileError",
     "ProviderError",
     "RedirectError",

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidQueryError",
     "LockfileError",
     "NoImageFoundError",
+    "PolicyConfigError",
     "ProfileError",
     "ProviderError",
     "ResponseFormatError",
@@ -151,6 +152,10 @@ class APIError(UCloudImagesError):
             f"(request id {request_id or 'unknown'}){f'; {hint}' if hint else ''}{f' ({detail})' if detail else ''}."
             f"{f' {note}' if note else ''}"
         )
+
+class PolicyConfigError(UCloudImagesError, ValueError):
+    """The policy settings (a policy pack's config, the audit command's flags, a state file) are malformed."""
+
 
 class SettingsNotKnownError(UCloudImagesError):
     """A lookup was asked for while a setting is still unknown (a preview); lookups need known settings."""

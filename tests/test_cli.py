@@ -225,7 +225,7 @@ def test_bad_input_exits_2_with_one_sentence_and_no_request(
         (
             ["frobnicate"],
             "Unknown command (not shown); the commands are find, list, emulator, lock, promote, rollback, revoke, "
-            "restore, deprecate, history.",
+            "restore, deprecate, history, audit.",
         ),
         ([], "The following arguments are required: COMMAND."),
         (["emulator", "--port", "70000"],

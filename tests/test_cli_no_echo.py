@@ -1,7 +1,7 @@
 """The command never prints the value given to an option in a usage error, whatever the mistake.
 
-Every option of every command (``find``, ``list``, ``lock``, ``emulator``, the lockfile's registry commands
-and the top level) is tried with a
+Every option of every command (``find``, ``list``, ``lock``, ``emulator``, the lockfile's registry commands,
+``audit`` and the top level) is tried with a
 distinctive value in each careless form: misspelled, misspelled with ``=``, with one dash, abbreviated, placed
 before the command (with and without ``=``), and given a value it cannot take. The options are read from the
 parser itself, so an option added later is walked too.
@@ -19,7 +19,18 @@ from pathlib import Path
 import pytest
 
 from pulumi_ucloud_images import _cli
-from pulumi_ucloud_images._cli import deprecate, emulator, find, history, lock, promote, restore, revoke, rollback
+from pulumi_ucloud_images._cli import (
+    audit,
+    deprecate,
+    emulator,
+    find,
+    history,
+    lock,
+    promote,
+    restore,
+    revoke,
+    rollback,
+)
 from pulumi_ucloud_images._cli import list as listing
 from pulumi_ucloud_images._cli.usage import options_of, subparsers_of
 
@@ -110,7 +121,7 @@ def no_handler_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(args: argparse.Namespace, out: object) -> int:
         raise AssertionError("the command line parsed and a command ran")
 
-    for command in (find, listing, emulator, lock, promote, rollback, revoke, restore, deprecate, history):
+    for command in (find, listing, emulator, lock, promote, rollback, revoke, restore, deprecate, history, audit):
         monkeypatch.setattr(command, "run", refuse)
     yield
 

@@ -34,6 +34,7 @@ PUBLIC_NAMES = {
     "AmbiguousImageError",
     "SettingsNotKnownError",
     "ProviderError",
+    "PolicyConfigError",
     # plain Python
     "ImageQuery",
     "Image",
@@ -129,8 +130,7 @@ def test_the_errors_form_one_hierarchy() -> None:
 def test_the_command_maps_every_error_to_its_exit_code_and_the_library_carries_none() -> None:
     api = pulumi_ucloud_images
     expected = {"InvalidQueryError": 2, "ProfileError": 2, "LockfileError": 2, "RevokedImageError": 2,
-                "NoImageFoundError": 3,
-                "AmbiguousImageError": 4}
+                "PolicyConfigError": 2, "NoImageFoundError": 3, "AmbiguousImageError": 4}
     for name in ERRORS:
         error = getattr(api, name)
         instance = error.__new__(error)

@@ -1,11 +1,11 @@
-"""The ``ucloud-images`` command, for pipelines and people: ``find``, ``list``, ``emulator``, ``lock``, and the
-lockfile's registry: ``promote``, ``rollback``, ``revoke``, ``restore``, ``deprecate`` and ``history``.
+"""The ``ucloud-images`` command, for pipelines and people: ``find``, ``list``, ``emulator``, ``lock``, the
+lockfile's registry: ``promote``, ``rollback``, ``revoke``, ``restore``, ``deprecate`` and ``history``, and ``audit``.
 
-Exit codes: 0 found, 1 ``lock --check``/``--verify`` out of date, 2 bad usage or input, 3 no match, 4
-ambiguous, 5 API, network or credential error. Errors go to stderr as one sentence; stdout carries only the
-answer. One module per command; what they share is :mod:`.common` (flags, settings, output) and
-:mod:`.usage` (usage errors that never echo a value). Nothing outside this package imports it, and it must
-not import pulumi or grpc: the command has to start fast.
+Exit codes: 0 found, 1 ``lock --check``/``--verify`` out of date or an ``audit`` mandatory finding, 2 bad
+usage or input, 3 no match, 4 ambiguous, 5 API, network or credential error. Errors go to stderr as one
+sentence; stdout carries only the answer. One module per command; what they share is :mod:`.common` (flags,
+settings, output) and :mod:`.usage` (usage errors that never echo a value). Nothing outside this package
+imports it, and it must not import pulumi or grpc: the command has to start fast.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 from .._errors import UCloudImagesError
 from .._version import __version__
-from . import deprecate, emulator, find, history, lock, promote, restore, revoke, rollback
+from . import audit, deprecate, emulator, find, history, lock, promote, restore, revoke, rollback
 from . import list as listing
 from .common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Handler, exit_code_for
 from .usage import Parser, parse
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="ucloud-images", description="Find UCloud image IDs from declared filters, strictly.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for command in (find, listing, emulator, lock, promote, rollback, revoke, restore, deprecate, history):
+    for command in (find, listing, emulator, lock, promote, rollback, revoke, restore, deprecate, history, audit):
         command.register(commands)
     return parser
 

@@ -20,6 +20,7 @@ from .._errors import (
     InvalidQueryError,
     LockfileError,
     NoImageFoundError,
+    PolicyConfigError,
     ProfileError,
     UCloudImagesError,
 )
@@ -58,6 +59,7 @@ _EXIT_CODES: tuple[tuple[type[UCloudImagesError], int], ...] = (
     (InvalidQueryError, EXIT_USAGE),  # bad input, found before any request
     (ProfileError, EXIT_USAGE),  # a malformed profile file, or a named profile or file that is not there
     (LockfileError, EXIT_USAGE),  # a malformed lockfile or selection file
+    (PolicyConfigError, EXIT_USAGE),  # malformed policy settings or state file
     (UCloudImagesError, EXIT_API),  # credentials, the network, the API
 )
 

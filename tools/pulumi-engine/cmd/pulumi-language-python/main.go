@@ -1,14 +1,27 @@
-// Command pulumi-language-python is a minimal Python language host for the engine tests.
+// Command pulumi-language-python is a small Python language host for this project's engine tier and for users who
+// build the engine from Go modules.
 //
-// The official host (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is not served
-// by the module proxy this project can reach: every version, pseudo-version and commit query answers
-// "403 Forbidden: This module version is not available". This launcher is the fallback: it implements the
-// LanguageRuntime service's Handshake, GetPluginInfo, GetRequiredPackages and Run, and runs the official
-// pulumi-language-python-exec (a file of the sdk/v3 module, copied beside this binary) with the arguments and
-// environment the engine gives, inside the project's virtualenv, using the sdk/v3 module's own toolchain
-// package. The engine, the state, the diffs and the dynamic-provider host stay the official ones.
-// Everything else (plugin discovery from installed packages, debugging, typecheckers, codegen) is left
-// unimplemented; the engine treats Unimplemented as "not supported".
+// Why it exists: the official host (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is
+// not served by the module proxy this project can reach: every version, pseudo-version and commit query answers
+// "403 Forbidden: This module version is not available". The engine, the state, the diffs, the dynamic-provider
+// host and the Python toolchain code (package sdk/v3/python/toolchain) stay the official ones; this host only
+// wires them to the LanguageRuntime service, behaving as the official host does where it implements a method:
+//
+//   - Run: a program, through the official pulumi-language-python-exec (copied beside this binary).
+//   - InstallDependencies: create the virtualenv named by the runtime options (toolchain pip, poetry or uv;
+//     virtualenv relative to the project or plugin root, "venv" for a plugin that names none), install the
+//     package itself for a plugin with a buildable pyproject.toml, then requirements.txt. `pulumi install`,
+//     `pulumi package add <dir>` and `pulumi plugin install --file` call it.
+//   - RunPlugin: a provider plugin from a directory (`python -m pulumi.run.plugin <distribution> args...` for a
+//     buildable package, else `python <dir> args...`, in the caller's working directory) and, since Pulumi 3.221,
+//     a policy pack (`python -u -m pulumi.policy args... <dir>` in the pack's directory, with the stack's
+//     organization, project, stack, dry-run flag and config in PULUMI_* variables, learnt through the sdk/v3
+//     policy proxy as the official host learns them).
+//   - GetRequiredPackages (none: programs name their plugins in Pulumi.yaml), GetProgramDependencies, About,
+//     GetPluginInfo, Handshake, Cancel.
+//
+// Everything else (codegen, Link, Pack, debugging, typecheckers) answers Unimplemented, which the engine reports
+// as "method X not implemented".
 package main
 
 import (
@@ -22,9 +35,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/pulumi/pulumi/sdk/v3"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -52,6 +68,11 @@ type host struct {
 func main() {
 	flag.String("tracing", "", "ignored: tracing endpoint")
 	flag.String("root", "", "ignored: project root")
+	// Engines before 3.210 or so, such as the one inside the YAML host that loads a package's schema, pass the
+	// runtime options as flags too; every request carries them again, so the flags are accepted and ignored.
+	flag.String("virtualenv", "", "ignored: the virtualenv runtime option (requests carry it)")
+	flag.String("toolchain", "", "ignored: the toolchain runtime option (requests carry it)")
+	flag.String("typechecker", "", "ignored: the typechecker runtime option (requests carry it)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
@@ -138,7 +159,7 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if info == nil {
 		return nil, errors.New("the run request carries no program info")
 	}
-	opts, err := pythonOptions(info)
+	opts, err := pythonOptions(info, false)
 	if err != nil {
 		return nil, err
 	}
@@ -230,8 +251,9 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	return &pulumirpc.RunResponse{}, nil
 }
 
-// pythonOptions reads the runtime options of Pulumi.yaml that this host honours: virtualenv and toolchain.
-func pythonOptions(info *pulumirpc.ProgramInfo) (toolchain.PythonOptions, error) {
+// pythonOptions reads the runtime options this host honours (virtualenv, toolchain) as the official host does:
+// a plugin run with pip and no virtualenv named gets "venv", since plugins never run in the ambient Python.
+func pythonOptions(info *pulumirpc.ProgramInfo, isPlugin bool) (toolchain.PythonOptions, error) {
 	opts := toolchain.PythonOptions{Root: info.GetRootDirectory(), ProgramDir: info.GetProgramDirectory()}
 	options := info.GetOptions().AsMap()
 	if value, ok := options["virtualenv"]; ok {
@@ -245,12 +267,223 @@ func pythonOptions(info *pulumirpc.ProgramInfo) (toolchain.PythonOptions, error)
 		switch value {
 		case "pip":
 			opts.Toolchain = toolchain.Pip
+		case "poetry":
+			opts.Toolchain = toolchain.Poetry
+		case "uv":
+			opts.Toolchain = toolchain.Uv
 		default:
-			return opts, fmt.Errorf("this language host supports only the pip toolchain, not %v", value)
+			return opts, fmt.Errorf("unsupported toolchain option: %v (pip, poetry or uv)", value)
 		}
 	}
 	if _, ok := options["typechecker"]; ok {
 		return opts, errors.New("this language host does not run typecheckers")
 	}
+	if isPlugin && opts.Toolchain == toolchain.Pip && opts.Virtualenv == "" {
+		opts.Virtualenv = "venv"
+	}
 	return opts, nil
+}
+
+// InstallDependencies makes the virtualenv, installs a plugin's own buildable package into it, then the
+// requirements.txt of the program directory (pip upgrades pip, setuptools and wheel first, as it always does).
+func (h *host) InstallDependencies(
+	req *pulumirpc.InstallDependenciesRequest, server pulumirpc.LanguageRuntime_InstallDependenciesServer,
+) error {
+	ctx := server.Context()
+	info := req.GetInfo()
+	opts, err := pythonOptions(info, req.GetIsPlugin())
+	if err != nil {
+		return err
+	}
+	closer, stdout, stderr, err := rpcutil.MakeInstallDependenciesStreams(server, req.GetIsTerminal())
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Installing dependencies...")
+	dir, versionTools := info.GetProgramDirectory(), req.GetUseLanguageVersionTools()
+	if req.GetIsPlugin() {
+		buildable, err := toolchain.IsBuildablePackage(dir)
+		if err != nil {
+			return fmt.Errorf("checking if plugin is a buildable package: %w", err)
+		}
+		if buildable {
+			if err := tc.InstallPackage(ctx, dir, versionTools, true, stdout, stderr); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tc.InstallDependencies(ctx, dir, versionTools, true, stdout, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Finished installing dependencies")
+	return closer.Close()
+}
+
+// RunPlugin runs a provider plugin or a policy pack written in Python, as the official host does.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	ctx := server.Context()
+	info := req.GetInfo()
+	policy := req.GetKind() == string(apitype.AnalyzerPlugin)
+	opts, err := pythonOptions(info, !policy)
+	if err != nil {
+		return err
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	if err := tc.ValidateVenv(ctx); err != nil {
+		return fmt.Errorf("%w; install the plugin's dependencies first (pulumi install, pulumi package add or "+
+			"pulumi plugin install --file)", err)
+	}
+	dir := info.GetProgramDirectory()
+	var cmd *exec.Cmd
+	switch {
+	case policy:
+		cmd, err = tc.Command(ctx, append(append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...), dir)...)
+	case !exists(filepath.Join(opts.Root, "__main__.py")) && hasModule(ctx, tc, "pulumi.run.plugin"):
+		buildable, berr := toolchain.IsBuildablePackage(opts.Root)
+		if berr != nil || !buildable {
+			return fmt.Errorf("plugin is not runnable: %s has neither __main__.py nor a buildable pyproject.toml (%v)",
+				opts.Root, berr)
+		}
+		project, perr := toolchain.LoadPyproject(opts.Root)
+		if perr != nil {
+			return fmt.Errorf("loading pyproject.toml: %w", perr)
+		}
+		cmd, err = tc.ModuleCommand(ctx, "pulumi.run.plugin", append([]string{project.Project.Name}, req.GetArgs()...)...)
+	default:
+		cmd, err = tc.Command(ctx, append([]string{dir}, req.GetArgs()...)...)
+	}
+	if err != nil {
+		return err
+	}
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	cmd.Dir = req.GetPwd()
+	var proxy *sdk.PolicyProxy
+	if policy {
+		// Policy packs have always run in their own directory, and read the stack's settings from PULUMI_*.
+		cmd.Dir = dir
+		if proxy, stdout, err = sdk.NewPolicyProxy(ctx, stdout); err != nil {
+			return fmt.Errorf("could not start the policy pack proxy: %w", err)
+		}
+		stack, err := proxy.AwaitConfiguration(ctx)
+		if err != nil {
+			return fmt.Errorf("could not get the stack configuration: %w", err)
+		}
+		if cmd.Env, err = policyEnv(cmd.Env, stack); err != nil {
+			return err
+		}
+	}
+	cmd.Env = append(cmd.Env, req.GetEnv()...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("could not start the plugin: %w", err)
+	}
+	if proxy != nil {
+		err = proxy.Attach(ctx, cmd)
+	} else {
+		err = cmd.Wait()
+	}
+	if exitErr, ok := errors.AsType[*exec.ExitError](err); ok {
+		return server.Send(&pulumirpc.RunPluginResponse{
+			Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(exitErr.ExitCode())},
+		})
+	} else if err != nil {
+		return fmt.Errorf("running the plugin: %w", err)
+	}
+	return closer.Close()
+}
+
+// policyEnv adds the stack's settings that a policy pack reads from its environment.
+func policyEnv(env []string, stack *pulumirpc.AnalyzerStackConfigureRequest) ([]string, error) {
+	if stack == nil {
+		return env, nil
+	}
+	add := func(name, value string) {
+		if value != "" {
+			env = append(env, name+"="+value)
+		}
+	}
+	add("PULUMI_ORGANIZATION", stack.GetOrganization())
+	add("PULUMI_PROJECT", stack.GetProject())
+	add("PULUMI_STACK", stack.GetStack())
+	add("PULUMI_DRY_RUN", strconv.FormatBool(stack.GetDryRun()))
+	if stack.GetConfig() != nil {
+		config, err := json.Marshal(stack.GetConfig())
+		if err != nil {
+			return nil, fmt.Errorf("could not encode the stack configuration: %w", err)
+		}
+		add("PULUMI_CONFIG", string(config))
+	}
+	return env, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// hasModule says whether the toolchain's Python can import module (an old SDK lacks pulumi.run.plugin).
+func hasModule(ctx context.Context, tc toolchain.Toolchain, module string) bool {
+	cmd, err := tc.Command(ctx, "-c", "import "+module)
+	if err != nil {
+		return false
+	}
+	out, err := cmd.CombinedOutput()
+	return err == nil || !strings.Contains(string(out), "ModuleNotFoundError")
+}
+
+func (h *host) GetProgramDependencies(
+	ctx context.Context, req *pulumirpc.GetProgramDependenciesRequest,
+) (*pulumirpc.GetProgramDependenciesResponse, error) {
+	opts, err := pythonOptions(req.GetInfo(), false)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return nil, err
+	}
+	listed, err := tc.ListPackages(ctx, req.GetTransitiveDependencies())
+	if err != nil {
+		return nil, fmt.Errorf("failed to get python dependencies: %w", err)
+	}
+	deps := make([]*pulumirpc.DependencyInfo, 0, len(listed))
+	for _, dep := range listed {
+		deps = append(deps, &pulumirpc.DependencyInfo{Name: dep.Name, Version: dep.Version})
+	}
+	return &pulumirpc.GetProgramDependenciesResponse{Dependencies: deps}, nil
+}
+
+func (h *host) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
+	opts := toolchain.PythonOptions{Toolchain: toolchain.Pip}
+	if req.GetInfo() != nil {
+		var err error
+		if opts, err = pythonOptions(req.GetInfo(), false); err != nil {
+			return nil, err
+		}
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return nil, err
+	}
+	about, err := tc.About(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.AboutResponse{
+		Executable: about.PythonExecutable,
+		Version:    about.PythonVersion.String(),
+		Metadata:   map[string]string{"toolchain": toolchain.Name(opts.Toolchain)},
+	}, nil
 }
