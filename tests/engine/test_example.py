@@ -82,6 +82,29 @@ def steps(preview: dict[str, Any], type_: str) -> dict[str, str]:
     return {s["urn"].rsplit("::", 1)[1]: s["op"] for s in preview["steps"] if s["urn"].split("::")[2] == type_}
 
 
+def new_inputs(preview: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Name -> the inputs a preview's step plans for that resource (its checked inputs)."""
+    return {s["urn"].rsplit("::", 1)[1]: s["newState"].get("inputs", {}) for s in preview["steps"] if s.get("newState")}
+
+
+def test_up_with_the_previews_plan_pins_the_previewed_image_or_stops(example: Project, emulator: Emulator) -> None:
+    """The image a preview showed travels in the pin's checked inputs, which a saved plan holds: ``up --plan``
+    pins it, and after a newer image was published in between, stops before it changes anything."""
+    golden = newest_golden_web(emulator)
+    example.run("preview", "--save-plan", "plan.json")
+    emulator.publish({**golden, "ImageId": "uimage-gw1201", "ImageName": "golden-web-2026.12.01",
+                      "CreateTime": int(time.time())})
+    done = example.run("up", "--yes", "--plan", "plan.json", check=False)
+    assert done.returncode != 0
+    assert f"violates plan: properties changed: ++image_id[{{{golden['ImageId']}}}!={{uimage-gw1201}}]" in done.stdout
+    assert not [r for r in example.resources().values() if r["type"] != "pulumi:pulumi:Stack"]
+
+    emulator.remove("uimage-gw1201")
+    example.run("preview", "--save-plan", "plan.json")
+    example.run("up", "--yes", "--plan", "plan.json")
+    assert example.outputs()["goldenImageId"] == golden["ImageId"]
+
+
 def replaced(operations: dict[str, str]) -> set[str]:
     """The names a preview replaces (a replacement shows as several steps: create-replacement, replace, ...)."""
     return {name for name, op in operations.items() if "replace" in op}
@@ -89,15 +112,18 @@ def replaced(operations: dict[str, str]) -> set[str]:
 
 def test_preview_then_up_resolves_the_example_images(example: Project, emulator: Emulator) -> None:
     started = time.monotonic()
+    golden = newest_golden_web(emulator)
     planned = example.preview()
     assert steps(planned, PIN_TYPE) == {"web-golden": "create"}
     assert steps(planned, HOST_TYPE) == {"scratch": "create", "web-0": "create", "web-1": "create"}
+    # The first preview already shows the image the new pin will take, and so the web hosts' image.
+    assert new_inputs(planned)["web-golden"]["image_id"] == golden["ImageId"]
+    assert new_inputs(planned)["web-0"]["image_id"] == new_inputs(planned)["web-1"]["image_id"] == golden["ImageId"]
 
     example.run("up", "--yes")
     outputs = example.outputs()
     ubuntu = lookup_images(region="cn-bj2", zone="cn-bj2-02", image_type="base", os_type="linux",
                            name_regex=r"^Ubuntu 22\.04", architecture="x86_64", most_recent=True)
-    golden = newest_golden_web(emulator)
     assert outputs["ubuntuImageId"] == ubuntu.image_id
     assert outputs["goldenImageId"] == outputs["goldenLatestImageId"] == golden["ImageId"]
     assert outputs["goldenImageName"] == golden["ImageName"]
