@@ -1,7 +1,7 @@
 """The pin service: check, diff, create and read of a ``PinnedImage``, on plain Python values.
 
-Over 400 lines: check, diff, create and read of one resource for both faces, a lockfile pin's path beside the
-query's.
+Over 400 lines: check, diff, create and read share the rules of one resource (which inputs are filters, the
+image check resolved, the lockfile's pin); split apart, each part would import the others' private helpers.
 
 Both faces of the resource call it directly: the Python dynamic provider (:class:`._pinned.PinnedImageProvider`)
 and the provider plugin (:mod:`._provider`), each converting only its own wire format. Properties are the
@@ -10,7 +10,10 @@ models' field names (``name_regex``, ``latest_image_id``); a value not known yet
 plugin's ``nameRegex``) and name the settings' sources the face's way (``face``), so no face rewrites them.
 
 A pin resolves its query strictly, once, and keeps the image and the validated query; only the query and
-``repin`` decide a change, so a newly published image never moves it. A pin may also come from the lockfile
+``repin`` decide a change, so a newly published image never moves it. Where the settings are known, check already
+resolves a new pin and puts the image in the checked inputs (``image_id``, marked by ``resolved_image_id``): a
+preview shows it (the engine previews a create as its checked inputs), and create pins exactly that image, even
+if a newer one was published in between. A pin may also come from the lockfile
 (the ``locked`` input: the selection's name, the lockfile and the pin), which it keeps until that pin changes.
 """
 
@@ -51,6 +54,7 @@ __all__ = [
     "PROVIDER_KEY",
     "QUERY",
     "REPIN",
+    "RESOLVED",
     "Checked",
     "Failure",
     "PinService",
@@ -65,6 +69,8 @@ LOCKED = "locked"  # the lockfile pin a PinnedImage(lock=...) was declared with:
 # The plugin's inputs naming a lockfile pin (NAME or NAME@CHANNEL, and the lockfile): check reads it into LOCKED.
 LOCK, LOCKFILE = "lock", "lockfile"
 EOL_WARNING = "eol_warning"
+# In checked inputs: the image check resolved the query to, which is then the input image_id (not a filter).
+RESOLVED = "resolved_image_id"
 OUTPUTS = ("image_id", "image_name", "os_name", "create_time", "features", "latest_image_id", EOL_WARNING)
 FILTERS = tuple(ImageQuery.model_fields)
 # The settings the region depends on: the region itself, and the profile whose file may name it.
@@ -110,7 +116,10 @@ class Checked:
 
 
 def _filters(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: props[name] for name in FILTERS if props.get(name) is not None}
+    """The query's filters among ``props``: an ``image_id`` that check resolved (see ``RESOLVED``) is none."""
+    resolved = props.get(RESOLVED) is not None and props.get(RESOLVED) == props.get("image_id")
+    return {name: props[name] for name in FILTERS
+            if props.get(name) is not None and not (resolved and name == "image_id")}
 
 
 class PinService:
@@ -185,6 +194,8 @@ class PinService:
         match or an ambiguity; an image past its end of life is a warning.
         """
         inputs = {name: integral(value) for name, value in news.items() if name != PROVIDER_KEY and value is not None}
+        if inputs.get(RESOLVED) is not None and inputs.get(RESOLVED) == inputs.get("image_id"):
+            del inputs[RESOLVED], inputs["image_id"]  # a previous check's answer given back: never a filter
         failures = []
         repin = inputs.get(REPIN)
         if repin is not None and not isinstance(repin, str):
@@ -229,6 +240,8 @@ class PinService:
         renewed = not olds or _filters(olds) != filters or olds.get(REPIN) != inputs.get(REPIN)
         if renewed and not is_unknown(filters):
             return self._resolvable(inputs, query.model_copy(update={"region": inputs.get("region")}))
+        if not renewed and olds.get(RESOLVED) is not None and "image_id" not in inputs:
+            inputs.update({"image_id": olds[RESOLVED], RESOLVED: olds[RESOLVED]})  # the inputs it was created with
         return Checked(inputs)
 
     def _read_lock(self, inputs: dict[str, Any]) -> Failure | tuple[dict[str, Any], list[str]]:
@@ -282,6 +295,8 @@ class PinService:
             return Checked(inputs, [Failure("", str(exc))])
         except UCloudImagesError:
             return Checked(inputs)  # keys or settings missing or not known yet, or an API failure: create says
+        if "image_id" not in inputs:  # the image create will pin, shown by the preview
+            inputs = {**inputs, "image_id": result.image_id, RESOLVED: result.image_id}
         return Checked(inputs, warnings=list(result.warnings))
 
     def diff(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
@@ -301,8 +316,10 @@ class PinService:
     # -- create / read ---------------------------------------------------------------------------------------
 
     def preview(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        """A preview's answer: the inputs, with every output not known until the lookup runs."""
-        return {**props, **dict.fromkeys((*OUTPUTS, QUERY), UNKNOWN)}
+        """A preview's answer: the inputs, with every output not known until the lookup runs, except the image
+        that check resolved, which create will pin."""
+        known = {"image_id": props[RESOLVED]} if props.get(RESOLVED) is not None else {}
+        return {**_own(props), **dict.fromkeys((*OUTPUTS, QUERY), UNKNOWN), **known}
 
     def create(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Resolve the query strictly (or take the lockfile's pin): the pin's outputs; its ID is ``image_id``."""
@@ -310,13 +327,35 @@ class PinService:
         locked = props.get(LOCKED)
         if isinstance(locked, Mapping):
             return self._create_locked(props, query, locked)
+        if props.get(RESOLVED) is not None:
+            return self._create_resolved(props, query, str(props[RESOLVED]))
         result = lookup_images(query, settings=self.settings(query), naming=self._naming)
         return {
-            **_without_provider(props),
+            **_own(props),
             QUERY: query.model_dump(mode="json"),
             REPIN: props.get(REPIN),
             **self._described(result.image, query, result.region or str(query.region)),
             "latest_image_id": result.ids[0],
+        }
+
+    def _create_resolved(self, props: Mapping[str, Any], query: ImageQuery, image_id: str) -> dict[str, Any]:
+        """The image check resolved the query to (and a preview showed), while it still matches, with the newest
+        match beside it: a newer image published since does not move it. The listing is the one check read,
+        while this process still holds it."""
+        listing = fetch_listing(query, settings=self.settings(query))
+        matches = filter_images(listing.images, listing.query, self._naming)
+        found = next((image for image in matches if image.image_id == image_id), None)
+        if found is None:
+            raise NoImageFoundError(
+                f"The image {image_id} that the query matched when this update was checked no longer matches it "
+                f"in region {listing.region}; run 'pulumi up' again to resolve the query anew."
+            )
+        return {
+            **_own(props),
+            QUERY: query.model_dump(mode="json"),
+            REPIN: props.get(REPIN),
+            **self._described(found, query, listing.region or str(query.region)),
+            "latest_image_id": matches[0].image_id,
         }
 
     def _create_locked(self, props: Mapping[str, Any], query: ImageQuery, locked: Mapping[str, Any]) -> dict[str, Any]:
@@ -331,7 +370,7 @@ class PinService:
         if warning is not None:
             self._warn(f"selection {locked['name']!r} of {locked['lockfile']} pins {warning}")
         return {
-            **_without_provider(props),
+            **_own(props),
             QUERY: query.model_dump(mode="json"),
             **self._described(found, query, pin.region),
             "latest_image_id": latest[0].image_id if latest else None,
@@ -366,7 +405,7 @@ class PinService:
                 f"'pulumi up' to {newest}."
             )
         return {
-            **_without_provider(props),
+            **_own(props),
             QUERY: query.model_dump(mode="json"),
             **self._described(found, query, region),
             "latest_image_id": latest_id,
@@ -406,5 +445,6 @@ def _locked_image(props: Mapping[str, Any]) -> Any:
     return locked.get("image_id") if isinstance(locked, Mapping) else None
 
 
-def _without_provider(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in props.items() if name != PROVIDER_KEY}
+def _own(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs a pin's outputs repeat: not the dynamic provider's own, nor the mark of a checked image."""
+    return {name: value for name, value in props.items() if name not in (PROVIDER_KEY, RESOLVED)}

@@ -18,7 +18,7 @@ from pydantic_core import InitErrorDetails
 
 from ._errors import InvalidQueryError
 from ._naming import camel, camel_keys, wire_names
-from ._pinning import LOCKED, OUTPUTS, QUERY, REPIN, integral, is_unknown
+from ._pinning import LOCKED, OUTPUTS, QUERY, REPIN, RESOLVED, integral, is_unknown
 from ._pulumi_sdk import UNKNOWN
 from ._query import ImageQuery, invalid_query_errors
 
@@ -30,7 +30,7 @@ PLUGIN_NAMING = wire_names(ImageQuery)
 """How the plugin spells the query's fields, in its messages as in its properties: the schema's camelCase."""
 _FIELD_BY_PROPERTY = {prop: name for name, prop in PLUGIN_NAMING.items()}
 # A pin's properties: the query's, then its own (``repin``, ``query``, the outputs), as fields by property.
-_PIN_FIELDS = _FIELD_BY_PROPERTY | {camel(name): name for name in (REPIN, QUERY, LOCKED, *OUTPUTS)}
+_PIN_FIELDS = _FIELD_BY_PROPERTY | {camel(name): name for name in (REPIN, QUERY, LOCKED, RESOLVED, *OUTPUTS)}
 
 
 def plain(value: PropertyValue) -> Any:

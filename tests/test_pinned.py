@@ -69,12 +69,54 @@ def test_check_normalises_the_inputs_and_fills_in_the_configured_region(
     ucloud_emulator_env: Emulator, provider: PinnedImageProvider
 ) -> None:
     inputs = checked(provider, **GOLDEN, features=["ipv6", "CloudInit"], repin="2026-03")
+    # A new pin's query is resolved at check, so a preview fails on no match, and shows the image it will pin
+    # (the engine previews a dynamic resource's create as its checked inputs); create then reuses that answer.
     assert inputs == {"image_type": "Custom", "name_regex": r"^golden-web-\d", "most_recent": True,
-                      "features": ["CloudInit", "IPv6"], "repin": "2026-03", "region": "cn-bj2"}
-    # A new pin's query is resolved at check, so a preview fails on no match; create then reuses that answer.
+                      "features": ["CloudInit", "IPv6"], "repin": "2026-03", "region": "cn-bj2",
+                      "image_id": "uimage-gw0314", "resolved_image_id": "uimage-gw0314"}
     assert ucloud_emulator_env.request_count == 1
-    provider.create(inputs)
+    outs = provider.create(inputs).outs
+    assert outs is not None and outs["image_id"] == "uimage-gw0314" and "resolved_image_id" not in outs
+    assert outs["query"]["image_id"] is None  # the resolved image is no filter of the pin's query
     assert ucloud_emulator_env.request_count == 1
+
+
+def test_create_pins_the_image_check_resolved_though_a_newer_one_appears(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    """What a preview showed is what up pins: the newer image counts only as the latest, listed anew."""
+    inputs = checked(provider, **GOLDEN)
+    publish_newer(ucloud_emulator_env, PINNED, "uimage-gw0321")
+    reset_shared_clients()  # the listing check read is gone: create reads the cloud as it is now
+    outs = provider.create(inputs).outs
+    assert outs is not None
+    assert (outs["image_id"], outs["latest_image_id"]) == (PINNED, "uimage-gw0321")
+
+
+def test_create_refuses_an_image_that_stopped_matching_after_check(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    inputs = checked(provider, **GOLDEN)
+    ucloud_emulator_env.remove(PINNED)
+    reset_shared_clients()
+    with pytest.raises(Exception, match=f"The image {PINNED} that the query matched when this update was checked "
+                                        "no longer matches it in region cn-bj2; run 'pulumi up' again"):
+        provider.create(inputs)
+
+
+def test_check_keeps_an_unchanged_pins_image_and_takes_none_as_a_filter(
+    ucloud_emulator_env: Emulator, provider: PinnedImageProvider
+) -> None:
+    """The checked image travels in the inputs: an unchanged pin keeps it without a lookup, and a previous answer
+    given back (image_id with its mark) is no filter, so the query, and the diff, stay as declared."""
+    _, inputs, outs = created(provider, **GOLDEN)
+    count = ucloud_emulator_env.request_count
+    again = provider.check(inputs, {**GOLDEN, "__provider": "serialized"})
+    assert again.failures == [] and {k: v for k, v in again.inputs.items() if k != "__provider"} == inputs
+    given_back = provider.check(inputs, {**inputs, "__provider": "serialized"})
+    assert given_back.failures == [] and given_back.inputs["image_id"] == PINNED
+    assert ucloud_emulator_env.request_count == count
+    assert provider.diff(PINNED, outs, inputs).changes is False
 
 
 def test_check_names_every_bad_property_at_once(ucloud_emulator_env: Emulator, provider: PinnedImageProvider) -> None:

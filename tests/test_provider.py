@@ -620,11 +620,15 @@ def test_pinned_image_resolves_once_and_keeps_its_image(start_plugin: Any) -> No
         checked = pinned_call(plugin, "Check", news=PINNED_QUERY)
         assert not checked.failures
         inputs = json_format.MessageToDict(checked.inputs)
-        assert inputs == {**PINNED_QUERY, "osType": "Linux", "region": DEMO_REGION}  # canonical, region filled in
+        # canonical, the region filled in, and the image it will pin (resolved at check, marked as such)
+        assert inputs == {**PINNED_QUERY, "osType": "Linux", "region": DEMO_REGION, "imageId": "uimage-f1chxn",
+                          "resolvedImageId": "uimage-f1chxn"}
 
         preview = pinned_call(plugin, "Create", properties=inputs, preview=True)
         assert preview.id == ""
-        assert json_format.MessageToDict(preview.properties)["imageId"] == UNKNOWN
+        assert json_format.MessageToDict(preview.properties)["imageId"] == "uimage-f1chxn"  # known at preview
+        assert json_format.MessageToDict(preview.properties)["imageName"] == UNKNOWN
+        assert "resolvedImageId" not in json_format.MessageToDict(preview.properties)
 
         created = pinned_call(plugin, "Create", properties=inputs)
         state = json_format.MessageToDict(created.properties)

@@ -1,12 +1,14 @@
 """Two web hosts on a reviewed golden image, one scratch host on the newest Ubuntu 22.04.
 
 - ``golden`` (a ``PinnedImage``) resolves the newest golden-web image once and keeps it in state: a newer
-  golden image changes nothing until someone sets a new ``webRepin`` (``pulumi config set webRepin 2026-03-21``),
-  and ``pulumi refresh`` records the newest candidate in the pin's ``latest_image_id`` (the
-  ``goldenLatestImageId`` stack output shows it after the next ``pulumi up``, which keeps the pin).
-- ``ubuntu`` (``get_images_output``) follows the newest Ubuntu 22.04 base image on every run, and fails the
+  golden image changes nothing until someone sets a new ``webRepin`` (``pulumi config set webRepin 2026-03-21``);
+  then ``pulumi up`` re-pins and replaces the web hosts (``replacement_trigger``). ``pulumi refresh`` records
+  the newest candidate in the pin's ``latest_image_id`` (the ``goldenLatestImageId`` stack output shows it after
+  the next ``pulumi up``, which keeps the pin).
+- ``ubuntu`` (``get_images_output``) looks up the newest Ubuntu 22.04 base image on every run, and fails the
   preview with one clear sentence if the filters ever match nothing. The scratch host boots it, unless the
-  ``scratchImageId`` config names an image (``examples/pipeline.sh`` sets it from ``ucloud-images find``).
+  ``scratchImageId`` config names an image (``examples/pipeline.sh`` sets it from ``ucloud-images find``), and
+  keeps the image it was created with (a new one only reaches a new or replaced host).
 """
 
 import pulumi
@@ -40,7 +42,8 @@ golden = PinnedImage(
 )
 
 
-def uhost(name: str, image_id: pulumi.Input[str], instance_type: str) -> ucloud.Instance:
+def uhost(name: str, image_id: pulumi.Input[str], instance_type: str,
+          opts: pulumi.ResourceOptions | None = None) -> ucloud.Instance:
     return ucloud.Instance(
         name,
         availability_zone=zone,
@@ -49,12 +52,17 @@ def uhost(name: str, image_id: pulumi.Input[str], instance_type: str) -> ucloud.
         root_password=root_password,
         boot_disk_type="cloud_ssd",
         tag="golden-web",
+        opts=opts,
     )
 
 
-# A pipeline may choose the scratch host's image (examples/pipeline.sh sets scratchImageId); else it follows ubuntu.
+# ucloud.Instance ignores a changed image_id once the host exists (the provider suppresses that diff), so a new
+# image alone never reaches a running host. The web hosts are replaced when their pin's image changes:
+roll_with_the_pin = pulumi.ResourceOptions(replacement_trigger=golden.image_id)  # Pulumi 3.214 or newer
+
+# A pipeline may choose the scratch host's image (examples/pipeline.sh sets scratchImageId); else it is ubuntu's.
 scratch = uhost("scratch", config.get("scratchImageId") or ubuntu.image_id, "n-basic-2")
-web = [uhost(f"web-{index}", golden.image_id, "n-standard-2") for index in range(2)]
+web = [uhost(f"web-{index}", golden.image_id, "n-standard-2", roll_with_the_pin) for index in range(2)]
 
 pulumi.export("ubuntuImageId", ubuntu.image_id)
 pulumi.export("goldenImageId", golden.image_id)

@@ -20,7 +20,7 @@ import pytest
 from pulumi_ucloud_images import lookup_images
 from pulumi_ucloud_images._emulator import Emulator
 from tests.engine.engine_project import ROOT, VENV_BIN, Project, new_project
-from tests.engine.test_plugin import PROGRAM
+from tests.engine.test_plugin import PROGRAM, UBUNTU
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -155,3 +155,57 @@ def test_package_add_in_a_typescript_project_needs_the_nodejs_host(
     done = project.run("package", "add", str(plugin_source), check=False)
     assert done.returncode != 0
     assert NO_NODEJS_HOST in done.stderr
+
+
+POLICY = '''\
+import pulumi
+from pulumi_policy import (EnforcementLevel, PolicyPack, ReportViolation, ResourceValidationArgs,
+                           ResourceValidationPolicy)
+
+
+def pins_need_a_repin(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == "ucloud-images:index:PinnedImage" and not args.props.get("repin"):
+        team = pulumi.Config("routes").get("team")  # the stack's config, as the language host passes it
+        report_violation(f"team {team} of {pulumi.get_project()}/{pulumi.get_stack()}: {args.name} has no repin")
+
+
+PolicyPack("pins", enforcement_level=EnforcementLevel.MANDATORY, policies=[
+    ResourceValidationPolicy(name="pins-need-a-repin", description="A pin names its repin.",
+                             validate=pins_need_a_repin),
+])
+'''
+
+
+@pytest.fixture(scope="session")
+def policy_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with pulumi-policy (whose protobuf and grpcio pins differ from the test venv's), made once."""
+    venv = tmp_path_factory.mktemp("policy") / "venv"
+    subprocess.run([str(VENV_BIN / "python"), "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "pulumi==3.272.0",
+                    "pulumi-policy>=1.21,<2"], check=True, timeout=600)
+    return venv
+
+
+def test_a_python_policy_pack_runs_through_the_language_host(
+    tmp_path: Path, engine_dir: Path, emulator_env: dict[str, str], policy_venv: Path
+) -> None:
+    """Since Pulumi 3.221 the engine runs a Python policy pack through the language host's RunPlugin, which starts
+    ``python -m pulumi.policy`` in the pack's directory with the stack's project, stack and config."""
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "__main__.py").write_text(POLICY, encoding="utf-8")
+    (pack / "PulumiPolicy.yaml").write_text(
+        "runtime:\n  name: python\n  options:\n    toolchain: pip\n"
+        f"    virtualenv: {policy_venv}\n", encoding="utf-8")
+    unpinned = {"type": "ucloud-images:index:PinnedImage", "properties": UBUNTU}
+    manifest = {"name": "routes", "runtime": "yaml", **PROGRAM, "resources": {"pinnedUbuntu": unpinned},
+                "plugins": {"providers": [{"name": "ucloud-images", "path": str(VENV_BIN)}]}}
+    project = new_project(tmp_path, engine_dir, emulator_env, manifest=manifest)
+    project.config("team", "web-platform")
+    done, checking = timed(project, "preview", "--policy-pack", str(pack), check=False)
+    assert done.returncode != 0
+    assert "team web-platform of routes/dev: pinnedUbuntu has no repin" in done.stdout + done.stderr
+
+    project.manifest_update({"resources": PROGRAM["resources"]})  # the pin with its repin
+    project.run("preview", "--policy-pack", str(pack))
+    print(f"\npreview with a Python policy pack {checking:.1f} s")

@@ -4,6 +4,7 @@ creates a PinnedImage through ``pulumi-resource-ucloud-images``."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,17 @@ def test_a_yaml_program_invokes_get_images_and_pins_through_the_plugin(
 ) -> None:
     project = new_project(tmp_path, engine_dir, emulator_env,
                           manifest={"name": "plugin", "runtime": "yaml", **PROGRAM, "plugins": PROVIDERS})
-    project.run("preview")
-    project.run("up", "--yes")
-
-    outputs = project.outputs()
     centos = lookup_images(os_type="linux", name_regex=r"^CentOS 7\.2 64")
     ubuntu = lookup_images(os_type="linux", image_type="base", name_regex=r"^Ubuntu 22\.04", architecture="x86_64",
                            most_recent=True)
+    # The first preview shows the image the new pin will take (resolved at check, previewed by the plugin).
+    planned = project.preview()
+    (pin_step,) = [s for s in planned["steps"] if s["urn"].endswith("::pinnedUbuntu")]
+    assert pin_step["newState"]["inputs"]["imageId"] == ubuntu.image_id
+    assert re.search(rf'pinnedImageId +: "{ubuntu.image_id}"', project.run("preview").stdout)
+    project.run("up", "--yes")
+
+    outputs = project.outputs()
     assert (outputs["centosImageId"], outputs["centosCandidates"]) == (centos.image_id, list(centos.ids))
     assert outputs["pinnedImageId"] == outputs["pinnedLatestImageId"] == ubuntu.image_id
     assert pin_outputs(project)["imageName"] == ubuntu.image.image_name

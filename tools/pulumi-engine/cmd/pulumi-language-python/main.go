@@ -68,8 +68,8 @@ type host struct {
 func main() {
 	flag.String("tracing", "", "ignored: tracing endpoint")
 	flag.String("root", "", "ignored: project root")
-	// Engines before 3.210 or so, such as the one inside the YAML host that loads a package's schema, pass the
-	// runtime options as flags too; every request carries them again, so the flags are accepted and ignored.
+	// Older engines, such as pkg/v3 v3.206.0 inside the YAML host (which loads a package's schema itself), pass
+	// the runtime options as flags too; every request carries them again, so the flags are accepted and ignored.
 	flag.String("virtualenv", "", "ignored: the virtualenv runtime option (requests carry it)")
 	flag.String("toolchain", "", "ignored: the toolchain runtime option (requests carry it)")
 	flag.String("typechecker", "", "ignored: the typechecker runtime option (requests carry it)")
