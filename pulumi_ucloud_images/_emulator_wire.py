@@ -239,10 +239,11 @@ class _Headers(Mapping[str, str]):
 
 
 class _InProcessResponse:
-    __slots__ = ("_body", "headers", "status")
+    __slots__ = ("_body", "headers", "length", "status")
 
     def __init__(self, answer: Answer) -> None:
         self.status = answer.status
+        self.length: int | None = len(answer.body)
         self.headers = _Headers({
             "Content-Type": answer.content_type, "Content-Length": str(len(answer.body)), **answer.headers,
         })
