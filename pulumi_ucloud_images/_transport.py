@@ -199,6 +199,13 @@ class Sender:
         self._budget = _RetryBudget(retry)
         self._closing = threading.Event()  # replaced on close(): calls in flight stop, later calls proceed
 
+    def forked(self) -> None:
+        """In a forked child: locks held by the parent's threads are not this process's to wait for."""
+        self._lock = threading.Lock()
+        self._parse_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._budget.forked()
+
     def close(self) -> None:
         with self._lock:
             closing, self._closing = self._closing, threading.Event()
