@@ -238,16 +238,44 @@ _DROPPED = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, 
             http.client.HTTPException, ConnectionError)
 
 
+_PROXY_VARIABLES = tuple(spelling for name in ("all_proxy", "https_proxy", "http_proxy")
+                         for spelling in (name.upper(), name))
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def _setup_problem(exc: BaseException) -> str | None:
+    """What in this process's own configuration (not the server, not the base URL) stopped the request, naming
+    the variable to fix, or ``None``. The texts are requests' own (adapters.py)."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in text:
+        named = [name for name in _PROXY_VARIABLES if os.environ.get(name, "").lower().startswith("socks")]
+        where = named[0] if named else "the proxy setting"
+        return (f"{where} names a SOCKS proxy, which needs the PySocks package (pip install 'requests[socks]'); "
+                "install it or unset it")
+    if isinstance(exc, OSError) and text.startswith(("Could not find a suitable TLS CA certificate bundle",
+                                                     "Could not find the TLS certificate file",
+                                                     "Could not find the TLS key file")):
+        path = text.rpartition("invalid path: ")[2]
+        named = [name for name in _CA_VARIABLES if os.environ.get(name) == path]
+        if named:
+            return f"{named[0]} names {path!r}, which is not a CA bundle file or directory; fix or unset it"
+        return f"the session's TLS setting names {path!r}, which does not exist"
+    return None
+
+
 def describe_failure(exc: BaseException) -> Failure:
     """The kind of a failure raised by a transport (requests', urllib3's or plain ``OSError`` s).
 
-    Kinds: ``invalid_url``; ``malformed`` (a status line or headers that could not be read; words: what); ``connect_timeout`` and ``timeout`` (no connection, or no full answer, in time);
+    Kinds: ``setup`` (this process's proxy or CA settings; words: which, and what to do); ``invalid_url``; ``malformed`` (a status line or headers that could not be read; words: what); ``connect_timeout`` and ``timeout`` (no connection, or no full answer, in time);
     ``tls_final`` and ``tls`` (words: what went wrong); ``unreachable`` (words: the cause); ``dropped`` (the
     connection closed or broke; words: the cause) and ``dropped_quietly`` (closed without an answer, nothing
     more to say).
     """
+    setup = _setup_problem(exc)
+    if setup is not None:
+        return Failure("setup", setup)
     if isinstance(exc, _INVALID_URL):
-        return Failure("invalid_url", str(exc))
+        return Failure("invalid_url", str(exc).rstrip("."))
     connect = _connect_phase(exc)
     timed_out = isinstance(exc, _TIMEOUTS)
     if timed_out and isinstance(exc, urllib3.exceptions.NewConnectionError):

@@ -390,6 +390,8 @@ class Sender:
             return self.closed_error(action)
         failure = describe_failure(exc)
         kind, words = failure.kind, failure.words
+        if kind == "setup":
+            return ConnectionFailedError(f"UCloud API {action} was not sent: {words}.", action=action)
         if kind == "invalid_url":
             return InvalidQueryError(f"Invalid base_url {url!r}: {words}.", field="base_url")
         if kind == "connect_timeout":

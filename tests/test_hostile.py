@@ -673,3 +673,29 @@ def test_the_emulator_still_answers_a_real_lookup_after_all_this(emulator: Emula
                         base_url=emulator.base_url)
     with Client(settings, retry=FAST) as healthy:
         assert healthy.describe_images({"Action": "DescribeImage", "Region": "cn-bj2"}) == ()
+
+
+# -- the caller's own exceptions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["stall", "stall-body"])
+def test_a_signal_handlers_timeout_error_propagates_at_once(server: HostileServer, mode: str) -> None:
+    """A handler raising the built-in TimeoutError mid-request (as a SIGALRM handler does) is the caller's: it
+    is neither taken for the request's timeout nor retried. (SIGUSR1 here: pytest-timeout owns SIGALRM.)"""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise TimeoutError("the caller's own deadline")
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR1))
+    url = server.url(mode, key=unique())
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(TimeoutError, match="the caller's own deadline"), client(url, timeout=20) as slow:
+            lookup_images(client=slow)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    assert time.monotonic() - started < 3
+    assert server.requests(mode) >= 1 and slow.requests_sent == 1
