@@ -266,7 +266,9 @@ def _setup_problem(exc: BaseException) -> str | None:
 def describe_failure(exc: BaseException) -> Failure:
     """The kind of a failure raised by a transport (requests', urllib3's or plain ``OSError`` s).
 
-    Kinds: ``setup`` (this process's proxy or CA settings; words: which, and what to do); ``invalid_url``; ``malformed`` (a status line or headers that could not be read; words: what); ``connect_timeout`` and ``timeout`` (no connection, or no full answer, in time);
+    Kinds: ``setup`` (this process's proxy or CA settings; words: which, and what to do); ``invalid_url``;
+    ``malformed`` (a status line or headers that could not be read; words: what); ``connect_timeout`` and
+    ``timeout`` (no connection, or no full answer, in time);
     ``tls_final`` and ``tls`` (words: what went wrong); ``unreachable`` (words: the cause); ``dropped`` (the
     connection closed or broke; words: the cause) and ``dropped_quietly`` (closed without an answer, nothing
     more to say).

@@ -88,7 +88,9 @@ class Transport(Protocol):
     ``send`` POSTs ``form`` (``application/x-www-form-urlencoded``, ``Accept-Encoding: gzip, deflate``) to
     ``url`` and must not follow redirects; ``timeout`` is the seconds the whole exchange may take, body
     included. Failures are ``OSError`` s (``ConnectionRefusedError``, ``TimeoutError``, ...) or
-    requests'/urllib3's exceptions; any other exception (a caller's, raised by a signal handler) propagates. ``close()`` cuts off what is in flight; the transport may be used again.
+    requests'/urllib3's exceptions; a caller's exception (a signal handler's) propagates, marked by
+    ``_http.raised_by_caller`` when it is an ``OSError``. ``close()`` cuts off what is in flight; the transport
+    may be used again.
     """
 
     def send(self, url: str, form: Mapping[str, str], timeout: float) -> TransportResponse: ...

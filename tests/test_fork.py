@@ -8,12 +8,14 @@ its time is killed and counted as a hang.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from pydantic import SecretStr
@@ -50,7 +52,7 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     reset_shared_clients()
 
 
-def in_children(jobs: list[Callable[[], str]]) -> list[str]:
+def in_children(jobs: Sequence[Callable[[], str]]) -> list[str]:
     """Fork one child per job; the children start together. Each child's result, ``error ...`` or ``hang``."""
     children = []
     go_read, go_write = os.pipe()
@@ -87,10 +89,10 @@ def in_children(jobs: list[Callable[[], str]]) -> list[str]:
     return results
 
 
-def alternating(emulator: Emulator, count: int) -> tuple[list[Callable[[], str]], list[str]]:
+def alternating(emulator: Emulator, count: int) -> tuple[Sequence[Callable[[], str]], list[str]]:
     expected = {region: newest(emulator, region) for region in REGIONS}
     regions = [REGIONS[index % 2] for index in range(count)]
-    jobs = [lambda region=region: newest(emulator, region) for region in regions]  # type: ignore[misc]
+    jobs = [functools.partial(newest, emulator, region) for region in regions]
     return jobs, [expected[region] for region in regions]
 
 
@@ -109,7 +111,7 @@ def test_a_client_made_in_the_parent_is_fresh_in_each_child(emulator: Emulator) 
     for client in clients.values():
         client.clear_memo()  # so each child asks over the network, through the parent's client object
     regions = [REGIONS[index % 2] for index in range(20)]
-    jobs = [lambda region=region: lookup_images(client=clients[region], most_recent=True).image_id  # type: ignore[misc]
+    jobs = [functools.partial(lambda region: lookup_images(client=clients[region], most_recent=True).image_id, region)
             for region in regions]
     assert in_children(jobs) == [expected[region] for region in regions]
     for client in clients.values():
@@ -149,7 +151,7 @@ def test_children_forked_from_threads_while_other_threads_look_up(emulator: Emul
         for worker in workers:
             worker.join(30)
     assert not failures
-    assert sorted(sum(results, [])) == sorted(expected)
+    assert sorted(itertools.chain.from_iterable(results)) == sorted(expected)
 
 
 def _child_lookup(base_url: str, region: str) -> str:
@@ -159,7 +161,7 @@ def _child_lookup(base_url: str, region: str) -> str:
 
 
 def test_a_multiprocessing_fork_pool_after_lookups(emulator: Emulator) -> None:
-    jobs, expected = alternating(emulator, 12)
+    _, expected = alternating(emulator, 12)
     regions = [REGIONS[index % 2] for index in range(12)]
     with multiprocessing.get_context("fork").Pool(4) as pool:
         waiting = pool.starmap_async(_child_lookup, [(emulator.base_url, region) for region in regions])

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 import requests
 import requests.adapters
-import urllib3
 
 from pulumi_ucloud_images import Client, ConnectionFailedError, RetryPolicy, Settings, TransportError, lookup_images
 from pulumi_ucloud_images._catalog import build_catalog
@@ -154,7 +153,7 @@ def test_trust_is_decided_as_requests_post_decides_it(
 
     def requests_trusts() -> bool:
         try:
-            (session or requests).post(tls_server, data={"Action": "DescribeImage"}, timeout=10)  # type: ignore[attr-defined]
+            (session or requests).post(tls_server, data={"Action": "DescribeImage"}, timeout=10)
         except requests.exceptions.SSLError:
             return False
         return True
