@@ -1,5 +1,8 @@
 """The default transport: signed form POSTs through a ``requests.Session``, each cut off at its deadline.
 
+Over 400 lines: the deadline's classes, the words for every failure requests and urllib3 raise, and the
+transport that uses both read best together.
+
 Everything HTTP is requests' and urllib3's, through their public API: framing, content decoding, keep-alive,
 proxies and TLS trust (decided by ``Session.post`` exactly as ``requests.post`` decides it, environment
 included). This module adds, each through a public seam:

@@ -1,5 +1,7 @@
 """The DescribeImage client: listings read whole and consistent, memoised, shared; over ``_transport.py``.
 
+Over 400 lines: paging, consistency, the memo and what a forked child drops are one client's state.
+
 Paging costs close to the physical minimum. The first page asks for ``page_size`` images (default 1000) and
 tells ``TotalCount`` and how many images the server really returns per page (it may cap ``Limit``); every
 other page is then requested with that size, at once, by a bounded pool (``max_workers``, default 32), while
