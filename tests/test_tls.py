@@ -263,3 +263,20 @@ def test_the_route_is_decided_as_requests_post_decides_it(
 
     theirs = through_proxy(lambda: requests.post(TARGET, data={"Action": "DescribeImage"}, timeout=5))
     assert through_proxy(lambda: our_lookup(TARGET)) is theirs
+
+
+def test_a_changed_environment_changes_the_route_of_a_client_in_use(
+    proxy: Proxy, clean_environment: pytest.MonkeyPatch
+) -> None:
+    """The route is kept per URL only while the variables requests reads stay the same."""
+    settings = Settings(public_key="pk", private_key="sk", region="cn-bj2", base_url=TARGET, timeout=5)
+    with Client(settings, retry=ONCE) as client:
+        with pytest.raises(ConnectionFailedError, match="connection refused"):
+            lookup_images(client=client, image_id="uimage-f1chxn")
+        clean_environment.setenv("HTTP_PROXY", proxy.url)
+        assert lookup_images(client=client, image_id="uimage-f1chxn").image_id == "uimage-f1chxn"
+        clean_environment.setenv("NO_PROXY", "127.0.0.1")
+        client.clear_memo()
+        with pytest.raises(ConnectionFailedError, match="connection refused"):
+            lookup_images(client=client, image_id="uimage-f1chxn")
+    assert len(proxy.lines) == 1
