@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 import urllib3
@@ -46,6 +47,7 @@ __all__ = ["HTTPTransport"]
 
 CONNECT_TIMEOUT = 10.0
 _REQUEST_HEADERS = {"Accept-Encoding": "gzip, deflate"}  # what urllib3 decodes, each read bounded (urllib3 >= 2.6)
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}  # what Session.post(data=form) says
 
 
 # -- one deadline per request, on every read of its answer --------------------------------------------------
@@ -443,7 +445,7 @@ class HTTPTransport:
             if self._given is None:
                 template, settings = self._route(url)
                 request = template.copy()
-                request.prepare_body(form, None)  # the form, encoded as Session.post encodes it
+                request.prepare_body(urlencode(form).encode("ascii"), None)  # the form as Session.post encodes it
                 response = self._session.send(request, timeout=(connect, timeout), allow_redirects=False, **settings)
             else:
                 response = self._given.post(
@@ -471,7 +473,7 @@ class HTTPTransport:
         if cached is not None and cached[0] == environment:
             return cached[1], cached[2]
         session = self._session
-        template = session.prepare_request(requests.Request("POST", url, headers=_REQUEST_HEADERS))
+        template = session.prepare_request(requests.Request("POST", url, headers={**_REQUEST_HEADERS, **_FORM}))
         settings: dict[str, Any] = {**session.merge_environment_settings(template.url, {}, True, None, None)}
         if len(self._routes) > 16:
             self._routes.clear()

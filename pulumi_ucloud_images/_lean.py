@@ -141,8 +141,10 @@ class RecordPage(NamedTuple):
     images: tuple[ImageRecord, ...]
 
 
-def _lean(raw: Any) -> ImageRecord | None:
-    """The record of one clean ImageSet entry, or ``None`` when the model has to judge it."""
+def _lean(raw: Any, shared: dict[tuple[str, ...], tuple[str, ...]]) -> ImageRecord | None:
+    """The record of one clean ImageSet entry, or ``None`` when the model has to judge it. ``shared`` holds the
+    page's distinct Features, GPU-type and scene tuples (they repeat across a page): a record adds no tuple of
+    its own, neither in memory nor for the cyclic collector to walk."""
     if type(raw) is not dict:
         return None
     record = ImageRecord()
@@ -158,7 +160,11 @@ def _lean(raw: Any) -> ImageRecord | None:
             for item in items:
                 if type(item) is not str:
                     return None
-            items = tuple(items)
+            if items:
+                items = tuple(items)
+                items = shared.setdefault(items, items)
+            else:
+                items = ()
         elif items != ():
             return None
         setattr(record, name, items)
@@ -195,7 +201,8 @@ def _parse(body: Any, action: str, request_id: str, limit: int | None) -> Record
             type(raw_images) is list and type(total) is int and len(raw_images) <= total
             and (limit is None or len(raw_images) <= limit)
         ):
-            records = [_lean(raw) for raw in raw_images]
+            shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # this page's only
+            records = [_lean(raw, shared) for raw in raw_images]
             if None not in records:
                 return RecordPage(total, tuple(records))  # type: ignore[arg-type]
     page = parse_page(body, action=action, request_id=request_id, limit=limit)  # judges what the lean read did not
