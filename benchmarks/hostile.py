@@ -482,7 +482,7 @@ def main() -> int:
     parser.add_argument("--limit", type=float, default=75.0, help="Kill a run after this many seconds.")
     parser.add_argument("--only", nargs="*", help="Scenario names to run (default: all).")
     parser.add_argument("--smoke", action="store_true",
-                        help="only the fast scenarios (a few seconds); exit 1 unless each ends with its documented code")
+                        help="only the fast scenarios (seconds); exit 1 unless each ends with its documented code")
     args = parser.parse_args()
     if args.smoke:
         args.only = list(SMOKE)
