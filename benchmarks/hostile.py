@@ -1,6 +1,7 @@
 """The hostile-server scenarios of the bounds work, measured: exit code, wall time and peak RSS of each.
 
-Run ``python benchmarks/hostile.py`` (``--help`` for options). Each scenario runs ``ucloud-images`` (or a small
+Run ``python benchmarks/hostile.py`` (``--help`` for options; ``--smoke`` runs the fast scenarios only and
+checks each ends with its documented exit code). Each scenario runs ``ucloud-images`` (or a small
 Python program) in a fresh child process against the hostile loopback server of ``tests/hostile_server.py``
 or the emulator, and is killed after ``--limit`` seconds. ``--source DIR`` runs the package found in DIR (for
 example a ``git archive`` of an older commit) instead of the installed one, so two versions can be compared
@@ -468,12 +469,23 @@ def _emu_host(runner: Runner, server: HostileServer, other: HostileServer) -> Ou
                                 note="warned" if warned else "no warning")
 
 
-def main() -> None:
+# The fast scenarios and how each must end (docs/bounds.md): what --smoke runs, in a few seconds.
+SMOKE = {
+    "redirect-302": 5, "redirect-307": 5, "gzip-1024": 5, "huge": 5, "huge-chunked": 5, "junk": 5, "fake-total": 5,
+    "regex-overflow": 2, "invalid-port": 2, "tls-to-plain": 5, "invalid-utf8": 5, "nested-json": 5, "html-404": 5,
+}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", help="Directory holding the pulumi_ucloud_images package to measure.")
     parser.add_argument("--limit", type=float, default=75.0, help="Kill a run after this many seconds.")
     parser.add_argument("--only", nargs="*", help="Scenario names to run (default: all).")
+    parser.add_argument("--smoke", action="store_true",
+                        help="only the fast scenarios (seconds); exit 1 unless each ends with its documented code")
     args = parser.parse_args()
+    if args.smoke:
+        args.only = list(SMOKE)
     runner = Runner(args.source, args.limit)
     outcomes = []
     with HostileServer(hold=args.limit + 30) as server, HostileServer(hold=args.limit + 30) as other:
@@ -491,7 +503,13 @@ def main() -> None:
     print()
     for name, outcome in outcomes:
         print(f"- {name}: {outcome.stderr or '(no stderr)'}")
+    if args.smoke:
+        wrong = [f"{name} ended {outcome.code}, not {SMOKE[name]}" for name, outcome in outcomes
+                 if outcome.code != SMOKE[name]]
+        print("\n" + ("; ".join(wrong) if wrong else f"Smoke run: all {len(outcomes)} scenarios ended as documented."))
+        return 1 if wrong else 0
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

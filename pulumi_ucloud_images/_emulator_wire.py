@@ -3,8 +3,10 @@
 Both carry what :meth:`~._emulator.Emulator.handle` answers, so every check, fault and page is the same.
 The HTTP side is a real HTTP/1.1 server (keep-alive, ``Content-Length``) with its own bounds: a request body
 of at most ``MAX_REQUEST_BYTES``, at most ``max_connections`` connections served at once, and every request
-it cannot read answered with the RetCode envelope, never with a traceback. Its strict mode writes headers and
-body in two sends without ``TCP_NODELAY`` and listens with a backlog of 5, as Python's ``http.server`` does.
+it cannot read answered with the RetCode envelope, never with a traceback. By default each answer goes out in
+one send, with ``TCP_NODELAY``, from a listen backlog of 128, as an API gateway answers; its strict mode writes
+headers and body in two sends without ``TCP_NODELAY`` and listens with a backlog of 5, as Python's
+``http.server`` does.
 """
 
 from __future__ import annotations
@@ -220,13 +222,22 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.drop:
             self.close_connection = True
             return
-        self.send_response(answer.status, HTTP_REASONS.get(answer.status))
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        strict = cast(Server, self.server).strict
+        socket_writer = self.wfile
+        if not strict:  # one send per answer, as a gateway sends it: headers and body gathered first
+            self.wfile = io.BytesIO()
+        try:
+            self.send_response(answer.status, HTTP_REASONS.get(answer.status))
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.body)
+        finally:
+            if not strict:
+                gathered, self.wfile = self.wfile, socket_writer
+                socket_writer.write(cast(io.BytesIO, gathered).getvalue())
 
 
 class _Headers(Mapping[str, str]):
@@ -246,10 +257,11 @@ class _Headers(Mapping[str, str]):
 
 
 class _InProcessResponse:
-    __slots__ = ("_body", "headers", "status")
+    __slots__ = ("_body", "headers", "length", "status")
 
     def __init__(self, answer: Answer) -> None:
         self.status = answer.status
+        self.length: int | None = len(answer.body)
         self.headers = _Headers({
             "Content-Type": answer.content_type, "Content-Length": str(len(answer.body)), **answer.headers,
         })

@@ -66,7 +66,8 @@ class Image(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", coerce_numbers_to_str=True)
 
-    image_id: str = Field(alias="ImageId", description="The image ID, e.g. uimage-f1chxn.")
+    # Strict: a number is not an ID (coerced, 1e2 would become "100.0" and 12345 "12345").
+    image_id: str = Field(alias="ImageId", strict=True, description="The image ID, e.g. uimage-f1chxn.")
     image_name: str = Field(default="", alias="ImageName", description="The image name, as the API spells it.")
     zone: str = Field(default="", alias="Zone", description="The zone the image belongs to.")
     os_type: str = Field(default="", alias="OsType", description="Linux or Windows.")

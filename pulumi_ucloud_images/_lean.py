@@ -14,11 +14,12 @@ instead, so every error and every lenient reading is the model's own.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from typing import Any, NamedTuple
 
+from ._display import shown
+from ._errors import ResponseFormatError
 from ._image import _IMAGE_ID, ARM64_FEATURE, Image, _validate_images, parse_eol, parse_page
 from ._query import SEARCHED
 
@@ -45,17 +46,12 @@ _REST = tuple(
     str(info.alias) for info in Image.model_fields.values() if info.alias is not None and info.alias not in _KEPT
 )
 _ABSENT: Any = object()
-_FULL_LOCK = threading.Lock()  # building full models of shared records (see ImageRecord.full)
 _DEFAULTS = (_ABSENT,) * len(_REST)
 _UNSET: Any = object()
 # An empty JSON list among the raw fields: kept as this marker, not as the decoded list, so a record's tuple of
 # raw fields usually holds no container and the cyclic collector stops tracking it (a listing of 30,000
 # images then leaves ~30,000 fewer tracked objects for each collection to walk).
 _EMPTY_LIST: Any = object()
-# Feature, GPU and scene lists repeat across a catalogue: each distinct one is kept once (a bounded cache), so a
-# record adds no tuple of its own, neither in memory nor for the collector to count.
-_SHARED: dict[tuple[str, ...], tuple[str, ...]] = {}
-_SHARED_MAX = 4096
 
 
 class ImageRecord:
@@ -117,23 +113,18 @@ class ImageRecord:
         return eol is not None and eol < today
 
     def full(self) -> Image:
-        """The whole record validated as an :class:`Image` (once; a descriptive field of an odd type is
-        ignored and logged, as when a page is parsed)."""
+        """The whole record validated as an :class:`Image` (a descriptive field of an odd type is ignored and
+        logged, as when a page is parsed). The record's fields never change, so two threads asking at once
+        each build an equal model, and one of them is kept."""
         image = self._full
         if image is None:
-            # Memoised records are shared by threads: one builds the model while the others wait, since the
-            # raw fields it reads are dropped once it is built.
-            with _FULL_LOCK:
-                image = self._full
-                if image is None:
-                    data: dict[str, Any] = {key: getattr(self, name) for name, key in (*_TEXT, *_LISTS)}
-                    data["CreateTime"] = self.create_time
-                    data.update(
-                        (key, [] if value is _EMPTY_LIST else value)
-                        for key, value in zip(_REST, self._rest, strict=True) if value is not _ABSENT
-                    )
-                    image = self._full = _validate_images([data])[0]
-                    self._rest = ()
+            data: dict[str, Any] = {key: getattr(self, name) for name, key in (*_TEXT, *_LISTS)}
+            data["CreateTime"] = self.create_time
+            data.update(
+                (key, [] if value is _EMPTY_LIST else value)
+                for key, value in zip(_REST, self._rest, strict=True) if value is not _ABSENT
+            )
+            image = self._full = _validate_images([data])[0]
         return image
 
     def __repr__(self) -> str:
@@ -150,8 +141,10 @@ class RecordPage(NamedTuple):
     images: tuple[ImageRecord, ...]
 
 
-def _lean(raw: Any) -> ImageRecord | None:
-    """The record of one clean ImageSet entry, or ``None`` when the model has to judge it."""
+def _lean(raw: Any, shared: dict[tuple[str, ...], tuple[str, ...]]) -> ImageRecord | None:
+    """The record of one clean ImageSet entry, or ``None`` when the model has to judge it. ``shared`` holds the
+    page's distinct Features, GPU-type and scene tuples (they repeat across a page): a record adds no tuple of
+    its own, neither in memory nor for the cyclic collector to walk."""
     if type(raw) is not dict:
         return None
     record = ImageRecord()
@@ -167,12 +160,11 @@ def _lean(raw: Any) -> ImageRecord | None:
             for item in items:
                 if type(item) is not str:
                     return None
-            items = tuple(items)
-            shared = _SHARED.get(items)
-            if shared is not None:
-                items = shared
-            elif len(_SHARED) < _SHARED_MAX:
-                _SHARED[items] = items
+            if items:
+                items = tuple(items)
+                items = shared.setdefault(items, items)
+            else:
+                items = ()
         elif items != ():
             return None
         setattr(record, name, items)
@@ -189,17 +181,68 @@ def _lean(raw: Any) -> ImageRecord | None:
 
 
 def parse_records(
-    body: Any, *, action: str = "DescribeImage", request_id: str = "", limit: int | None = None
+    body: Any, *, action: str = "DescribeImage", request_id: str = "", limit: int | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> RecordPage:
-    """:func:`parse_page` into lean records: the same checks, the same errors, far less work per image."""
+    """:func:`parse_page` into lean records: the same checks, the same errors, far less work per image.
+
+    With ``params`` (the question asked), the answer is checked against it: see :func:`check_answer`.
+    """
+    page = _parse(body, action, request_id, limit)
+    if params is not None:
+        check_answer(page.images, params, action, request_id)
+    return page
+
+
+def _parse(body: Any, action: str, request_id: str, limit: int | None) -> RecordPage:
     if isinstance(body, Mapping):
         raw_images, total = body.get("ImageSet"), body.get("TotalCount")
         if (
             type(raw_images) is list and type(total) is int and len(raw_images) <= total
             and (limit is None or len(raw_images) <= limit)
         ):
-            records = [_lean(raw) for raw in raw_images]
+            shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # this page's only
+            records = [_lean(raw, shared) for raw in raw_images]
             if None not in records:
                 return RecordPage(total, tuple(records))  # type: ignore[arg-type]
     page = parse_page(body, action=action, request_id=request_id, limit=limit)  # judges what the lean read did not
     return RecordPage(page.total_count, tuple(ImageRecord.of(image) for image in page.images))
+
+
+def _asked_ids(params: Mapping[str, Any]) -> Collection[str] | None:
+    """The image IDs a DescribeImage question names (``ImageId``, ``ImageIds``), or ``None`` when it names none."""
+    asked: set[str] = set()
+    named = False
+    for key, value in params.items():
+        if key == "ImageId" or key == "ImageIds" or key.startswith("ImageIds."):
+            values = value if isinstance(value, (list, tuple)) else [value]
+            asked.update(str(item) for item in values if item is not None)
+            named = named or any(item is not None for item in values)
+    return asked if named else None
+
+
+def check_answer(
+    images: tuple[ImageRecord, ...], params: Mapping[str, Any], action: str, request_id: str
+) -> None:
+    """Refuse an answer that is not one to the question: an image whose zone is outside the region asked
+    (a zone is the region plus ``-NN``; a record without a zone names none), or, for a question naming
+    ``ImageId``/``ImageIds``, an image it did not name. A connection crossed with another's (a socket shared
+    after ``fork``), a proxy's cache or a server's bug could otherwise hand back another question's image."""
+    region = str(params.get("Region") or "")
+    prefix = region + "-"
+    asked = _asked_ids(params)
+
+    def foreign(index: int, record: ImageRecord, what: str) -> ResponseFormatError:
+        return ResponseFormatError(
+            f"UCloud API {action} answered with ImageSet[{index}] ({shown(record.image_id, 40)!r}) {what} "
+            f"(request id {request_id or 'unknown'}): the answer is not one to the question asked, so none of "
+            "it is used.",
+            action=action, request_id=request_id,
+        )
+
+    for index, record in enumerate(images):
+        zone = record.zone
+        if region and zone and zone != region and not zone.startswith(prefix):
+            raise foreign(index, record, f"in zone {shown(zone, 40)!r}, outside the region asked, {region!r}")
+        if asked is not None and record.image_id not in asked:
+            raise foreign(index, record, "which the question did not name")

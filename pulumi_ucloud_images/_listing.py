@@ -1,5 +1,7 @@
 """The DescribeImage client: listings read whole and consistent, memoised, shared; over ``_transport.py``.
 
+Over 400 lines: paging, consistency, the memo and what a forked child drops are one client's state.
+
 Paging costs close to the physical minimum. The first page asks for ``page_size`` images (default 1000) and
 tells ``TotalCount`` and how many images the server really returns per page (it may cap ``Limit``); every
 other page is then requested with that size, at once, by a bounded pool (``max_workers``, default 32), while
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
 import secrets
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -111,6 +115,21 @@ class Client:
         # describe_images' models of a memoised listing (the listing is kept in the entry, so its id stays its own)
         self._full_memo: dict[int, tuple[tuple[ImageRecord, ...], tuple[Image, ...]]] = {}
         self._generation = 0
+        self._pid = os.getpid()
+        _MADE.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: drop what the parent's threads held (locks, the page pool, reads in flight); the
+        transport makes its own connections. Memoised listings are kept: they are answers, not connections."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._pool = None  # its threads stayed in the parent
+        self._inflight = {}  # their readers too
+        self._sender.forked()
+
+    def _in_this_process(self) -> None:
+        if self._pid != os.getpid():  # forked without the at-fork hook (a fork() from C)
+            self._forked()
 
     @property
     def requests_sent(self) -> int:
@@ -125,6 +144,7 @@ class Client:
 
         The client (and its transport) can be used again afterwards.
         """
+        self._in_this_process()
         with self._lock:
             pool, self._pool = self._pool, None
         self._sender.close()
@@ -149,6 +169,7 @@ class Client:
 
         ``deadline`` (on ``retry.clock``) is when to stop starting attempts; by default ``total_seconds`` from now.
         """
+        self._in_this_process()
         return self._sender.send(params, deadline, None, lambda body, request_id: (body, request_id))
 
     # -- paging ------------------------------------------------------------------------------------------
@@ -157,7 +178,9 @@ class Client:
         action = str(params.get("Action", ""))
         return self._sender.send(
             {**params, "Offset": offset, "Limit": limit}, deadline, limit,
-            lambda body, request_id: parse_records(body, action=action, request_id=request_id, limit=limit),
+            lambda body, request_id: parse_records(
+                body, action=action, request_id=request_id, limit=limit, params=params
+            ),
         )
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -196,7 +219,7 @@ class Client:
         offsets = range(served, total_hint, served) if total_hint else range(0)  # parse_page judges the page
         images: dict[str, ImageRecord] = {}  # first occurrence wins
         with closing(_Prefetch(self, params, offsets, served, deadline)) as rest:
-            first = parse_records(body, action=action, request_id=request_id, limit=self.page_size)
+            first = parse_records(body, action=action, request_id=request_id, limit=self.page_size, params=params)
             del body, raw_images  # the raw page is garbage now; do not keep it alive through the read
             total, step = first.total_count, len(first.images)
             if step == 0:
@@ -259,6 +282,7 @@ class Client:
         This is what lookups use: a listing costs a fraction of the CPU and memory of validated models.
         """
         key = tuple(sorted(flatten(params).items()))
+        self._in_this_process()
         with self._lock:
             listing = self._memo.get(key)
             if listing is not None:
@@ -294,6 +318,20 @@ class Client:
 _PROCESS_SALT = secrets.token_bytes(32)
 _clients: dict[tuple[str, ...], Client] = {}
 _clients_lock = threading.Lock()
+_MADE: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing's default on Linux, prefork servers) shares nothing with its parent:
+    the shared clients are forgotten, and every client drops its locks, pool and reads in flight."""
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+    for client in list(_MADE):
+        client._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared_client(settings: Settings) -> Client:

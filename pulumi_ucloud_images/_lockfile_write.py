@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -112,10 +112,18 @@ def exclusive(path: Path, *, wait: float = LOCK_WAIT_SECONDS, notice: TextIO | N
         os.close(descriptor)
 
 
-def write_lockfile(path: Path, lockfile: Lockfile, previous: Lockfile | None = None) -> None:
+def write_lockfile(
+    path: Path,
+    lockfile: Lockfile,
+    previous: Lockfile | None = None,
+    *,
+    before_replace: Callable[[], None] | None = None,
+) -> None:
     """Replace the lockfile atomically: readers see the old file or the new one, never a part of either.
 
     ``previous`` (the lockfile read under the same lock) makes sure history is only appended to.
+    ``before_replace`` runs once the new file is on disk, just before it replaces the old one: the command
+    reports the change there, so a report that cannot be written (a full disk) leaves the lockfile unchanged.
 
     A symbolic link is written through (its target is replaced; the link stays). The new text goes to a
     temporary file ``.NAME.XXXXXXXX.tmp`` beside the target, is flushed to disk and renamed over it; a failed
@@ -139,6 +147,8 @@ def write_lockfile(path: Path, lockfile: Lockfile, previous: Lockfile | None = N
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp, mode)
+        if before_replace is not None:
+            before_replace()
         os.replace(temp, target)
         temp = None
     except OSError as exc:

@@ -46,7 +46,8 @@ def _load_json(path: Path, problem_prefix: str) -> Any:
     after the text is gone (a credential file holds keys: no traceback may keep it)."""
     problem = ""
     try:
-        return json.loads(read_small_file(path, PROFILE_FILE_LIMIT).decode("utf-8"))
+        # utf-8-sig: the UCloud CLI and Windows editors may start the file with a byte order mark
+        return json.loads(read_small_file(path, PROFILE_FILE_LIMIT).decode("utf-8-sig"))
     except FileProblem as exc:
         problem = "does not exist" if exc.missing else f"cannot be read: {exc.reason}"
     except UnicodeDecodeError:
@@ -113,7 +114,8 @@ class ProfileFilesSource(Source):
         files = []
         for what, variable in zip(("config", "credential"), SHARED_FILE_VARIABLES, strict=True):
             named = environment.variable(variable)
-            path = Path(named).expanduser() if named else home / ".ucloud" / f"{what}.json"
+            # os.path.expanduser leaves a ~user it does not know as it is (Path.expanduser raises)
+            path = Path(os.path.expanduser(named)) if named else home / ".ucloud" / f"{what}.json"
             files.append(_read_profile_file(path, variable if named else None, what, shown_home))
         self._config, self._credentials = files
         self._face = face

@@ -90,6 +90,9 @@ class _RetryBudget:
         elapsed, self._updated = max(0.0, now - self._updated), now
         self._tokens = min(self._policy.retry_tokens, self._tokens + elapsed * self._policy.refill_per_second)
 
+    def forked(self) -> None:
+        self._lock = threading.Lock()
+
     def take(self, cost: float) -> float:
         """Take ``cost`` tokens and return 0; or take nothing and return the seconds until the refill has them."""
         with self._lock:

@@ -33,7 +33,7 @@ from ._errors import (
     ResponseTooLargeError,
     TransportError,
 )
-from ._http import FAILURES, Inflater, describe_failure
+from ._http import FAILURES, describe_failure, raised_by_caller
 from ._retry import RetryPolicy, _retry_after, _RetryBudget
 from ._settings import Settings
 from ._signing import sign
@@ -65,9 +65,16 @@ class TransportResponse(Protocol):
     @property
     def headers(self) -> Mapping[str, str]: ...
 
+    @property
+    def length(self) -> int | None:
+        """The body's length as its ``Content-Length`` declares it (as sent), or ``None`` when it declares none."""
+        ...
+
     def read(self, size: int) -> bytes:
-        """Up to ``size`` bytes of the body as sent (not decompressed); ``b""`` at its end. A transport that
-        cut the answer off (its deadline passed, or it was closed) raises ``TimeoutError`` rather than end early."""
+        """Up to ``size`` bytes of the body, decoded as its ``Content-Encoding`` says (gzip, deflate), each read
+        inflating no more than that; ``b""`` at its end. A body that does not decode raises ``zlib.error``. A
+        transport that cut the answer off (its deadline passed, or it was closed) raises ``TimeoutError``
+        rather than end early."""
         ...
 
     def close(self) -> None:
@@ -81,7 +88,9 @@ class Transport(Protocol):
     ``send`` POSTs ``form`` (``application/x-www-form-urlencoded``, ``Accept-Encoding: gzip, deflate``) to
     ``url`` and must not follow redirects; ``timeout`` is the seconds the whole exchange may take, body
     included. Failures are ``OSError`` s (``ConnectionRefusedError``, ``TimeoutError``, ...) or
-    requests'/urllib3's exceptions. ``close()`` cuts off what is in flight; the transport may be used again.
+    requests'/urllib3's exceptions; a caller's exception (a signal handler's) propagates, marked by
+    ``_http.raised_by_caller`` when it is an ``OSError``. ``close()`` cuts off what is in flight; the transport
+    may be used again.
     """
 
     def send(self, url: str, form: Mapping[str, str], timeout: float) -> TransportResponse: ...
@@ -191,6 +200,13 @@ class Sender:
         self._parse_lock = threading.Lock()  # one page parsed at a time: parsing is what costs memory
         self._budget = _RetryBudget(retry)
         self._closing = threading.Event()  # replaced on close(): calls in flight stop, later calls proceed
+
+    def forked(self) -> None:
+        """In a forked child: locks held by the parent's threads are not this process's to wait for."""
+        self._lock = threading.Lock()
+        self._parse_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._budget.forked()
 
     def close(self) -> None:
         with self._lock:
@@ -338,12 +354,16 @@ class Sender:
         try:
             response = self.transport.send(settings.base_url, form, timeout)
         except FAILURES as exc:
+            if raised_by_caller(exc):
+                raise
             raise self._failure(exc, closing, action, timeout, capped, received[0]) from None
         try:
             if 300 <= response.status < 400:
                 raise self._redirect(response, action)
             raw = self._read_body(response, soft_deadline, action, received)
         except FAILURES as exc:
+            if raised_by_caller(exc):
+                raise
             raise self._failure(exc, closing, action, timeout, capped, received[0]) from None
         finally:
             response.close()
@@ -372,6 +392,8 @@ class Sender:
             return self.closed_error(action)
         failure = describe_failure(exc)
         kind, words = failure.kind, failure.words
+        if kind == "setup":
+            return ConnectionFailedError(f"UCloud API {action} was not sent: {words}.", action=action)
         if kind == "invalid_url":
             return InvalidQueryError(f"Invalid base_url {url!r}: {words}.", field="base_url")
         if kind == "connect_timeout":
@@ -383,6 +405,8 @@ class Sender:
         if kind in ("tls", "tls_final"):
             error = ConnectionFailedError(f"UCloud API {action} at {url} {words}.", action=action)
             return error if kind == "tls_final" else _Retryable(error)
+        if kind == "malformed":
+            return _Retryable(TransportError(f"UCloud API {action} at {url} answered with {words}.", action=action))
         if kind == "unreachable":
             return _Retryable(ConnectionFailedError(f"UCloud API {action} at {url} could not be reached ({words}).",
                                                     action=action))
@@ -416,46 +440,41 @@ class Sender:
     def _read_body(
         self, response: TransportResponse, soft_deadline: float, action: str, received: list[int]
     ) -> bytearray:
-        """The whole body, inflated, a bounded read at a time; over the size limit or past the deadline, an
-        error (a trickling server is cut off: by the transport, or between reads on the policy's clock)."""
+        """The whole body, decoded by the transport a bounded read at a time; over the size limit or past the
+        deadline, an error (a trickling server is cut off: by the transport, or between reads on the policy's
+        clock)."""
         limit = self.max_response_bytes
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
-        if encoding in ("", "identity"):
-            inflater = None
-        elif encoding in ("gzip", "x-gzip", "deflate"):
-            inflater = Inflater(encoding)
-        else:
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
             raise ResponseFormatError(
                 f"UCloud API {action} answered with Content-Encoding {encoding[:40]!r}, which was not asked for.",
                 action=action, request_id=server_text(response.headers.get(REQUEST_ID_HEADER, ""), 100),
             )
-        declared = response.headers.get("Content-Length", "")
-        if declared.strip().isdigit() and int(declared) > limit:
-            raise self._too_large(action, f"a Content-Length of {int(declared):,} bytes")
+        declared = response.length
+        if declared is not None and declared > limit:
+            raise self._too_large(action, f"a Content-Length of {declared:,} bytes")
         clock = self.retry.clock
         body = bytearray()
         received[0] = 0
-        wire = 0
         while True:
-            chunk = response.read(_READ_SIZE)
-            if clock() > soft_deadline:
-                raise TimeoutError("the body did not arrive in time")
-            if not chunk:
-                break
-            wire += len(chunk)
-            received[0] = wire
-            pieces = (chunk,) if inflater is None else inflater.feed(chunk, limit - len(body) + 1)
             try:
-                for piece in pieces:
-                    body += piece
-                    if len(body) > limit:
-                        size = f"{limit / _MIB:g} MiB"
-                        what = f"a {encoding} body that inflates past {size}" if inflater else f"a body over {size}"
-                        raise self._too_large(action, what)
+                chunk = response.read(min(_READ_SIZE, limit + 1 - len(body)))
             except zlib.error:
                 raise ResponseFormatError(
                     f"UCloud API {action} answered a {encoding} body that does not inflate.", action=action
                 ) from None
+            if clock() > soft_deadline:
+                raise TimeoutError("the body did not arrive in time")
+            if not chunk:
+                break
+            body += chunk
+            received[0] = len(body)
+            if len(body) > limit:
+                size = f"{limit / _MIB:g} MiB"
+                compressed = encoding not in ("", "identity")
+                raise self._too_large(
+                    action, f"a {encoding} body that inflates past {size}" if compressed else f"a body over {size}"
+                )
         return body
 
     def _decode(

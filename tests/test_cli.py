@@ -538,3 +538,64 @@ def test_list_refuses_most_recent_which_it_would_ignore(
     assert account.request_count == 0
     code, out, _ = run(capsys, "list", "--help")
     assert code == 0 and "--most-recent" not in out
+
+
+# -- where the answer cannot go --------------------------------------------------------------------------------
+
+
+def _command(tmp_path: Path, argv: list[str], stdout: int, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *argv], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+                          env={**_clean_env(tmp_path), **env}, cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_ends_the_command_quietly_with_141(tmp_path: Path) -> None:
+    """``ucloud-images list >&-``: nobody can read the answer."""
+    done = subprocess.run(f"exec '{SCRIPT}' list --emulator --output json >&-", shell=True, stderr=subprocess.PIPE,
+                          text=True, timeout=60, env=_clean_env(tmp_path))
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [["list", "--emulator"], ["find", "--emulator", *CENTOS_72]])
+def test_a_full_disk_is_one_sentence(tmp_path: Path, argv: list[str]) -> None:
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        done = _command(tmp_path, argv, full)
+    finally:
+        os.close(full)
+    assert done.returncode == 74
+    assert done.stderr.endswith("ucloud-images: error: The output could not be written (No space left on device).\n")
+    assert "Traceback" not in done.stderr and done.stderr.count("ucloud-images: error:") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"PYTHONIOENCODING": "latin-1"},
+                                 {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}], ids=repr)
+def test_an_encoding_that_cannot_show_a_name_gets_escapes(tmp_path: Path, env: dict[str, str]) -> None:
+    environment = {key: value for key, value in _clean_env(tmp_path).items() if key != "PYTHONIOENCODING"}
+    done = subprocess.run([str(SCRIPT), "list", "--emulator"], capture_output=True, timeout=60,
+                          env={**environment, **env})
+    assert (done.returncode, done.stderr) == (0, b""), done.stderr[-2000:]
+    assert b"CentOS 7.2 64\\u4f4d" in done.stdout
+
+
+@pytest.mark.slow
+def test_lock_writes_no_lockfile_it_cannot_report(tmp_path: Path) -> None:
+    (tmp_path / "ucloud-images.toml").write_text('[selections.legacy]\nname_regex = "^CentOS 7\\\\.2 64位$"\n',
+                                                 encoding="utf-8")
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        done = _command(tmp_path, ["lock", "--emulator"], full)
+    finally:
+        os.close(full)
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.endswith("ucloud-images: error: The output could not be written (No space left on device); "
+                                "ucloud-images.lock.json was left unchanged.\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ucloud-images.toml"]
+    done = subprocess.run(f"exec '{SCRIPT}' lock --emulator >&-", shell=True, stderr=subprocess.PIPE, text=True,
+                          timeout=60, env=_clean_env(tmp_path), cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (141, "")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ucloud-images.toml"]
+    assert _command(tmp_path, ["lock", "--emulator"], subprocess.PIPE).returncode == 0
+    assert (tmp_path / "ucloud-images.lock.json").exists()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 from pydantic import SecretStr
 from requests.structures import CaseInsensitiveDict
 
@@ -58,7 +59,8 @@ class FakeClock:
 def response(status: int = 200, body: bytes | Mapping[str, Any] = b"", request_id: str = "req-7") -> requests.Response:
     answer = requests.Response()
     answer.status_code = status
-    answer.raw = io.BytesIO(body if isinstance(body, bytes) else json.dumps(body).encode())
+    answer.raw = urllib3.HTTPResponse(io.BytesIO(body if isinstance(body, bytes) else json.dumps(body).encode()),
+                                      status=status, preload_content=False)
     answer.headers = CaseInsensitiveDict({REQUEST_ID_HEADER: request_id} if request_id else {})
     return answer
 
@@ -507,7 +509,7 @@ def test_a_body_slower_than_the_timeout_is_cut_off(offline: Settings) -> None:
             return 1
 
     slow = response()
-    slow.raw = Trickle()
+    slow.raw = urllib3.HTTPResponse(io.BufferedReader(Trickle()), preload_content=False)
     policy = RetryPolicy(attempts=1, sleep=clock.sleep, clock=clock)
     with scripted(offline, slow, retry=policy) as client, pytest.raises(TransportError, match="did not answer"):
         client.call(LISTING)
@@ -563,13 +565,47 @@ def test_the_request_carries_a_user_agent_and_the_signature_but_no_secret() -> N
     assert headers["content-type"] == "application/x-www-form-urlencoded"
 
 
-def test_finished_requests_do_not_pile_up_in_the_deadline_watchdog() -> None:
-    """Each request arms a cutoff; one that finished in time is dropped at the next arm, not kept for its timeout."""
-    from pulumi_ucloud_images import _http
+# -- an answer is checked against its question -------------------------------------------------------------------
 
-    with Emulator() as emulator, Client(Settings(region="cn-bj2", base_url=emulator.base_url,
-                                                 public_key=DEMO_PUBLIC_KEY,
-                                                 private_key=SecretStr(DEMO_PRIVATE_KEY))) as client:
-        for offset in range(300):
-            client.describe_images({"Action": "DescribeImage", "Region": "cn-bj2", "Limit": 1, "Offset": offset})
-        assert len(_http._WATCHDOG._heap) <= 2
+
+def zoned(image_id: str, zone: str) -> dict[str, Any]:
+    return {**image(image_id), "Zone": zone}
+
+
+@pytest.mark.parametrize("zone", ["us-ca-01", "cn-bj22-01", "cn-bj", "hk"])
+def test_an_image_outside_the_region_asked_is_an_error_not_an_image(offline: Settings, zone: str) -> None:
+    answer = page([zoned("uimage-ours01", "cn-bj2-03"), zoned("uimage-other1", zone)])
+    with scripted(offline, response(body=answer, request_id="req-cross")) as client, pytest.raises(
+        ResponseFormatError, match=r"^UCloud API DescribeImage answered with ImageSet\[1\] \('uimage-other1'\) in zone "
+        rf"'{zone}', outside the region asked, 'cn-bj2' \(request id req-cross\)"
+    ) as caught:
+        client.describe_images(LISTING)
+    assert caught.value.action == "DescribeImage" and caught.value.request_id == "req-cross"
+    assert client.requests_sent == 1  # not retried
+
+
+@pytest.mark.parametrize("zone", ["cn-bj2", "cn-bj2-02", ""])
+def test_an_image_of_the_region_asked_or_without_a_zone_is_listed(offline: Settings, zone: str) -> None:
+    with scripted(offline, page([zoned("uimage-ours01", zone)])) as client:
+        assert [record.image_id for record in client.list_records(LISTING)] == ["uimage-ours01"]
+
+
+@pytest.mark.parametrize("asked", [{"ImageId": "uimage-asked1"}, {"ImageIds": ["uimage-asked1", "uimage-asked2"]},
+                                   {"ImageIds.0": "uimage-asked1"}])
+def test_a_question_naming_image_ids_gets_only_those_back(offline: Settings, asked: dict[str, Any]) -> None:
+    answer = page([image("uimage-asked1"), image("uimage-stray1")])
+    with scripted(offline, answer) as client, pytest.raises(
+        ResponseFormatError, match=r"ImageSet\[1\] \('uimage-stray1'\) which the question did not name"
+    ):
+        client.describe_images({**LISTING, **asked})
+    with scripted(offline, page([image("uimage-asked1")])) as client:
+        assert [i.image_id for i in client.describe_images({**LISTING, **asked})] == ["uimage-asked1"]
+
+
+@pytest.mark.parametrize("value", [1e2, 12345, 0, True])
+def test_a_numeric_image_id_is_refused_like_any_malformed_record(offline: Settings, value: Any) -> None:
+    answer = page([image("uimage-fine01", created=1), {**image("x", created=2), "ImageId": value}])
+    with scripted(offline, answer) as client, pytest.raises(
+        ResponseFormatError, match=r"ImageSet\[1\]\.ImageId that is not a string"
+    ):
+        client.describe_images(LISTING)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 from pydantic import SecretStr
 
 from pulumi_ucloud_images import (
@@ -183,7 +184,7 @@ def test_closing_a_client_mid_read_fails_that_lookup_with_a_transport_error() ->
             answer = requests.Response()
             answer.status_code = 200
             payload = {"RetCode": 0, "TotalCount": len(records), "ImageSet": records[offset:offset + 10]}
-            answer.raw = io.BytesIO(jsonlib.dumps(payload).encode())
+            answer.raw = urllib3.HTTPResponse(io.BytesIO(jsonlib.dumps(payload).encode()), preload_content=False)
             return answer
 
     settings = Settings(public_key="pk", private_key=SecretStr("sk"), region=DEMO_REGION, base_url="http://x")

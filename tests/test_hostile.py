@@ -43,7 +43,6 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator, is_loopback, serve_forever
-from pulumi_ucloud_images._http import Inflater as _Inflater
 from pulumi_ucloud_images._query import MATCH_SECONDS, parse_query
 from pulumi_ucloud_images._retry import _retry_after, _RetryBudget
 from tests.hostile_server import HostileServer
@@ -304,18 +303,31 @@ def test_the_response_cap_is_configurable(server: HostileServer) -> None:
         lookup_images(client=few)
 
 
-def test_the_inflater_never_returns_more_than_it_was_given_room_for() -> None:
-    bomb = zlib.compress(b" " * (64 * 1024 * 1024), 9)
-    inflater = _Inflater("deflate")
-    out = b"".join(inflater.feed(bomb, 1000))
-    assert len(out) == 1000
-    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    raw_deflate = raw.compress(b'{"RetCode": 0}') + raw.flush()
-    assert b"".join(_Inflater("deflate").feed(raw_deflate, 10_000)) == b'{"RetCode": 0}'
+def test_one_read_of_a_compressed_body_never_inflates_more_than_asked() -> None:
+    """What the decompression cap rests on: urllib3 (>= 2.6) bounds what one read inflates, in each encoding."""
     import gzip
+    import io
 
-    two_members = gzip.compress(b"abc") + gzip.compress(b"def")
-    assert b"".join(_Inflater("gzip").feed(two_members, 10_000)) == b"abcdef"
+    import requests
+    import urllib3
+
+    from pulumi_ucloud_images._http import HTTPResponse
+
+    def answer(body: bytes, encoding: str) -> HTTPResponse:
+        response = requests.Response()
+        response.status_code = 200
+        response.raw = urllib3.HTTPResponse(io.BytesIO(body), headers={"Content-Encoding": encoding},
+                                            preload_content=False)
+        return HTTPResponse(response)
+
+    bomb = zlib.compress(b" " * (64 * 1024 * 1024), 9)
+    assert len(answer(bomb, "deflate").read(1000)) == 1000
+    assert len(answer(gzip.compress(b" " * (64 * 1024 * 1024), 9), "gzip").read(1000)) == 1000
+    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw_deflate = answer(raw.compress(b'{"RetCode": 0}') + raw.flush(), "deflate")
+    assert b"".join(iter(lambda: raw_deflate.read(3), b"")) == b'{"RetCode": 0}'
+    two_members = answer(gzip.compress(b"abc") + gzip.compress(b"def"), "gzip")
+    assert b"".join(iter(lambda: two_members.read(10_000), b"")) == b"abcdef"
 
 
 # -- regexes -----------------------------------------------------------------------------------------------------
@@ -662,3 +674,29 @@ def test_the_emulator_still_answers_a_real_lookup_after_all_this(emulator: Emula
                         base_url=emulator.base_url)
     with Client(settings, retry=FAST) as healthy:
         assert healthy.describe_images({"Action": "DescribeImage", "Region": "cn-bj2"}) == ()
+
+
+# -- the caller's own exceptions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["stall", "stall-body"])
+def test_a_signal_handlers_timeout_error_propagates_at_once(server: HostileServer, mode: str) -> None:
+    """A handler raising the built-in TimeoutError mid-request (as a SIGALRM handler does) is the caller's: it
+    is neither taken for the request's timeout nor retried. (SIGUSR1 here: pytest-timeout owns SIGALRM.)"""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise TimeoutError("the caller's own deadline")
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR1))
+    url = server.url(mode, key=unique())
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(TimeoutError, match="the caller's own deadline"), client(url, timeout=20) as slow:
+            lookup_images(client=slow)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    assert time.monotonic() - started < 3
+    assert server.requests(mode) >= 1 and slow.requests_sent == 1

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -52,7 +53,7 @@ def encoded(payload: Any) -> bytes:
 def response(status: int, body: bytes) -> requests.Response:
     answer = requests.Response()
     answer.status_code = status
-    answer.raw = io.BytesIO(body)
+    answer.raw = urllib3.HTTPResponse(io.BytesIO(body), status=status, preload_content=False)
     answer.headers = CaseInsensitiveDict({REQUEST_ID_HEADER: "req-prop"})
     return answer
 

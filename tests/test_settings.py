@@ -585,3 +585,23 @@ def test_a_face_config_source_is_read_only_for_what_it_can_hold(tmp_path: Path) 
     assert settings.region == "cn-sh2" and set(read) == {"ucloud:region"}
     with pytest.raises(CredentialsError, match=r"looked at --public-key, the environment variable UCLOUD_PUBLIC"):
         resolve_settings(private_key="sk", env={}, home=tmp_path, face=face, config=config)
+
+
+def test_profile_files_that_start_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    """The UCloud CLI and Windows editors may write one."""
+    folder = write_profiles(tmp_path, PROFILES, KEYS)
+    for name, data in (("config.json", PROFILES), ("credential.json", KEYS)):
+        (folder / name).write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode())
+    settings = resolve_settings(env={}, home=tmp_path)
+    assert (settings.public_key, settings.region) == ("pk-default", "cn-bj2")
+
+
+@pytest.mark.parametrize(
+    ("variable", "what"), [("UCLOUD_SHARED_CONFIG_FILE", "config"), ("UCLOUD_SHARED_CREDENTIAL_FILE", "credential")]
+)
+def test_a_file_named_under_an_unknown_users_home_is_one_sentence(tmp_path: Path, variable: str, what: str) -> None:
+    env = {variable: "~nosuchuser-ucloud/x.json", "UCLOUD_PUBLIC_KEY": "pk", "UCLOUD_PRIVATE_KEY": "sk",
+           "UCLOUD_REGION": "hk"}
+    with pytest.raises(CredentialsError) as caught:
+        resolve_settings(env=env, home=tmp_path)
+    assert str(caught.value) == f"The UCloud {what} file ~nosuchuser-ucloud/x.json named by {variable} does not exist."

@@ -16,12 +16,23 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import TextIO, cast
 
 from .._errors import UCloudImagesError
 from .._version import __version__
 from . import audit, deprecate, emulator, find, history, lock, promote, restore, revoke, rollback
 from . import list as listing
-from .common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Handler, exit_code_for
+from .common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
+    Handler,
+    OutputError,
+    Stdout,
+    exit_code_for,
+)
 from .usage import Parser, parse
 
 __all__ = ["build_parser", "main"]
@@ -65,9 +76,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK if exit_.code is None else exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     del argv  # the command line may hold a key; from here on only ``args`` does, as a SecretStr
     handler: Handler = args.handler
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nobody reads the answer, so nothing is done
+        return EXIT_BROKEN_PIPE
+    with contextlib.suppress(AttributeError, ValueError):  # a name its encoding cannot show is written escaped
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    out = Stdout(sys.stdout)
     try:
         with _verbose(getattr(args, "verbose", False)):
-            return int(handler(args, sys.stdout))
+            code = int(handler(args, cast(TextIO, out)))
+        out.flush()  # a full disk is found here, not at exit
+        return code
+    except OutputError as exc:
+        sys.stderr.write(f"ucloud-images: error: {exc}.\n")
+        _quiet_stdout()
+        return EXIT_OUTPUT
     except UCloudImagesError as exc:
         sys.stderr.write(f"ucloud-images: error: {exc}\n")
         with contextlib.suppress(OSError, ValueError):  # the reader of stdout may be gone: keep the exit code
@@ -80,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`... | head -1`): stop quietly, as other command-line tools do.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _quiet_stdout()
         return EXIT_BROKEN_PIPE
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so what it still buffers is not flushed (and fails) again at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -9,7 +9,7 @@ import argparse
 import contextlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,8 +37,11 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_NO_MATCH",
     "EXIT_OK",
+    "EXIT_OUTPUT",
     "EXIT_USAGE",
     "Handler",
+    "OutputError",
+    "Stdout",
     "add_query_flags",
     "add_settings_flags",
     "exit_code_for",
@@ -51,6 +54,7 @@ __all__ = [
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_AMBIGUOUS, EXIT_API = 0, 3, 4, 5
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT / SIGPIPE, as a shell reports them
+EXIT_OUTPUT = 74  # sysexits' EX_IOERR: the answer could not be written (a full disk)
 
 # The command's exit code for each kind of library error, the first that matches; the library knows none.
 _EXIT_CODES: tuple[tuple[type[UCloudImagesError], int], ...] = (
@@ -72,6 +76,45 @@ _NOT_WITH_EMULATOR = ("profile", "base_url", "public_key", "private_key")
 
 # A command: its parsed flags and stdout in, its exit code out.
 Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+class OutputError(Exception):
+    """stdout could not be written, for a reason other than its reader going away."""
+
+
+class Stdout:
+    """The command's stdout: a failed write (a full disk) is an :class:`OutputError`, a reader that went away
+    stays a ``BrokenPipeError``. Text the stream's encoding cannot show is written as escapes (main sets it)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def _guarded(self, act: Callable[[], object]) -> None:
+        try:
+            act()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:  # ValueError: written after the stream was closed
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OutputError(f"The output could not be written ({reason})") from None
+
+    def write(self, text: str) -> int:
+        self._guarded(lambda: self._stream.write(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def isatty(self) -> bool:
+        """Whether a person reads it (the ``list`` table then takes the terminal's width)."""
+        try:
+            return self._stream.isatty()
+        except (OSError, ValueError):
+            return False
 
 
 def flag_names() -> dict[str, str]:

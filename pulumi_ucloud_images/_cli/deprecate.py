@@ -45,9 +45,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return lockfile.with_deprecation(image_id, replacement, args.reason or None)
 
     path = lockfile_at(args)
-    _, after = edit_lockfile(path, deprecate)
-    out.write(f"Deprecated {image_id} in favour of {replacement} in {path}.\n")
-    holders = after.holders(image_id)
-    if holders:
-        out.write("Held by: " + ", ".join(f"{holder.ref} [{holder.region}]" for holder in holders) + "\n")
+
+    def report(before: Lockfile, after: Lockfile) -> str:
+        text = f"Deprecated {image_id} in favour of {replacement} in {path}.\n"
+        holders = after.holders(image_id)
+        if holders:
+            text += "Held by: " + ", ".join(f"{holder.ref} [{holder.region}]" for holder in holders) + "\n"
+        return text
+
+    edit_lockfile(path, deprecate, report, out)
     return EXIT_OK

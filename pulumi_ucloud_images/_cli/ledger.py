@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 from .._display import shown as server_text
 from .._errors import LockfileError
 from .._lockfile import DEFAULT_LOCKFILE, LATEST, Lockfile, find_lockfile
 from .._lockfile_write import exclusive, write_lockfile
+from .common import OutputError
 
 __all__ = [
     "IMAGE_ID_FORMS",
@@ -79,12 +81,28 @@ def midnight(day: date) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def edit_lockfile(path: Path, change: Callable[[Lockfile], Lockfile]) -> tuple[Lockfile, Lockfile]:
+def edit_lockfile(
+    path: Path, change: Callable[[Lockfile], Lockfile], report: Callable[[Lockfile, Lockfile], str], out: TextIO
+) -> None:
     """Read the lockfile, derive the new one with ``change`` and write it if it differs, all under the lock
-    (two edits take turns; a refused change raises before anything is written)."""
+    (two edits take turns; a refused change raises before anything is written).
+
+    ``report(before, after)`` is the text the command prints. It is written before the new file replaces the
+    old one, so a report that cannot be written (a full disk) leaves the lockfile as it was.
+    """
     with exclusive(path, notice=sys.stderr):
         before = Lockfile.load(path)
         after = change(before)
-        if after != before:
-            write_lockfile(path, after, before)
-    return before, after
+        text = report(before, after)
+
+        def say() -> None:
+            try:
+                out.write(text)
+                out.flush()
+            except OutputError as exc:
+                raise OutputError(f"{exc}; {path} was left unchanged") from None
+
+        if after == before:
+            say()
+        else:
+            write_lockfile(path, after, before, before_replace=say)

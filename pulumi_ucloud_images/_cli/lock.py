@@ -40,7 +40,7 @@ from .._pins_resolve import (
 from .._select import eol_warning
 from .._selection_file import SelectionFile, read_selections
 from .._settings import CLI_FACE, ConfigSource, resolve_region, resolve_settings
-from .common import EXIT_OK, add_settings_flags, settings_args, warn
+from .common import EXIT_OK, OutputError, add_settings_flags, settings_args, warn
 
 __all__ = ["EXIT_OUT_OF_DATE", "register", "run"]
 
@@ -116,9 +116,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if lock_path.exists() and not moved and after == before and before.version == LOCKFILE_VERSION:
             out.write(f"{lock_path} is up to date: {len(new)} pin(s).\n")
             return EXIT_OK
-        write_lockfile(lock_path, after, before)
-    out.write(f"Wrote {lock_path}: {len(moved)} of {len(new)} pin(s) changed.\n")
-    out.writelines(change.line(declared.path) + "\n" for change in moved)
+        lines = [f"Wrote {lock_path}: {len(moved)} of {len(new)} pin(s) changed.\n",
+                 *(change.line(declared.path) + "\n" for change in moved)]
+
+        def report() -> None:  # written before the new lockfile replaces the old: never a change unreported
+            try:
+                out.writelines(lines)
+                out.flush()
+            except OutputError as exc:
+                raise OutputError(f"{exc}; {lock_path} was left unchanged") from None
+
+        write_lockfile(lock_path, after, before, before_replace=report)
     return EXIT_OK
 
 

@@ -58,11 +58,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return lockfile.with_images(name, target, moved, "promote", args.note or "", time=at)
 
     path = lockfile_at(args)
-    before, after = edit_lockfile(path, promote)
-    if after == before:
-        out.write(f"{ref_of(name, target)} already holds what {ref_of(name, source)} holds; {path} is unchanged.\n")
-        return EXIT_OK
-    out.write(f"Promoted {ref_of(name, source)} to {ref_of(name, target)} in {path}:\n")
-    for entry in after.history[len(before.history):]:
-        out.write(f"  {entry.region}: {entry.old_image or '(empty)'} -> {entry.new_image}\n")
+
+    def report(before: Lockfile, after: Lockfile) -> str:
+        if after == before:
+            return f"{ref_of(name, target)} already holds what {ref_of(name, source)} holds; {path} is unchanged.\n"
+        return f"Promoted {ref_of(name, source)} to {ref_of(name, target)} in {path}:\n" + "".join(
+            f"  {entry.region}: {entry.old_image or '(empty)'} -> {entry.new_image}\n"
+            for entry in after.history[len(before.history):]
+        )
+
+    edit_lockfile(path, promote, report, out)
     return EXIT_OK

@@ -35,6 +35,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return lockfile.without_revocation(image_id, args.note or "")
 
     path = lockfile_at(args)
-    edit_lockfile(path, restore)
-    out.write(f"Restored {image_id} in {path}.\n")
+    edit_lockfile(path, restore, lambda before, after: f"Restored {image_id} in {path}.\n", out)
     return EXIT_OK

@@ -37,18 +37,19 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise LockfileError("--reason must not be empty: say why the image is revoked.")
     at = midnight(args.at) if args.at is not None else now_iso()
     path = lockfile_at(args)
-    _, after = edit_lockfile(path, lambda lockfile: lockfile.with_revocation(image_id, reason, at))
-    revocation = after.revocation(image_id)
-    assert revocation is not None
-    when = "now" if revocation.in_force(datetime.now(timezone.utc)) else f"from {revocation.day}"
-    out.write(f"Revoked {image_id} {when} in {path}.\n")
-    _held_by(after, image_id, out)
+
+    def report(before: Lockfile, after: Lockfile) -> str:
+        revocation = after.revocation(image_id)
+        assert revocation is not None
+        when = "now" if revocation.in_force(datetime.now(timezone.utc)) else f"from {revocation.day}"
+        return f"Revoked {image_id} {when} in {path}.\n" + _held_by(after, image_id)
+
+    edit_lockfile(path, lambda lockfile: lockfile.with_revocation(image_id, reason, at), report, out)
     return EXIT_OK
 
 
-def _held_by(lockfile: Lockfile, image_id: str, out: TextIO) -> None:
+def _held_by(lockfile: Lockfile, image_id: str) -> str:
     holders = lockfile.holders(image_id)
     if holders:
-        out.write("Held by: " + ", ".join(f"{holder.ref} [{holder.region}]" for holder in holders) + "\n")
-    else:
-        out.write("No pin or channel holds it.\n")
+        return "Held by: " + ", ".join(f"{holder.ref} [{holder.region}]" for holder in holders) + "\n"
+    return "No pin or channel holds it.\n"

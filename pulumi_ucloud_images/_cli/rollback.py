@@ -53,12 +53,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return lockfile.with_images(name, channel, images, "rollback", args.note or "", time=at)
 
     path = lockfile_at(args)
-    before, after = edit_lockfile(path, rollback)
-    out.write(f"Rolled {ref} back in {path}:\n")
-    for entry in after.history[len(before.history):]:
-        out.write(f"  {entry.region}: {entry.old_image or '(empty)'} -> {entry.new_image or '(empty)'}\n")
-    for region, image in sorted(after.selection(name).channels[channel].items()):
-        verdict = after.verdict(image.image_id, ref)
-        if verdict.error is not None:
-            out.write(f"  note: {region}: {verdict.error}\n")
+
+    def report(before: Lockfile, after: Lockfile) -> str:
+        lines = [f"Rolled {ref} back in {path}:\n"]
+        lines += [f"  {entry.region}: {entry.old_image or '(empty)'} -> {entry.new_image or '(empty)'}\n"
+                  for entry in after.history[len(before.history):]]
+        for region, image in sorted(after.selection(name).channels[channel].items()):
+            verdict = after.verdict(image.image_id, ref)
+            if verdict.error is not None:
+                lines.append(f"  note: {region}: {verdict.error}\n")
+        return "".join(lines)
+
+    edit_lockfile(path, rollback, report, out)
     return EXIT_OK
