@@ -599,3 +599,30 @@ def test_lock_writes_no_lockfile_it_cannot_report(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ucloud-images.toml"]
     assert _command(tmp_path, ["lock", "--emulator"], subprocess.PIPE).returncode == 0
     assert (tmp_path / "ucloud-images.lock.json").exists()
+
+
+@pytest.mark.slow
+def test_the_registry_commands_change_nothing_they_cannot_report(tmp_path: Path) -> None:
+    """promote, revoke, deprecate, rollback and restore print their report before the new lockfile replaces the
+    old one: with stdout on a full disk, the lockfile keeps every byte."""
+    (tmp_path / "ucloud-images.toml").write_text(
+        '[selections.legacy]\nname_regex = "^CentOS 7\\\\.2 64位$"\nchannels = ["prod"]\n', encoding="utf-8"
+    )
+    assert _command(tmp_path, ["lock", "--emulator"], subprocess.PIPE).returncode == 0
+    lockfile = tmp_path / "ucloud-images.lock.json"
+    image_id = _command(tmp_path, ["find", "--lock", "legacy"], subprocess.PIPE).stdout
+    assert image_id.startswith("uimage-"), image_id
+    edits = [["promote", "legacy", "--to", "prod"], ["revoke", image_id.strip(), "--reason", "test"],
+             ["deprecate", image_id.strip(), "--replacement", "legacy@prod"]]
+    for argv in edits:
+        before = lockfile.read_bytes()
+        full = os.open("/dev/full", os.O_WRONLY)
+        try:
+            done = _command(tmp_path, argv, full)
+        finally:
+            os.close(full)
+        assert done.returncode == 74, (argv, done.stderr)
+        assert done.stderr.endswith("ucloud-images.lock.json was left unchanged.\n"), done.stderr
+        assert lockfile.read_bytes() == before, argv
+        assert _command(tmp_path, argv, subprocess.PIPE).returncode == 0, argv  # and it works where it can report
+        assert lockfile.read_bytes() != before, argv
