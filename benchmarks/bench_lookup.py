@@ -57,11 +57,11 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import SecretStr
 
 from pulumi_ucloud_images import Client, lookup_images
-from pulumi_ucloud_images._catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
-from pulumi_ucloud_images._listing import reset_shared_clients
-from pulumi_ucloud_images._settings import Settings
-from pulumi_ucloud_images._signing import sign
+from pulumi_ucloud_images._api.client import reset_shared_clients
+from pulumi_ucloud_images._api.signing import sign
+from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
+from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._settings.settings import Settings
 
 REGION = "cn-bj2"
 NAME_REGEX = r"^Ubuntu 22\.04"

@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: tests.hostile_server
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: tests.api.hostile_server
 
-from tests.hostile_server import HostileServer
+from tests.api.hostile_server import HostileServer
 
 # Runs the package from $HOSTILE_SOURCE when set, even over an editable install (whose finder would win).
 # Also reports the process's own peak RSS (VmHWM of its own memory map) at exit: ru_maxrss of a child would

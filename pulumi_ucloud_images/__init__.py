@@ -44,36 +44,36 @@ for _error in (
 del _error
 
 if TYPE_CHECKING:
-    from ._functions import GetImagesResult, get_images, get_images_output
-    from ._http import HTTPTransport
-    from ._image import Image
-    from ._listing import Client
+    from ._api.calls import Transport
+    from ._api.client import Client
+    from ._api.http import HTTPTransport
+    from ._api.image import Image
+    from ._api.retry import RetryPolicy
     from ._lookup import find_images, list_images, lookup_images
-    from ._pinned import PinnedImage
+    from ._pulumi.functions import GetImagesResult, get_images, get_images_output
+    from ._pulumi.pinned_image import PinnedImage
     from ._query import ImageQuery
-    from ._retry import RetryPolicy
     from ._select import LookupResult
-    from ._settings import Settings, resolve_settings
-    from ._transport import Transport
+    from ._settings.settings import Settings, resolve_settings
 
 # Imported on first use so that `import pulumi_ucloud_images` stays light.
 _LAZY: dict[str, str] = {
-    "Image": "._image",
-    "Client": "._listing",
-    "Transport": "._transport",
-    "HTTPTransport": "._http",
+    "Image": "._api.image",
+    "Client": "._api.client",
+    "Transport": "._api.calls",
+    "HTTPTransport": "._api.http",
     "find_images": "._lookup",
     "list_images": "._lookup",
     "lookup_images": "._lookup",
     "ImageQuery": "._query",
-    "RetryPolicy": "._retry",
+    "RetryPolicy": "._api.retry",
     "LookupResult": "._select",
-    "Settings": "._settings",
-    "resolve_settings": "._settings",
-    "GetImagesResult": "._functions",
-    "get_images": "._functions",
-    "get_images_output": "._functions",
-    "PinnedImage": "._pinned",
+    "Settings": "._settings.settings",
+    "resolve_settings": "._settings.settings",
+    "GetImagesResult": "._pulumi.functions",
+    "get_images": "._pulumi.functions",
+    "get_images_output": "._pulumi.functions",
+    "PinnedImage": "._pulumi.pinned_image",
 }
 
 

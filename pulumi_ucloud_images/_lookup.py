@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, NamedTuple, cast
 
+from ._api.client import Client, shared_client
+from ._api.image import Image
 from ._errors import InvalidQueryError
-from ._image import Image
-from ._listing import Client, shared_client
 from ._query import ImageQuery, parse_query
-from ._scope import lookup_scope, settings_for
 from ._select import LookupResult, filter_images, select
-from ._settings import LOOKUP_ARGUMENTS, Settings, conceal_key_argument, resolve_region
+from ._settings.scope import lookup_scope, settings_for
+from ._settings.settings import LOOKUP_ARGUMENTS, Settings, conceal_key_argument, resolve_region
 
 __all__ = ["Listing", "fetch_listing", "find_images", "list_images", "lookup_images"]
 
@@ -106,7 +106,7 @@ def _locked(
     settings: Settings | None, client: Client | None, filters: dict[str, Any],
 ) -> LookupResult:
     """``lookup_images(lock=...)``: the pin, offline; settings would do nothing, so they are refused."""
-    from ._pins import locked_lookup  # the lockfile reader, loaded only when a pin is read
+    from ._lockfile.pins import locked_lookup
 
     unused = ["settings"] * (settings is not None) + ["client"] * (client is not None)
     unused += [name for name in (*LOOKUP_ARGUMENTS, "config") if name in filters]

@@ -3,7 +3,7 @@
 The CLI flags, the Python function signatures and ``schema.json`` are all derived from :class:`ImageQuery`.
 Enum-like values accept any case and are normalised to the API's spelling, so ``base`` and ``BASE`` both
 become ``Base``; invalid input fails here, before any network call, as one sentence naming the field.
-Longer than 400 lines because every filter is declared here once, with its description, flag and rules:
+Every filter is declared here once, with its description, flag and rules:
 the one place a new filter is added.
 """
 
@@ -33,8 +33,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from ._api.image import ARM64_FEATURE, Image
 from ._errors import InvalidQueryError
-from ._image import ARM64_FEATURE, Image
 from ._naming import camel
 
 __all__ = [
@@ -402,7 +402,8 @@ class ImageQuery(BaseModel):
     def server_params(self, region: str, project_id: str | None = None) -> dict[str, Any]:
         """DescribeImage parameters for the filters the server applies (paging is the client's): each field
         whose metadata names its ``api`` parameter, a list as a list, a flag as 1, unset ones as None. The
-        region and project are the lookup's scope (:func:`~._scope.lookup_scope` decides them), not read here."""
+        region and project are the lookup's scope (:func:`~pulumi_ucloud_images._settings.scope.lookup_scope` decides
+        them), not read here."""
         params: dict[str, Any] = {"Action": "DescribeImage", "Region": region}
         for name, parameter in _SERVER_PARAMETERS.items():
             value = project_id if name == "project_id" else getattr(self, name)

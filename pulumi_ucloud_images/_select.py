@@ -10,10 +10,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import _query
+from ._api.image import Image
+from ._api.records import full_image
 from ._display import shown as server_text
 from ._errors import AmbiguousImageError, NoImageFoundError
-from ._image import Image
-from ._lean import full_image
 from ._naming import camel
 from ._query import ARCHITECTURES, ImageQuery
 

@@ -6,7 +6,8 @@ In a pack's ``__main__.py``::
 
     ucloud_images_policy_pack()            # serves the pack to the engine; never returns
 
-One policy per rule of :mod:`._policy_rules` (``untracked-image``, ``revoked-image``, ``scheduled-revocation``,
+One policy per rule of :mod:`~pulumi_ucloud_images._policy.rules` (``untracked-image``, ``revoked-image``,
+``scheduled-revocation``,
 ``deprecated-image``, ``image-past-eol``, ``marketplace-image``), so each rule's level is Pulumi's own
 ``enforcementLevel`` and ``pulumi preview --policy-pack-config`` sets it as for any pack. Each policy also
 takes ``lockfile`` and ``resources`` in its config. The policies read the lockfile and make no API call. The
@@ -31,14 +32,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._policy_rules import (
-    DEFAULT_RESOURCES,
-    RULES,
-    LockfileCache,
-    PolicySettings,
-    Rule,
-    check,
-)
+from ._policy.rules import DEFAULT_RESOURCES, RULES, LockfileCache, PolicySettings, Rule, check
 
 __all__ = ["DEFAULT_RESOURCES", "RULE_NAMES", "ucloud_images_policies", "ucloud_images_policy_pack"]
 

@@ -17,7 +17,7 @@ Installing the package registers this module as the ``ucloud_images`` pytest plu
 ask for these fixtures without a conftest:
 
 ``ucloud_emulator``
-    A running :class:`~pulumi_ucloud_images._emulator.Emulator` serving the bundled catalogue on
+    A running :class:`~pulumi_ucloud_images._emulator.emulator.Emulator` serving the bundled catalogue on
     127.0.0.1, stopped after the test. It accepts the demo key pair (``DEMO_PUBLIC_KEY`` /
     ``DEMO_PRIVATE_KEY``); use its ``inject()``, ``publish()``, ``latency_ms`` and ``requests`` to shape and
     inspect what your code sees.
@@ -45,10 +45,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ._catalog import DEMO_REGION
-from ._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
-from ._profiles import SHARED_FILE_VARIABLES
-from ._sources import SETTINGS
+from ._emulator.catalog import DEMO_REGION
+from ._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from ._settings.profiles import SHARED_FILE_VARIABLES
+from ._settings.sources import SETTINGS
 
 if TYPE_CHECKING:
     import pytest

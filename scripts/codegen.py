@@ -34,12 +34,13 @@ from typing import Annotated, Any, Union, get_args, get_origin
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pulumi_ucloud_images import _query, _schema  # noqa: E402  (the tree's own package, first on the path)
-from pulumi_ucloud_images._settings import LOOKUP_ARGUMENTS, SETTINGS  # noqa: E402
+from pulumi_ucloud_images import _query  # noqa: E402  (the tree's own package, first on the path)
+from pulumi_ucloud_images._pulumi import schema as _schema  # noqa: E402
+from pulumi_ucloud_images._settings.settings import LOOKUP_ARGUMENTS, SETTINGS  # noqa: E402
 
 PACKAGE = ROOT / "pulumi_ucloud_images"
 SCHEMA = ROOT / "schema.json"
-FACES = ("_functions.py", "_pinned.py")
+FACES = ("_pulumi/functions.py", "_pulumi/pinned_image.py")
 _PARAMETERS = re.compile(
     r"^(?P<indent>[ ]*)# -- generated: query parameters \((?P<style>plain|input|resource)(?P<settings> \+ settings)?\)"
     r", by scripts/codegen\.py --write\n",
@@ -114,7 +115,7 @@ def render_faces(text: str) -> str:
 def generated() -> dict[Path, str]:
     """Every generated file of the tree, as the models would write it."""
     schema = _schema.render()
-    files = {SCHEMA: schema, PACKAGE / "schema.json": schema}
+    files = {SCHEMA: schema, PACKAGE / "_pulumi" / "schema.json": schema}
     for name in FACES:
         files[PACKAGE / name] = render_faces((PACKAGE / name).read_text(encoding="utf-8"))
     return files
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     action.add_argument("--write", action="store_true", help="rewrite what is out of date")
     action.add_argument("--check", action="store_true", help="exit 1 if anything is out of date")
     args = parser.parse_args(argv)
-    if Path(_schema.__file__).resolve().parent != PACKAGE:
+    if Path(_schema.__file__).resolve().parents[1] != PACKAGE:
         print(f"scripts/codegen.py: the package imported is {Path(_schema.__file__).parent}, not this tree's; run it "
               "from the tree's own environment (pip install -e .)", file=sys.stderr)
         return 2

@@ -11,9 +11,9 @@ from types import ModuleType
 
 import pytest
 
+from pulumi_ucloud_images._pulumi.schema import GET_IMAGES_TOKEN, build_schema, render
 from pulumi_ucloud_images._query import ImageQuery
-from pulumi_ucloud_images._schema import GET_IMAGES_TOKEN, build_schema, render
-from pulumi_ucloud_images._settings import LOOKUP_ARGUMENTS
+from pulumi_ucloud_images._settings.settings import LOOKUP_ARGUMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,11 +32,11 @@ codegen = _codegen()
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the generated files, which the script is pointed at instead of the repository's."""
-    (tmp_path / "pulumi_ucloud_images").mkdir()
+    (tmp_path / "pulumi_ucloud_images" / "_pulumi").mkdir(parents=True)
     for name in codegen.FACES:
         shutil.copy(codegen.PACKAGE / name, tmp_path / "pulumi_ucloud_images" / name)
     shutil.copy(codegen.SCHEMA, tmp_path / "schema.json")
-    shutil.copy(codegen.SCHEMA, tmp_path / "pulumi_ucloud_images" / "schema.json")
+    shutil.copy(codegen.SCHEMA, tmp_path / "pulumi_ucloud_images" / "_pulumi" / "schema.json")
     monkeypatch.setattr(codegen, "ROOT", tmp_path)
     monkeypatch.setattr(codegen, "PACKAGE", tmp_path / "pulumi_ucloud_images")
     monkeypatch.setattr(codegen, "SCHEMA", tmp_path / "schema.json")
@@ -49,34 +49,35 @@ class _PackageHere:
 
     def __init__(self, module: ModuleType, package: Path) -> None:
         self.render = module.render
-        self.__file__ = str(package / "_schema.py")
+        self.__file__ = str(package / "_pulumi" / "schema.py")
 
 
 def test_the_repository_is_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert codegen.main(["--check"]) == 0, capsys.readouterr().err
     assert (ROOT / "schema.json").read_text(encoding="utf-8") == render()
-    assert (codegen.PACKAGE / "schema.json").read_text(encoding="utf-8") == render()  # what the plugin serves
+    served = codegen.PACKAGE / "_pulumi" / "schema.json"
+    assert served.read_text(encoding="utf-8") == render()  # what the plugin serves
     for name in codegen.FACES:
         text = (codegen.PACKAGE / name).read_text(encoding="utf-8")
         assert "# -- generated: query parameters" in text and "# -- generated: arguments by name" in text
 
 
 def test_drift_fails_the_check_and_write_repairs_it(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    face = tree / "pulumi_ucloud_images" / "_pinned.py"
+    face = tree / "pulumi_ucloud_images" / "_pulumi" / "pinned_image.py"
     original = face.read_text(encoding="utf-8")
     face.write_text(original.replace("        vendor_regex: ", "        vendor_regexx: "), encoding="utf-8")
     drifted = build_schema()
     drifted["functions"][GET_IMAGES_TOKEN]["inputs"]["properties"].pop("nameRegex")
     (tree / "schema.json").write_text(str(drifted), encoding="utf-8")
-    (tree / "pulumi_ucloud_images" / "schema.json").unlink()
+    (tree / "pulumi_ucloud_images" / "_pulumi" / "schema.json").unlink()
     assert codegen.main(["--check"]) == 1
     err = capsys.readouterr().err
-    assert "schema.json" in err and "pulumi_ucloud_images/schema.json" in err and "_pinned.py" in err
+    assert "schema.json" in err and "_pulumi/schema.json" in err and "pinned_image.py" in err
     assert "out of date" in err
     assert codegen.main(["--write"]) == 0
     assert face.read_text(encoding="utf-8") == original
     assert (tree / "schema.json").read_text(encoding="utf-8") == render()
-    assert (tree / "pulumi_ucloud_images" / "schema.json").read_text(encoding="utf-8") == render()
+    assert (tree / "pulumi_ucloud_images" / "_pulumi" / "schema.json").read_text(encoding="utf-8") == render()
     assert codegen.main(["--check"]) == 0
 
 

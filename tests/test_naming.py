@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pulumi_ucloud_images import Image, ImageQuery, LookupResult
-from pulumi_ucloud_images._image import ImagePrice
+from pulumi_ucloud_images._api.image import ImagePrice
 from pulumi_ucloud_images._naming import (
     GET_IMAGES_TOKEN,
     PINNED_IMAGE_TOKEN,
@@ -18,7 +18,7 @@ from pulumi_ucloud_images._naming import (
     snake,
     wire_names,
 )
-from pulumi_ucloud_images._schema import build_schema
+from pulumi_ucloud_images._pulumi.schema import build_schema
 
 MODELS = (Image, ImagePrice, ImageQuery, LookupResult)
 

@@ -33,9 +33,9 @@ from pulumi_ucloud_images import (
     Settings,
     UCloudImagesError,
 )
-from pulumi_ucloud_images._image import Image, parse_page
+from pulumi_ucloud_images._api.calls import REQUEST_ID_HEADER
+from pulumi_ucloud_images._api.image import Image, parse_page
 from pulumi_ucloud_images._select import select
-from pulumi_ucloud_images._transport import REQUEST_ID_HEADER
 
 REGION = "cn-bj2"
 LISTING = {"Action": "DescribeImage", "Region": REGION}

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from pulumi_ucloud_images._api.image import Image
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._errors import InvalidQueryError
-from pulumi_ucloud_images._image import Image
 from pulumi_ucloud_images._query import (
     ARCHITECTURES,
     FEATURES,
@@ -246,7 +246,7 @@ def test_the_querys_project_wins_over_the_settings_project() -> None:
     from pydantic import SecretStr
 
     from pulumi_ucloud_images import Settings
-    from pulumi_ucloud_images._scope import lookup_scope
+    from pulumi_ucloud_images._settings.scope import lookup_scope
 
     settings = Settings(public_key="pk", private_key=SecretStr("sk"), region="cn-bj2", project_id="org-data")
     query = parse_query(project_id="org-ml")

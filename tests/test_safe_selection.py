@@ -38,14 +38,14 @@ from pulumi_ucloud_images import (
     list_images,
     lookup_images,
 )
-from pulumi_ucloud_images._catalog import build_catalog
+from pulumi_ucloud_images._api.image import Image, parse_eol
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._cli.list import TABLE_WIDTH, TSV_COLUMNS, table_width
-from pulumi_ucloud_images._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
-from pulumi_ucloud_images._image import Image, parse_eol
+from pulumi_ucloud_images._emulator.catalog import build_catalog
+from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._pulumi.schema import IMAGE_TOKEN, build_schema
 from pulumi_ucloud_images._query import parse_query
-from pulumi_ucloud_images._schema import IMAGE_TOKEN, build_schema
 
 UBUNTU: dict[str, Any] = {"os_type": "linux", "name_regex": r"^Ubuntu 22\.04"}
 HEADLINE = ["find", "--region", "cn-bj2", "--os-type", "linux", "--name-regex", r"^Ubuntu 22\.04", "--most-recent"]
@@ -341,7 +341,7 @@ def test_software_regex_searches_the_integrated_software_in_every_face(
     assert capsys.readouterr().out == "uimage-ub22wp\n"
     from pulumi.provider.experimental.property_value import PropertyValue
 
-    from pulumi_ucloud_images._provider import parse_arguments
+    from pulumi_ucloud_images._pulumi.provider import parse_arguments
 
     query, failures = parse_arguments({"softwareRegex": PropertyValue("PyTorch"),
                                        "includeMarketplace": PropertyValue(True)})

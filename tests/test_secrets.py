@@ -23,10 +23,10 @@ from pulumi_ucloud_images import (
     lookup_images,
     resolve_settings,
 )
-from pulumi_ucloud_images._catalog import build_catalog
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
-from pulumi_ucloud_images._emulator import Emulator
+from pulumi_ucloud_images._emulator.catalog import build_catalog
+from pulumi_ucloud_images._emulator.emulator import Emulator
 
 PUBLIC_KEY = "pk-team-platform"
 SECRET = "sk-Zq8vR2-very-private-4f9a"  # distinctive, so any leak is found
@@ -351,7 +351,7 @@ def test_no_local_holds_the_private_key_in_the_pulumi_faces(emulator: Emulator) 
     from pulumi.dynamic.config import Config
 
     from pulumi_ucloud_images import get_images
-    from pulumi_ucloud_images._pinned import PinnedImageProvider
+    from pulumi_ucloud_images._pulumi.pinned_image import PinnedImageProvider
 
     url = emulator.base_url
     explicit: dict[str, Any] = {"region": "cn-bj2", "base_url": url, "public_key": PUBLIC_KEY, "private_key": SECRET}
@@ -373,10 +373,10 @@ def test_no_local_holds_the_private_key_in_the_pulumi_faces(emulator: Emulator) 
 
 def test_the_holder_check_sees_a_key_held_in_a_local() -> None:
     """The check above can fail: a plain key in a local of package code is found."""
-    from pulumi_ucloud_images import _signing
+    from pulumi_ucloud_images._api import signing as _signing
 
     assert _holders(lambda: _signing.sign({"Action": "DescribeImage"}, PUBLIC_KEY, SECRET)) == [
-        "_signing.py:sign:private_key", "_signing.py:signature:private_key"
+        "signing.py:sign:private_key", "signing.py:signature:private_key"
     ]
 
 
@@ -418,7 +418,7 @@ def test_the_plugin_never_quotes_an_endpoint_with_a_password_in_it() -> None:
     from pulumi.provider.experimental.property_value import PropertyValue
     from pulumi.provider.experimental.provider import CheckRequest
 
-    from pulumi_ucloud_images._provider import UCloudImagesProvider
+    from pulumi_ucloud_images._pulumi.provider import UCloudImagesProvider
 
     provider = UCloudImagesProvider()
     for url in (f"ftp://user:{SECRET}@api.example", f"https://user:{SECRET}@api.example"):

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from pulumi_ucloud_images._api.image import Image
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._errors import AmbiguousImageError, NoImageFoundError
-from pulumi_ucloud_images._image import Image
+from pulumi_ucloud_images._pulumi.schema import IMAGE_TOKEN, build_schema
 from pulumi_ucloud_images._query import parse_query
-from pulumi_ucloud_images._schema import IMAGE_TOKEN, build_schema
 from pulumi_ucloud_images._select import LookupResult, filter_images, newest_first, select
 
 T0 = int(datetime(2025, 3, 1, 6, 12, tzinfo=timezone.utc).timestamp())

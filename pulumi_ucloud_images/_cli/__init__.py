@@ -54,7 +54,7 @@ def _verbose(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    from .._transport import REQUEST_LOG
+    from .._api.calls import REQUEST_LOG
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("ucloud-images: request: %(message)s"))
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         return exit_code_for(exc)
     except KeyboardInterrupt:
-        from .._listing import reset_shared_clients
+        from .._api.client import reset_shared_clients
 
         reset_shared_clients()  # cut off the pages in flight, so the process exits now, not at their deadline
         return EXIT_INTERRUPTED

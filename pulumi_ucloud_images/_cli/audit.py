@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from .._display import json_for_people, shown
 from .._files import FileProblem, read_small_file
-from .._lockfile import DEFAULT_LOCKFILE, Lockfile
-from .._policy_rules import (
+from .._lockfile.lockfile import DEFAULT_LOCKFILE, Lockfile
+from .._policy.rules import (
     LEVELS,
     RULES,
     Finding,

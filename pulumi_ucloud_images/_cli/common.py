@@ -26,8 +26,8 @@ from .._errors import (
 )
 from .._naming import cli_flags
 from .._query import ImageQuery, field_extra, invalid_query_error
-from .._scope import settings_for as lookup_settings
-from .._settings import CLI_FACE, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, LOOKUP_ARGUMENTS, Settings
+from .._settings.scope import settings_for as lookup_settings
+from .._settings.settings import CLI_FACE, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, LOOKUP_ARGUMENTS, Settings
 from .usage import EXIT_USAGE, number
 
 __all__ = [
@@ -196,8 +196,8 @@ def settings_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             f"The --emulator switch brings its own endpoint and keys, so {' and '.join(clashing)} cannot be used "
             "with it."
         )
-    from .._catalog import DEMO_REGION
-    from .._emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+    from .._emulator.catalog import DEMO_REGION
+    from .._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
     with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="ucloud-images-") as empty_home:
         yield {

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from .._display import shown as server_text
 from .._errors import LockfileError
-from .._lockfile import Lockfile, parse_lock_ref
+from .._lockfile.lockfile import Lockfile, parse_lock_ref
 from .common import EXIT_OK
 from .ledger import IMAGE_ID_FORMS, add_lockfile_flag, check_image_id, edit_lockfile, is_image_id, lockfile_at
 

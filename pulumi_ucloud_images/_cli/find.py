@@ -7,9 +7,9 @@ from typing import TextIO
 
 from .._display import json_for_people
 from .._errors import InvalidQueryError
+from .._lockfile.pins import read_locked
 from .._lookup import lookup_images
-from .._pins import read_locked
-from .._settings import CLI_FACE, LOOKUP_ARGUMENTS, resolve_region
+from .._settings.settings import CLI_FACE, LOOKUP_ARGUMENTS, resolve_region
 from .common import (
     EXIT_OK,
     add_query_flags,

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from .._display import json_for_people
 from .._display import shown as server_text
-from .._lockfile import Lockfile
+from .._lockfile.lockfile import Lockfile
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, lockfile_at, ref_of
 

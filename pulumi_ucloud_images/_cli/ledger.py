@@ -15,8 +15,8 @@ from typing import TextIO
 
 from .._display import shown as server_text
 from .._errors import LockfileError
-from .._lockfile import DEFAULT_LOCKFILE, LATEST, Lockfile, find_lockfile
-from .._lockfile_write import exclusive, write_lockfile
+from .._lockfile.lockfile import DEFAULT_LOCKFILE, LATEST, Lockfile, find_lockfile
+from .._lockfile.writer import exclusive, write_lockfile
 from .common import OutputError
 
 __all__ = [

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TextIO
 
+from .._api.image import Image, ImagePrice
 from .._display import ELLIPSIS, json_for_people, shown
 from .._errors import InvalidQueryError
-from .._image import Image, ImagePrice
 from .._lookup import fetch_listing
 from .._query import ImageQuery
 from .._select import filter_images, no_match_error

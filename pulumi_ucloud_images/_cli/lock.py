@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import _query
+from .._api.client import Client, shared_client
+from .._api.image import Image
 from .._display import shown as server_text
 from .._errors import LockfileError
-from .._image import Image
-from .._listing import Client, shared_client
-from .._lockfile import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, LATEST, LOCKFILE_VERSION, Action, Lockfile, Pin
-from .._lockfile_write import exclusive, write_lockfile
-from .._pins_resolve import (
+from .._lockfile.lockfile import (
+    DEFAULT_LOCKFILE,
+    DEFAULT_SELECTION_FILE,
+    LATEST,
+    LOCKFILE_VERSION,
+    Action,
+    Lockfile,
+    Pin,
+)
+from .._lockfile.resolver import (
     Change,
     Place,
     changes,
@@ -37,9 +44,10 @@ from .._pins_resolve import (
     stale,
     verified_images,
 )
+from .._lockfile.selections import SelectionFile, read_selections
+from .._lockfile.writer import exclusive, write_lockfile
 from .._select import eol_warning
-from .._selection_file import SelectionFile, read_selections
-from .._settings import CLI_FACE, ConfigSource, resolve_region, resolve_settings
+from .._settings.settings import CLI_FACE, ConfigSource, resolve_region, resolve_settings
 from .common import EXIT_OK, OutputError, add_settings_flags, settings_args, warn
 
 __all__ = ["EXIT_OUT_OF_DATE", "register", "run"]

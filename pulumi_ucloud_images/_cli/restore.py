@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from .._errors import LockfileError
-from .._lockfile import Lockfile
+from .._lockfile.lockfile import Lockfile
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, check_image_id, edit_lockfile, lockfile_at
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import TextIO
 
 from .._errors import LockfileError
-from .._lockfile import Lockfile, now_iso
+from .._lockfile.lockfile import Lockfile, now_iso
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, check_image_id, edit_lockfile, lockfile_at, midnight, revocation_day
 

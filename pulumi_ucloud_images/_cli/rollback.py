@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from .._errors import LockfileError
-from .._lockfile import Lockfile, now_iso
+from .._lockfile.lockfile import Lockfile, now_iso
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, edit_lockfile, lockfile_at, ref_of
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_ucloud_images._lockfile import LATEST, LockedImage, Lockfile, now_iso
-from pulumi_ucloud_images._lockfile_write import write_lockfile
+from pulumi_ucloud_images._lockfile.lockfile import LATEST, LockedImage, Lockfile, now_iso
+from pulumi_ucloud_images._lockfile.writer import write_lockfile
 from pulumi_ucloud_images._query import parse_query
 from tests.engine.engine_project import new_project, python_runtime
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import policy_lockfile as pins
 from tests.engine.engine_project import ROOT, VENV, Project, new_project, python_runtime
+from tests.policy import policy_lockfile as pins
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

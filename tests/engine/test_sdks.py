@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_ucloud_images._schema import GO_IMPORT_BASE_PATH
+from pulumi_ucloud_images._pulumi.schema import GO_IMPORT_BASE_PATH
 from tests.engine.engine_project import ROOT, TOOL_HOME
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

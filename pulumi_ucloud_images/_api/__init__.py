@@ -1,0 +1,1 @@
+"""The API client: signed requests over a transport, retries, paging into image records."""

@@ -1,0 +1,1 @@
+"""The DescribeImage emulator: its catalogue, its request handling, and how its answers travel."""

@@ -1,0 +1,1 @@
+"""Enforcement: the rules the policy pack and ``ucloud-images audit`` apply to hosts, from the lockfile alone."""
