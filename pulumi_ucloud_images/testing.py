@@ -13,8 +13,9 @@ HTTP, and the settings' ``base_url`` is never contacted::
     with Client(settings, transport=Emulator().transport()) as client:
         lookup_images(client=client, name_regex=r"^CentOS 7\\.2 ")
 
-Installing the package registers this module as the ``ucloud_images`` pytest plugin, so any test suite can
-ask for these fixtures without a conftest:
+Installing the package registers the ``ucloud_images`` pytest plugin (``_emulator/fixtures.py``), so any test
+suite can ask for these fixtures without a conftest; a suite that asks for none pays nothing for it (the plugin
+imports the emulator only when a fixture runs):
 
 ``ucloud_emulator``
     A running :class:`~pulumi_ucloud_images._emulator.emulator.Emulator` serving the bundled catalogue on
@@ -42,48 +43,17 @@ The module imports without pytest installed; only the fixtures themselves need i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-
 from ._emulator.catalog import DEMO_REGION
 from ._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
-from ._settings.profiles import SHARED_FILE_VARIABLES
-from ._settings.sources import SETTINGS
+from ._emulator.fixtures import ucloud_emulator, ucloud_emulator_env
+from ._emulator.server import InProcessTransport
 
-if TYPE_CHECKING:
-    import pytest
-
-__all__ = ["DEMO_PRIVATE_KEY", "DEMO_PUBLIC_KEY", "DEMO_REGION", "Emulator", "ucloud_emulator", "ucloud_emulator_env"]
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _fixture(function: _F) -> _F:
-    """``pytest.fixture`` when pytest is there; the plain function otherwise, so importing never fails."""
-    try:
-        import pytest
-    except ModuleNotFoundError:  # pragma: no cover - the plugin is only loaded by pytest
-        return function
-    return cast(_F, pytest.fixture(function))
-
-
-@_fixture
-def ucloud_emulator() -> Iterator[Emulator]:
-    """A started emulator with the bundled catalogue and the demo keys; stopped after the test."""
-    with Emulator() as emulator:
-        yield emulator
-
-
-@_fixture
-def ucloud_emulator_env(
-    ucloud_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Emulator]:
-    """The emulator, with the ``UCLOUD_*`` environment pointing at it and an empty HOME, for the test."""
-    for name in (*(setting.variable for setting in SETTINGS.values()), *SHARED_FILE_VARIABLES):
-        monkeypatch.delenv(name, raising=False)  # every setting of the developer's shell, then the emulator's
-    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("ucloud-emulator-home")))
-    monkeypatch.setenv("UCLOUD_API_BASE_URL", ucloud_emulator.base_url)
-    monkeypatch.setenv("UCLOUD_PUBLIC_KEY", DEMO_PUBLIC_KEY)
-    monkeypatch.setenv("UCLOUD_PRIVATE_KEY", DEMO_PRIVATE_KEY)
-    monkeypatch.setenv("UCLOUD_REGION", DEMO_REGION)
-    yield ucloud_emulator
+__all__ = [
+    "DEMO_PRIVATE_KEY",
+    "DEMO_PUBLIC_KEY",
+    "DEMO_REGION",
+    "Emulator",
+    "InProcessTransport",
+    "ucloud_emulator",
+    "ucloud_emulator_env",
+]
