@@ -60,7 +60,7 @@ from pulumi_ucloud_images import Client, lookup_images
 from pulumi_ucloud_images._api.client import reset_shared_clients
 from pulumi_ucloud_images._api.signing import sign
 from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._settings.settings import Settings
 
 REGION = "cn-bj2"

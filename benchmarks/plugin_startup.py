@@ -51,7 +51,7 @@ from google.protobuf import struct_pb2
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from pulumi_ucloud_images import NoImageFoundError, Settings, lookup_images
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._naming import GET_IMAGES_TOKEN
 from pulumi_ucloud_images._version import __version__
 

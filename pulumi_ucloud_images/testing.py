@@ -18,7 +18,7 @@ suite can ask for these fixtures without a conftest; a suite that asks for none 
 imports the emulator only when a fixture runs):
 
 ``ucloud_emulator``
-    A running :class:`~pulumi_ucloud_images._emulator.emulator.Emulator` serving the bundled catalogue on
+    A running :class:`~pulumi_ucloud_images._emulator.service.Emulator` serving the bundled catalogue on
     127.0.0.1, stopped after the test. It accepts the demo key pair (``DEMO_PUBLIC_KEY`` /
     ``DEMO_PRIVATE_KEY``); use its ``inject()``, ``publish()``, ``latency_ms`` and ``requests`` to shape and
     inspect what your code sees.
@@ -44,9 +44,9 @@ The module imports without pytest installed; only the fixtures themselves need i
 from __future__ import annotations
 
 from ._emulator.catalog import DEMO_REGION
-from ._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from ._emulator.fixtures import ucloud_emulator, ucloud_emulator_env
 from ._emulator.server import InProcessTransport
+from ._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
 __all__ = [
     "DEMO_PRIVATE_KEY",

@@ -19,7 +19,7 @@ from hypothesis import settings
 
 from pulumi_ucloud_images import _query
 from pulumi_ucloud_images._api.client import reset_shared_clients
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 
 # The date lookups compare end-of-life dates with, in this process: fixed, so that no test changes its answer
 # on the day an image of the catalogue reaches its end of life (Ubuntu 22.04: 2027/04/30). Subprocesses use

@@ -38,7 +38,7 @@ from pulumi_ucloud_images import (
 from pulumi_ucloud_images._api.image import parse_page
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._lookup import fetch_listing
 
 T0 = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp())

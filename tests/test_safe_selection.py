@@ -43,7 +43,7 @@ from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._cli.list import TABLE_WIDTH, TSV_COLUMNS, table_width
 from pulumi_ucloud_images._emulator.catalog import build_catalog
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._pulumi.schema import IMAGE_TOKEN, build_schema
 from pulumi_ucloud_images._query import parse_query
 

@@ -26,7 +26,7 @@ from pulumi_ucloud_images import (
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator.catalog import build_catalog
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 
 PUBLIC_KEY = "pk-team-platform"
 SECRET = "sk-Zq8vR2-very-private-4f9a"  # distinctive, so any leak is found

@@ -223,7 +223,7 @@ def _tls_problem(exc: BaseException) -> tuple[str, bool] | None:
 
 
 
-class Failure:
+class ExchangeFailure:
     """What a failed exchange was, in the words its message uses (see :func:`describe_failure`)."""
 
     __slots__ = ("kind", "words")
@@ -268,7 +268,7 @@ def _setup_problem(exc: BaseException) -> str | None:
     return None
 
 
-def describe_failure(exc: BaseException) -> Failure:
+def describe_failure(exc: BaseException) -> ExchangeFailure:
     """The kind of a failure raised by a transport (requests', urllib3's or plain ``OSError`` s).
 
     Kinds: ``setup`` (this process's proxy or CA settings; words: which, and what to do); ``invalid_url``;
@@ -280,27 +280,27 @@ def describe_failure(exc: BaseException) -> Failure:
     """
     setup = _setup_problem(exc)
     if setup is not None:
-        return Failure("setup", setup)
+        return ExchangeFailure("setup", setup)
     if isinstance(exc, _INVALID_URL):
-        return Failure("invalid_url", str(exc).rstrip("."))
+        return ExchangeFailure("invalid_url", str(exc).rstrip("."))
     connect = _connect_phase(exc)
     timed_out = isinstance(exc, _TIMEOUTS)
     if timed_out and isinstance(exc, urllib3.exceptions.NewConnectionError):
         timed_out = any(isinstance(current, TimeoutError) for current in _chain(exc))  # a refusal is not one
     if timed_out:
-        return Failure("connect_timeout" if connect else "timeout")
+        return ExchangeFailure("connect_timeout" if connect else "timeout")
     malformed = _malformed_head(exc)
     if malformed is not None:
-        return Failure("malformed", malformed)
+        return ExchangeFailure("malformed", malformed)
     tls = _tls_problem(exc)
     if tls is not None:
         words, final = tls
-        return Failure("tls_final" if final else "tls", words)
+        return ExchangeFailure("tls_final" if final else "tls", words)
     cause = _cause(exc)
     if connect or not isinstance(exc, _DROPPED) or cause == type(exc).__name__:
-        return Failure("unreachable", cause)
+        return ExchangeFailure("unreachable", cause)
     quiet = isinstance(exc, http.client.RemoteDisconnected) or cause.startswith("connection closed")
-    return Failure("dropped_quietly" if quiet else "dropped", cause)
+    return ExchangeFailure("dropped_quietly" if quiet else "dropped", cause)
 
 
 # -- the transport ------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def _pair(shape: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Checked:
+class CheckedResource:
     """One host of the state and what the rules say about it."""
 
     urn: str
@@ -130,12 +130,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def audit(
     resources: Sequence[Mapping[str, Any]], settings: PolicySettings, now: datetime | None = None,
-) -> list[Checked]:
+) -> list[CheckedResource]:
     """Every host of the state that some enabled rule checks, with its verdict (the pack's own ``check``)."""
     now = now or datetime.now(timezone.utc)
     cache = LockfileCache()
     wanted = settings.resources()
-    checked: list[Checked] = []
+    checked: list[CheckedResource] = []
     for resource in resources:
         type_, urn = resource["type"], resource["urn"]
         prop = wanted.get(type_)
@@ -143,7 +143,7 @@ def audit(
             continue
         image_id, note = _image_of(resource, prop)
         if image_id is None:
-            checked.append(Checked(urn, type_, Verdict(image_id=None), note))
+            checked.append(CheckedResource(urn, type_, Verdict(image_id=None), note))
             continue
         findings: list[Finding] = []
         pinned: tuple[str, ...] = ()
@@ -153,7 +153,7 @@ def audit(
             pinned = pinned or verdict.pinned_as
         order = [rule.name for rule in RULES]
         findings.sort(key=lambda finding: order.index(finding.rule))
-        checked.append(Checked(urn, type_, Verdict(image_id, tuple(findings), pinned)))
+        checked.append(CheckedResource(urn, type_, Verdict(image_id, tuple(findings), pinned)))
     return checked
 
 
@@ -238,7 +238,7 @@ def _state_resources(source: str) -> list[dict[str, Any]]:
 # -- output ------------------------------------------------------------------------------------------------
 
 
-def _json(checked: Iterable[Checked]) -> dict[str, Any]:
+def _json(checked: Iterable[CheckedResource]) -> dict[str, Any]:
     items = list(checked)
     return {
         "passed": not any(item.verdict.failed for item in items),
@@ -259,7 +259,7 @@ def _json(checked: Iterable[Checked]) -> dict[str, Any]:
     }
 
 
-def _sarif(checked: Iterable[Checked], settings: PolicySettings) -> dict[str, Any]:
+def _sarif(checked: Iterable[CheckedResource], settings: PolicySettings) -> dict[str, Any]:
     """SARIF 2.1.0: one run, a rule per policy rule, a result per finding located at the host's URN."""
     index = {rule.name: position for position, rule in enumerate(RULES)}
     rules = [
@@ -300,7 +300,7 @@ def _sarif(checked: Iterable[Checked], settings: PolicySettings) -> dict[str, An
     }
 
 
-def _table(checked: Sequence[Checked]) -> str:
+def _table(checked: Sequence[CheckedResource]) -> str:
     """URN, image and verdict per host, then each finding's message; a line saying so when there is no host."""
     if not checked:
         return "No host resource of a checked type is in the state.\n"

@@ -197,7 +197,7 @@ def settings_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "with it."
         )
     from .._emulator.catalog import DEMO_REGION
-    from .._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+    from .._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
     with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="ucloud-images-") as empty_home:
         yield {

@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from .._emulator.emulator import serve_forever
+    from .._emulator.service import serve_forever
 
     if (args.public_key is None) != (args.private_key is None):
         raise InvalidQueryError("Give --public-key and --private-key together, or neither for the demo pair.")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 if TYPE_CHECKING:
     import pytest
 
-    from .emulator import Emulator
+    from .service import Emulator
 
 __all__ = ["ucloud_emulator", "ucloud_emulator_env"]
 
@@ -32,7 +32,7 @@ def _fixture(function: _F) -> _F:
 @_fixture
 def ucloud_emulator() -> Iterator[Emulator]:
     """A started emulator with the bundled catalogue and the demo keys; stopped after the test."""
-    from .emulator import Emulator
+    from .service import Emulator
 
     with Emulator() as emulator:
         yield emulator
@@ -46,7 +46,7 @@ def ucloud_emulator_env(
     from .._settings.profiles import SHARED_FILE_VARIABLES
     from .._settings.sources import SETTINGS
     from .catalog import DEMO_REGION
-    from .emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY
+    from .service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY
 
     for name in (*(setting.variable for setting in SETTINGS.values()), *SHARED_FILE_VARIABLES):
         monkeypatch.delenv(name, raising=False)  # every setting of the developer's shell, then the emulator's

@@ -1,6 +1,6 @@
 """How the emulator's answers travel: over HTTP on loopback, or in process with no socket at all.
 
-Both carry what :meth:`~pulumi_ucloud_images._emulator.emulator.Emulator.handle` answers, so every check, fault and
+Both carry what :meth:`~pulumi_ucloud_images._emulator.service.Emulator.handle` answers, so every check, fault and
 page is the same.
 The HTTP side is a real HTTP/1.1 server (keep-alive, ``Content-Length``) with its own bounds: a request body
 of at most ``MAX_REQUEST_BYTES``, at most ``max_connections`` connections served at once, and every request
@@ -51,7 +51,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class Emulator(Protocol):
+class AnswerSource(Protocol):
     """What carrying an emulator's answers needs of it (the emulator module imports this one, not the reverse)."""
 
     strict: bool
@@ -68,10 +68,10 @@ def dumps(value: Any) -> bytes:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops SYNs from a parallel client, which then waits a second
-    emulator: Emulator
+    emulator: AnswerSource
     strict = False
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator, max_connections: int) -> None:
+    def __init__(self, address: tuple[str, int], emulator: AnswerSource, max_connections: int) -> None:
         self.emulator = emulator
         self.strict = emulator.strict
         self.connections: set[socket.socket] = set()
@@ -284,7 +284,7 @@ class InProcessTransport:
     wait in flight.
     """
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: AnswerSource) -> None:
         self.emulator = emulator
         self._closing = threading.Event()  # replaced on close(): waits in flight stop, later requests proceed
 

@@ -65,10 +65,10 @@ __all__ = [
     "LockfileV1",
     "NonEmptyText",
     "Pin",
+    "PinVerdict",
     "Revocation",
     "Selection",
     "SelectionName",
-    "Verdict",
     "find_lockfile",
     "lockfile_text",
     "now_iso",
@@ -458,7 +458,7 @@ class Holder:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PinVerdict:
     """What reading a pin meets: an error (a revocation in force) or warnings (scheduled, deprecated)."""
 
     error: str | None = None
@@ -627,7 +627,7 @@ class Lockfile(FileModel):
         assert pin is not None
         return pin
 
-    def verdict(self, image_id: str, ref: str, now: datetime | None = None) -> Verdict:
+    def verdict(self, image_id: str, ref: str, now: datetime | None = None) -> PinVerdict:
         """What reading the pin ``ref`` (``web@prod``) on ``image_id`` meets at ``now``: a revocation in force is
         the error; a scheduled revocation and a deprecation are warnings."""
         name = ref.partition("@")[0]
@@ -641,7 +641,7 @@ class Lockfile(FileModel):
                     f"{name} --to {ref.partition('@')[2]}'" if "@" in ref
                     else f"'ucloud-images lock --update {name}'"
                 )
-                return Verdict(error=(
+                return PinVerdict(error=(
                     f"The pin {ref} holds image {image_id}, revoked since {revocation.day} "
                     f"({server_text(revocation.reason, 200)}; {recorded}); move on with {move_on}."
                 ))
@@ -656,7 +656,7 @@ class Lockfile(FileModel):
                 f"the pin {ref} holds image {image_id}, deprecated in favour of "
                 f"{server_text(deprecation.replacement, 80)}{why}"
             )
-        return Verdict(warnings=tuple(warnings))
+        return PinVerdict(warnings=tuple(warnings))
 
     def unexplained(self) -> list[Holder]:
         """Pins no history entry explains: the last entry for their place does not name their image (a hand edit)."""

@@ -58,7 +58,7 @@ __all__ = [
     "REPIN",
     "RESOLVED",
     "Checked",
-    "Failure",
+    "InputProblem",
     "PinService",
     "integral",
     "is_unknown",
@@ -101,7 +101,7 @@ def integral(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Failure:
+class InputProblem:
     """One problem with one input: the property (a field name; empty for the pin as a whole) and a sentence."""
 
     property: str
@@ -113,7 +113,7 @@ class Checked:
     """What check answers: the inputs as the pin keeps them, the problems, and warnings for the user."""
 
     inputs: dict[str, Any]
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[InputProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -177,12 +177,12 @@ class PinService:
             return UNKNOWN
         return resolve_region(config=self._reader(unknown=lambda key: None), face=self._face)
 
-    def _missing_region(self, query: ImageQuery) -> Failure | None:
+    def _missing_region(self, query: ImageQuery) -> InputProblem | None:
         """No region anywhere: the core's sentence saying where it looked (and for the keys, if missing too)."""
         try:
             self.settings(query)
         except InvalidQueryError as exc:
-            return Failure("region", str(exc))
+            return InputProblem("region", str(exc))
         except (CredentialsError, SettingsNotKnownError):
             pass  # a region was found after all (keys are create's business), or a setting is not known yet
         return None
@@ -201,13 +201,14 @@ class PinService:
         failures = []
         repin = inputs.get(REPIN)
         if repin is not None and not isinstance(repin, str):
-            failures.append(Failure(REPIN, f"Invalid {self._name(REPIN)} {repin!r}: must be a string (any new value "
-                                           "re-pins)."))
+            failures.append(InputProblem(
+                REPIN, f"Invalid {self._name(REPIN)} {repin!r}: must be a string (any new value re-pins)."
+            ))
         if (LOCK in inputs or LOCKFILE in inputs) and LOCKED not in inputs:
             if is_unknown([inputs.get(LOCK), inputs.get(LOCKFILE), inputs.get("region")]):
                 return Checked(inputs)  # a preview: read once known
             read = self._read_lock(inputs)
-            if isinstance(read, Failure):
+            if isinstance(read, InputProblem):
                 return Checked(inputs, [read])
             checked = self.check(olds, {**inputs, LOCKED: read[0]})
             return Checked(checked.inputs, checked.failures, [*read[1], *checked.warnings])
@@ -220,7 +221,7 @@ class PinService:
             query = ImageQuery.model_validate(known)
         except ValidationError as exc:
             errors = invalid_query_errors(exc, naming=self._naming)
-            failures += [Failure(error.field or "", str(error)) for error in errors]
+            failures += [InputProblem(error.field or "", str(error)) for error in errors]
         if query is None or failures:
             return Checked(inputs, failures)
         if isinstance(inputs.get(LOCKED), Mapping):
@@ -233,7 +234,7 @@ class PinService:
             try:
                 region = self._configured_region() or olds.get("region")
             except CredentialsError as exc:  # a profile file that cannot be read, or a profile it lacks
-                return Checked(inputs, [Failure("region", str(exc))])
+                return Checked(inputs, [InputProblem("region", str(exc))])
             if region is not None:
                 inputs["region"] = region
             elif (failure := self._missing_region(query)) is not None:
@@ -246,20 +247,23 @@ class PinService:
             inputs.update({"image_id": olds[RESOLVED], RESOLVED: olds[RESOLVED]})  # the inputs it was created with
         return Checked(inputs)
 
-    def _read_lock(self, inputs: dict[str, Any]) -> Failure | tuple[dict[str, Any], list[str]]:
+    def _read_lock(self, inputs: dict[str, Any]) -> InputProblem | tuple[dict[str, Any], list[str]]:
         """The plugin's ``lock`` input read from the lockfile (as the Python face reads it in the program):
         the ``locked`` pin and the warnings of reading it."""
         ref, path, region = inputs.get(LOCK), inputs.get(LOCKFILE), inputs.get("region")
         if ref is None:
-            return Failure(LOCKFILE, f"{self._name(LOCKFILE)} works only with {self._name(LOCK)} (taking a pin from "
-                                     "the lockfile); pass it, or leave it out.")
+            return InputProblem(
+                LOCKFILE,
+                f"{self._name(LOCKFILE)} works only with {self._name(LOCK)} (taking a pin from the lockfile); pass "
+                "it, or leave it out.",
+            )
         if not all(isinstance(value, (str, type(None))) for value in (ref, path, region)):
-            return Failure(LOCK, f"{self._name(LOCK)} must be NAME or NAME@CHANNEL, and {self._name(LOCKFILE)} a "
+            return InputProblem(LOCK, f"{self._name(LOCK)} must be NAME or NAME@CHANNEL, and {self._name(LOCKFILE)} a "
                                  "path.")
         try:
             read = read_locked(ref, path, region, configured=self._configured_region)
         except UCloudImagesError as exc:
-            return Failure(LOCK, str(exc))
+            return InputProblem(LOCK, str(exc))
         return {"name": ref, "lockfile": str(read.path), **read.pin.to_json()}, list(read.warnings)
 
     def _check_locked(self, inputs: dict[str, Any], given: ImageQuery | None) -> Checked:
@@ -268,7 +272,7 @@ class PinService:
         locked = inputs[LOCKED]
         pin = _pin_of(locked)
         if REPIN in inputs:
-            return Checked(inputs, [Failure(REPIN, (
+            return Checked(inputs, [InputProblem(REPIN, (
                 f"A pin taken from the lockfile (lock={locked['name']!r}) changes only with the lockfile, so "
                 f"{self._name(REPIN)} would do nothing; leave it out, and re-pin with "
                 f"'ucloud-images lock --update {locked['name']}'."
@@ -277,7 +281,7 @@ class PinService:
             try:
                 check_locked_query(str(locked["name"]), pin, given, Path(locked["lockfile"]))
             except UCloudImagesError as exc:
-                return Checked(inputs, [Failure("", str(exc))])
+                return Checked(inputs, [InputProblem("", str(exc))])
         checked = {name: value for name, value in inputs.items() if name not in FILTERS}
         checked.update(pin.query.to_args())
         checked["region"] = pin.region
@@ -294,7 +298,7 @@ class PinService:
         try:
             result = lookup_images(query, settings=self.settings(query), naming=self._naming)
         except (NoImageFoundError, AmbiguousImageError) as exc:
-            return Checked(inputs, [Failure("", str(exc))])
+            return Checked(inputs, [InputProblem("", str(exc))])
         except UCloudImagesError:
             return Checked(inputs)  # keys or settings missing or not known yet, or an API failure: create says
         if "image_id" not in inputs:  # the image create will pin, shown by the preview

@@ -30,7 +30,7 @@ from pulumi_ucloud_images._api.calls import REQUEST_ID_HEADER, is_retried_ret_co
 from pulumi_ucloud_images._api.http import HTTPTransport
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
 REGION = "cn-bj2"
 LISTING = {"Action": "DescribeImage", "Region": REGION}

@@ -30,7 +30,7 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._api.client import shared_client
 from pulumi_ucloud_images._emulator.catalog import DEMO_REGION
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
 pytestmark = pytest.mark.timeout(120)
 

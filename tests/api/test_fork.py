@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from pulumi_ucloud_images import Client, Settings, lookup_images
 from pulumi_ucloud_images._api.client import reset_shared_clients, shared_client
 from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
 pytestmark = [
     pytest.mark.timeout(120),

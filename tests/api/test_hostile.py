@@ -43,7 +43,7 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._api.retry import _retry_after, _RetryBudget
 from pulumi_ucloud_images._cli.common import exit_code_for
-from pulumi_ucloud_images._emulator.emulator import (
+from pulumi_ucloud_images._emulator.service import (
     DEMO_PRIVATE_KEY,
     DEMO_PUBLIC_KEY,
     Emulator,
@@ -653,7 +653,7 @@ def test_which_hosts_count_as_loopback(host: str, loopback: bool) -> None:
 
 
 def test_serving_beyond_loopback_prints_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pulumi_ucloud_images._emulator.emulator as emulator_module
+    import pulumi_ucloud_images._emulator.service as emulator_module
 
     monkeypatch.setattr(emulator_module, "is_loopback", lambda host: False)  # so the test still binds loopback
     stop, out, err = threading.Event(), io.StringIO(), io.StringIO()

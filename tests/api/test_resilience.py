@@ -28,7 +28,7 @@ from pulumi_ucloud_images import (
 )
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
 pytestmark = pytest.mark.timeout(60)
 

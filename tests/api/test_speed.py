@@ -21,8 +21,8 @@ from pulumi_ucloud_images._api.image import parse_page
 from pulumi_ucloud_images._api.records import ImageRecord, parse_records
 from pulumi_ucloud_images._api.signing import sign
 from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._emulator.server import STRICT_BACKLOG
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._query import parse_query
 from pulumi_ucloud_images._select import filter_images
 

@@ -25,7 +25,7 @@ import pytest
 from pulumi_ucloud_images import RetryPolicy
 from pulumi_ucloud_images._api import client as _listing
 from pulumi_ucloud_images._cli import main
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 
 SCRIPT = Path(sys.executable).with_name("ucloud-images")
 CENTOS_72 = ["--name-regex", r"^CentOS 7\.2 64位$"]

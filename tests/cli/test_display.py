@@ -24,7 +24,7 @@ from pulumi_ucloud_images._api.image import parse_page
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.list import _width
 from pulumi_ucloud_images._display import json_for_people, shown
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._lockfile.lockfile import LATEST, Lockfile, Pin, lockfile_text
 from pulumi_ucloud_images._query import parse_query
 

@@ -12,7 +12,7 @@ import pytest
 
 from pulumi_ucloud_images import InvalidQueryError, get_images, get_images_output
 from pulumi_ucloud_images._cli import main
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 
 CENTOS: dict[str, Any] = {"region": "cn-bj2", "name_regex": r"^CentOS 7\.2 64"}
 

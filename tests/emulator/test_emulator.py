@@ -30,7 +30,7 @@ from pulumi_ucloud_images._emulator.catalog import (
     region_of,
     synthetic_catalog,
 )
-from pulumi_ucloud_images._emulator.emulator import (
+from pulumi_ucloud_images._emulator.service import (
     DEMO_PRIVATE_KEY,
     DEMO_PUBLIC_KEY,
     FAULT_KINDS,
@@ -582,7 +582,7 @@ def test_serve_forever_never_prints_a_private_key_it_was_given() -> None:
 
 @pytest.mark.slow
 def test_serve_forever_stops_cleanly_on_ctrl_c() -> None:
-    code = "from pulumi_ucloud_images._emulator.emulator import serve_forever; serve_forever(port=0)"
+    code = "from pulumi_ucloud_images._emulator.service import serve_forever; serve_forever(port=0)"
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

@@ -23,7 +23,7 @@ def test_the_distribution_registers_the_plugin() -> None:
 def test_loading_the_plugin_imports_nothing_a_test_did_not_ask_for() -> None:
     """Every pytest run of a project with the package installed loads the plugin: it must cost that run nothing."""
     code = (f"import sys, {PLUGIN}; "
-            "print([m for m in ('pydantic', 'requests', 'pulumi', 'pulumi_ucloud_images._emulator.emulator') "
+            "print([m for m in ('pydantic', 'requests', 'pulumi', 'pulumi_ucloud_images._emulator.service') "
             "if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from tests.engine.engine_project import ENGINE_BINARIES
 
 

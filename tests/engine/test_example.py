@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pulumi_ucloud_images import lookup_images
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from tests.engine.engine_project import ROOT, Project, new_project, python_runtime
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

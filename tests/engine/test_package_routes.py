@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_ucloud_images import lookup_images
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from tests.engine.engine_project import ROOT, VENV_BIN, Project, new_project
 from tests.engine.test_plugin import PROGRAM, UBUNTU
 

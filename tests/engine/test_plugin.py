@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pulumi_ucloud_images import list_images, lookup_images
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from pulumi_ucloud_images._version import __version__
 from tests.engine.engine_project import ROOT, VENV_BIN, Project, new_project
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_ucloud_images import AmbiguousImageError, NoImageFoundError, lookup_images
-from pulumi_ucloud_images._emulator.emulator import DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PUBLIC_KEY, Emulator
 from tests.engine.engine_project import Project, new_project, python_runtime
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

@@ -14,7 +14,7 @@ import pytest
 
 from pulumi_ucloud_images._api.client import reset_shared_clients
 from pulumi_ucloud_images._cli import main
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from pulumi_ucloud_images._lockfile.lockfile import Lockfile
 
 SELECTIONS = """\

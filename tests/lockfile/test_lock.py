@@ -21,7 +21,7 @@ from pulumi_ucloud_images._cli import lock as lock_command
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._cli.lock import EXIT_OUT_OF_DATE
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._errors import LockfileError, NoImageFoundError
 from pulumi_ucloud_images._lockfile import resolver as _pins_resolve
 from pulumi_ucloud_images._lockfile import writer as _lockfile_write

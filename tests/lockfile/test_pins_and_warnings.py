@@ -15,7 +15,7 @@ from pulumi.runtime.sync_await import _ensure_event_loop
 
 from pulumi_ucloud_images import LockfileError, PinnedImage, get_images, get_images_output, lookup_images
 from pulumi_ucloud_images._cli import main as cli_main
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from pulumi_ucloud_images._lockfile.lockfile import read_lockfile
 from pulumi_ucloud_images._pulumi.functions import GetImagesResult
 from pulumi_ucloud_images._pulumi.pinned_image import LOCKED, PinnedImageProvider

@@ -23,7 +23,7 @@ from pulumi.runtime.sync_await import _ensure_event_loop
 
 from pulumi_ucloud_images import ImageQuery, lookup_images
 from pulumi_ucloud_images._cli import main as cli_main
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from pulumi_ucloud_images._lockfile.lockfile import read_lockfile
 from pulumi_ucloud_images._lockfile.selections import read_selections
 from pulumi_ucloud_images._naming import wire_names

@@ -35,7 +35,7 @@ from pulumi_ucloud_images import (
     get_images_output,
 )
 from pulumi_ucloud_images._cli import main as cli_main
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._pulumi.functions import AwaitableGetImagesResult
 from pulumi_ucloud_images._select import select
 

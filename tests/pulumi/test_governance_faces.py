@@ -29,7 +29,7 @@ from pulumi_ucloud_images import (
     lookup_images,
 )
 from pulumi_ucloud_images._cli.common import exit_code_for
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from pulumi_ucloud_images._lockfile.lockfile import LATEST, LockedImage, Lockfile, utc_iso
 from pulumi_ucloud_images._lockfile.writer import write_lockfile
 from pulumi_ucloud_images._pulumi.pinned_image import LOCKED, PinnedImageProvider

@@ -28,7 +28,7 @@ from pulumi_ucloud_images import (
     SettingsNotKnownError,
 )
 from pulumi_ucloud_images._api.client import reset_shared_clients
-from pulumi_ucloud_images._emulator.emulator import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
+from pulumi_ucloud_images._emulator.service import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, Emulator
 from pulumi_ucloud_images._pulumi.pin_service import PinService
 from pulumi_ucloud_images._pulumi.pinned_image import PinnedImageProvider
 from pulumi_ucloud_images._pulumi.property_values import PLUGIN_NAMING

@@ -30,7 +30,7 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from pulumi_ucloud_images import InvalidQueryError, __version__, lookup_images, resolve_settings
 from pulumi_ucloud_images._emulator.catalog import DEMO_REGION
-from pulumi_ucloud_images._emulator.emulator import Emulator
+from pulumi_ucloud_images._emulator.service import Emulator
 from pulumi_ucloud_images._pulumi.provider import UCloudImagesProvider, parse_arguments
 from pulumi_ucloud_images._pulumi.schema import (
     GET_IMAGES_TOKEN,
