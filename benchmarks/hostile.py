@@ -2,7 +2,7 @@
 
 Run ``python benchmarks/hostile.py`` (``--help`` for options; ``--smoke`` runs the fast scenarios only and
 checks each ends with its documented exit code). Each scenario runs ``ucloud-images`` (or a small
-Python program) in a fresh child process against the hostile loopback server of ``tests/hostile_server.py``
+Python program) in a fresh child process against the hostile loopback server of ``tests/api/hostile_server.py``
 or the emulator, and is killed after ``--limit`` seconds. ``--source DIR`` runs the package found in DIR (for
 example a ``git archive`` of an older commit) instead of the installed one, so two versions can be compared
 with the same script. Prints a markdown table on stdout; the first line of each run's stderr follows it.

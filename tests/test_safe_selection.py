@@ -108,7 +108,7 @@ def test_base_and_custom_images_are_unaffected(ucloud_emulator_env: Emulator) ->
                            most_recent=True)
     assert golden.image_id == "uimage-gw0314"
     # include_marketplace could only do nothing beside a Base or Custom image type: it is refused there
-    # (tests/test_ignored_options.py), so these two types are never widened.
+    # (tests/cli/test_ignored_options.py), so these two types are never widened.
     with pytest.raises(InvalidQueryError, match="image type Base has none"):
         list_images(**UBUNTU, include_marketplace=True, image_type="base")
 

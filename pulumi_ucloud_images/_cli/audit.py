@@ -123,6 +123,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json_for_people(_json(checked)) + "\n")
     elif args.output == "sarif":
         out.write(json_for_people(_sarif(checked, settings)) + "\n")
+    elif not settings.resources():
+        out.write("Every rule is disabled, so no host was checked.\n")
     else:
         out.write(_table(checked))
     return EXIT_MANDATORY if any(item.verdict.failed for item in checked) else EXIT_OK
@@ -205,7 +207,12 @@ def _state_resources(source: str) -> list[dict[str, Any]]:
         except FileProblem as problem:
             raise PolicyConfigError(f"{name} cannot be read: {problem.reason}.") from None
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = json.loads(data.decode("utf-8"), object_pairs_hook=_without_repeated_keys)
+    except _RepeatedKey as repeated:
+        raise PolicyConfigError(
+            f"{name} has the key {shown(str(repeated), 80)!r} twice in one object, so which one counts is unclear; "
+            "give the output of 'pulumi stack export'."
+        ) from None
     except UnicodeDecodeError as exc:
         raise PolicyConfigError(f"{name} is not UTF-8 text (byte {exc.start}).") from None
     except json.JSONDecodeError as exc:
@@ -298,6 +305,19 @@ def _sarif(checked: Iterable[CheckedResource], settings: PolicySettings) -> dict
             "results": results,
         }],
     }
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object of the state names one key twice (json keeps the last, which could hide a host)."""
+
+
+def _without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedKey(key)
+        found[key] = value
+    return found
 
 
 def _table(checked: Sequence[CheckedResource]) -> str:

@@ -41,7 +41,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                     f"--replacement {server_text(replacement, 80)!r} is neither an image ID ({IMAGE_ID_FORMS}) nor "
                     "a selection NAME or NAME@CHANNEL."
                 ) from None
-            lockfile.channel(name, channel)  # an unknown or empty selection or channel is its own sentence
+            held = lockfile.channel(name, channel)  # an unknown or empty selection or channel is its own sentence
+            if any(image.image_id == image_id for image in held.values()):
+                raise LockfileError(
+                    f"{replacement} holds {image_id} itself, so it cannot replace it; name an image or a channel that "
+                    "holds another image."
+                )
+        elif replacement == image_id:
+            raise LockfileError(f"An image cannot be its own replacement: --replacement must differ from {image_id}.")
         return lockfile.with_deprecation(image_id, replacement, args.reason or None)
 
     path = lockfile_at(args)

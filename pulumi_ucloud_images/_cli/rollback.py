@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from .._errors import LockfileError
-from .._lockfile.lockfile import Lockfile, now_iso
+from .._lockfile.lockfile import LATEST, Lockfile, now_iso
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, edit_lockfile, lockfile_at, ref_of
 
@@ -32,6 +32,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     ref = ref_of(name, channel)
 
     def rollback(lockfile: Lockfile) -> Lockfile:
+        if channel == LATEST:
+            raise LockfileError(
+                f"Channel {LATEST!r} is the selection's own pin and moves only with 'ucloud-images lock --update "
+                f"{name}'; roll back a declared channel."
+            )
         if channel not in lockfile.selection(name).channels:
             lockfile.channel(name, channel)  # raises the sentence naming the declared channels
         previous = lockfile.previous(name, channel)
@@ -48,6 +53,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 raise LockfileError(
                     f"{lockfile.path} no longer knows image {image_id}, which {ref} held in {region}; move it with "
                     f"'ucloud-images promote {name} --to {channel}'."
+                )
+            revocation = lockfile.revocation(image_id)
+            if revocation is not None and revocation.in_force():
+                raise LockfileError(
+                    f"Rolling {ref} back would put it on image {image_id} in {region}, revoked since {revocation.day} "
+                    f"({revocation.reason}); rollback refuses it: run 'ucloud-images promote {name} --to {channel}' "
+                    f"for the image another channel holds, or 'ucloud-images restore {image_id}' if the revocation "
+                    "was a mistake."
                 )
             images[region] = record.model_copy(update={"locked_at": at})
         return lockfile.with_images(name, channel, images, "rollback", args.note or "", time=at)

@@ -696,6 +696,12 @@ class Lockfile(FileModel):
         """``name@channel`` holding ``images`` by region (``replace``: only those regions); one history entry per
         region whose image changed."""
         time = time or now_iso()
+        # Each move of a channel is one step of its history, told apart by its time (rollback goes back a step):
+        # a move within the second of the channel's last one is written a second after it.
+        last = max((_seconds(entry.time) or 0 for entry in self.history
+                    if (entry.selection, entry.channel) == (name, channel)), default=None)
+        if last is not None and (_seconds(time) or 0) <= last:
+            time = utc_iso(last + 1)
         selection = self.selection(name)
         before = selection.channels.get(channel, {})
         after = dict(images) if replace else {**before, **images}

@@ -91,7 +91,8 @@ def check_locked_query(name: str, pin: Pin, query: ImageQuery, lock_path: Path) 
         )
         raise LockfileError(
             f"The query for selection {name!r} differs from the lockfile {lock_path}: {shown}; make "
-            f"{DEFAULT_SELECTION_FILE} and the code agree, then run 'ucloud-images lock --update {name}'."
+            f"{DEFAULT_SELECTION_FILE} and the code agree, then run 'ucloud-images lock --update "
+            f"{name.partition('@')[0]}'."
         )
 
 

@@ -245,11 +245,20 @@ def changes(old: Mapping[Place, Pin], new: Mapping[Place, Pin], declared: Select
 
 
 def keep_unchanged(old: Mapping[Place, Pin], new: Mapping[Place, Pin]) -> dict[Place, Pin]:
-    """A re-resolved pin that matches the old one keeps the old entry, so its ``locked_at`` does not churn."""
+    """A re-resolved pin that matches the old one keeps the old entry, so its ``locked_at`` does not churn.
+
+    An old entry that lacks what enforcement reads without an API call (``image_type``, ``maintain_eol``,
+    ``architecture``: a pin migrated from format 1) takes them from the image just listed, keeping its time.
+    """
     kept: dict[Place, Pin] = {}
     for place, pin in new.items():
         before = old.get(place)
-        kept[place] = before if before is not None and before.same_as(pin) else pin
+        if before is None or not before.same_as(pin):
+            kept[place] = pin
+        elif None in (before.image_type, before.maintain_eol, before.architecture) and pin is not before:
+            kept[place] = pin.model_copy(update={"locked_at": before.locked_at})
+        else:
+            kept[place] = before
     return kept
 
 

@@ -275,7 +275,7 @@ class PinService:
             return Checked(inputs, [InputProblem(REPIN, (
                 f"A pin taken from the lockfile (lock={locked['name']!r}) changes only with the lockfile, so "
                 f"{self._name(REPIN)} would do nothing; leave it out, and re-pin with "
-                f"'ucloud-images lock --update {locked['name']}'."
+                f"'ucloud-images lock --update {str(locked['name']).partition('@')[0]}'."
             ))])
         if given is not None and given != ImageQuery(region=given.region) and not is_unknown(_filters(inputs)):
             try:

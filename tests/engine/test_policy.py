@@ -5,7 +5,7 @@ The program's hosts are a stand-in for the UCloud instance (a dynamic resource t
 ``--policy-pack-config``, as a team would name its own host component. The pack is a copy of examples/policy
 as shipped, except that its virtualenv is the one these tests run in (a local pack is not installed by the
 engine; its virtualenv must exist, and this one has the package and pulumi-policy). The lockfile holds one
-image per rule (tests/policy_lockfile.py).
+image per rule (tests/policy/policy_lockfile.py).
 """
 
 from __future__ import annotations

@@ -116,6 +116,37 @@ def test_promote_rollback_and_history(project: Path, run: Run, ucloud_emulator_e
     assert run("lock", "--check")[0] == 0
 
 
+def test_rollback_refuses_latest_and_a_revoked_image_and_writes_nothing(
+    project: Path, run: Run, ucloud_emulator_env: Emulator
+) -> None:
+    hide_newest(ucloud_emulator_env)
+    assert run("lock")[0] == 0
+    assert run("promote", "web", "--to", "prod")[0] == 0
+    ucloud_emulator_env.set_state(NEWEST, "Available")
+    assert run("lock", "--update", "web")[0] == 0
+    assert run("promote", "web", "--to", "prod")[0] == 0
+    assert run("revoke", OLDER, "--reason", "CVE-2026-0002")[0] == 0
+    before = lockfile_bytes(project)
+    code, out, err = run("rollback", "web", "--channel", "prod")
+    assert (code, out) == (2, "")
+    assert f"would put it on image {OLDER} in cn-bj2, revoked since" in err and "rollback refuses it" in err
+    code, out, err = run("rollback", "web", "--channel", "latest")
+    assert (code, out) == (2, "") and "moves only with 'ucloud-images lock --update web'" in err
+    assert lockfile_bytes(project) == before
+    assert run("find", "--lock", "web@prod")[1] == f"{NEWEST}\n"
+
+
+def test_an_image_cannot_replace_itself(project: Path, run: Run) -> None:
+    assert run("lock")[0] == 0
+    assert run("promote", "web", "--to", "prod")[0] == 0
+    before = lockfile_bytes(project)
+    code, _, err = run("deprecate", NEWEST, "--replacement", NEWEST)
+    assert code == 2 and "cannot be its own replacement" in err
+    code, _, err = run("deprecate", NEWEST, "--replacement", "web@prod")
+    assert code == 2 and f"web@prod holds {NEWEST} itself" in err
+    assert lockfile_bytes(project) == before
+
+
 def test_revocation_warns_before_its_date_and_fails_from_it(project: Path, run: Run) -> None:
     assert run("lock")[0] == 0
     assert run("promote", "web", "--to", "prod")[0] == 0
@@ -165,17 +196,20 @@ def test_lock_counts_revoked_images_in_a_zero_match_error(project: Path, run: Ru
     assert f"1 revoked image was left out ({NEWEST}; 'ucloud-images restore IMAGE_ID' lets one in again)" in err
 
 
-def test_deprecation_warns_naming_the_replacement(project: Path, run: Run) -> None:
+def test_deprecation_warns_naming_the_replacement(project: Path, run: Run, ucloud_emulator_env: Emulator) -> None:
+    hide_newest(ucloud_emulator_env)
     assert run("lock")[0] == 0
-    assert run("promote", "web", "--to", "prod")[0] == 0
-    code, out, _ = run("deprecate", NEWEST, "--replacement", "web@dev", "--reason", "kernel 6.8")
+    assert run("promote", "web", "--to", "prod")[0] == 0  # prod holds the older image
+    code, out, _ = run("deprecate", OLDER, "--replacement", "web@dev", "--reason", "kernel 6.8")
     assert code == 2 and out == ""  # web@dev is empty: nothing to replace it with yet
-    assert run("promote", "web", "--to", "dev")[0] == 0
-    code, out, _ = run("deprecate", NEWEST, "--replacement", "web@dev", "--reason", "kernel 6.8")
-    assert code == 0 and "Held by: web@dev [cn-bj2], web [cn-bj2], web@prod [cn-bj2]" in out
+    ucloud_emulator_env.set_state(NEWEST, "Available")
+    assert run("lock", "--update", "web")[0] == 0
+    assert run("promote", "web", "--to", "dev")[0] == 0  # dev holds the newer one
+    code, out, _ = run("deprecate", OLDER, "--replacement", "web@dev", "--reason", "kernel 6.8")
+    assert code == 0 and "Held by: web@prod [cn-bj2]" in out
     code, out, err = run("find", "--lock", "web@prod")
     assert code == 0 and "deprecated in favour of web@dev: kernel 6.8" in err
-    assert run("deprecate", NEWEST, "--replacement", "uimage-abc123")[0] == 0
+    assert run("deprecate", OLDER, "--replacement", "uimage-abc123")[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -299,3 +333,36 @@ def test_a_format_1_lockfile_is_read_and_migrated_by_the_next_write(
     assert upgraded["selections"]["web"]["channels"]["latest"]["cn-bj2"]["image_type"] == "Custom"
     assert run("find", "--lock", "web")[1] == f"{NEWEST}\n"
     assert run("lock", "--check")[0] == 0
+
+
+def test_lock_fills_in_what_a_format_1_pin_lacks_without_moving_it(
+    project: Path, run: Run, ucloud_emulator_env: Emulator
+) -> None:
+    """Enforcement reads image_type, maintain_eol and architecture from the lockfile alone: a pin migrated from
+    format 1 gets them from the next lock, which keeps its image and its time."""
+    without_channels = SELECTIONS.replace('channels = ["dev", "prod"]\n', "")
+    (project / "ucloud-images.toml").write_text(without_channels, encoding="utf-8")
+    query = {"image_type": "Custom", "most_recent": True, "name_regex": "^golden-web-", "project_id": "org-platform"}
+    v1 = {"version": 1, "selections": {"web": {
+        "create_time": "2026-03-14T02:00:00Z", "image_id": NEWEST, "image_name": "golden-web-2026.03.14",
+        "locked_at": "2026-03-15T00:00:00Z", "query": query, "region": "cn-bj2",
+    }}}
+    path = project / "ucloud-images.lock.json"
+    path.write_text(json.dumps(v1, indent=2), encoding="utf-8")
+    code, out, _ = run("lock")
+    assert code == 0 and "0 of 1 pin(s) changed" in out, out
+    pin = data(project)["selections"]["web"]["channels"]["latest"]["cn-bj2"]
+    assert (pin["image_id"], pin["locked_at"], pin["image_type"], pin["architecture"]) == (
+        NEWEST, "2026-03-15T00:00:00Z", "Custom", "x86_64")
+    assert run("lock")[1].endswith("is up to date: 1 pin(s).\n")
+
+
+def test_a_query_that_differs_from_the_lock_names_a_command_that_runs(project: Path, run: Run) -> None:
+    from pulumi_ucloud_images import LockfileError, lookup_images
+
+    assert run("lock")[0] == 0
+    assert run("promote", "web", "--to", "prod")[0] == 0
+    with pytest.raises(LockfileError) as caught:
+        lookup_images(lock="web@prod", image_type="base")
+    assert str(caught.value).endswith("then run 'ucloud-images lock --update web'.")
+    assert run("lock", "--update", "web")[0] == 0  # the command it names is one that runs

@@ -109,6 +109,18 @@ def test_rollback_goes_back_one_state_per_rollback() -> None:
     assert lockfile.previous("web", "prod") is None
 
 
+def test_two_moves_within_one_second_are_two_steps_of_history() -> None:
+    """A script may promote twice in a second: rollback must still go back one move, not two."""
+    lockfile = Lockfile.empty().with_selection("web", parse_query(QUERY), ["prod"])
+    two = {"cn-bj2": image("uimage-1"), "cn-sh2": image("uimage-2")}
+    lockfile = lockfile.with_images("web", "prod", two, "promote", time=day(1))
+    lockfile = lockfile.with_images("web", "prod", {**two, "cn-bj2": image("uimage-3")}, "promote", time=day(2))
+    lockfile = lockfile.with_images("web", "prod", {**two, "cn-bj2": image("uimage-3"), "cn-sh2": image("uimage-4")},
+                                    "promote", time=day(2))
+    assert lockfile.previous("web", "prod") == {"cn-bj2": "uimage-3", "cn-sh2": "uimage-2"}
+    assert lockfile.history[-1].time > lockfile.history[-2].time  # written a second later
+
+
 def test_revocation_is_an_error_from_its_date_and_a_warning_before(tmp_path: Path) -> None:
     now = datetime(2026, 12, 7, tzinfo=timezone.utc)
     lockfile = Lockfile.empty(tmp_path / "l.json").with_selection("web", parse_query(QUERY), ["prod"])

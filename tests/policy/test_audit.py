@@ -183,6 +183,14 @@ def test_secrets_are_checked_when_shown_and_named_when_not(
     assert not rows["hidden"]["failed"]
 
 
+def test_with_every_rule_disabled_it_says_so_rather_than_that_there_is_no_host(
+    tmp_path: Path, lockfile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = write_state(tmp_path, host("web", pins.UNTRACKED))
+    code, out, _ = audit(capsys, state, "--lockfile", str(lockfile), "--level", "all=disabled")
+    assert (code, out) == (0, "Every rule is disabled, so no host was checked.\n")
+
+
 def test_an_empty_stack_passes(tmp_path: Path, lockfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "empty.json"
     path.write_text(json.dumps({"version": 3, "deployment": {"manifest": {}}}), encoding="utf-8")
@@ -197,6 +205,8 @@ def test_an_empty_stack_passes(tmp_path: Path, lockfile: Path, capsys: pytest.Ca
     ("[]", "has no 'deployment' object, so it is not the output of 'pulumi stack export'"),
     ('{"deployment": {"resources": {}}}', "malformed at deployment.resources: expected an array"),
     ('{"deployment": {"resources": [{"urn": 1}]}}', "malformed at deployment.resources[0]: expected an object"),
+    ('{"deployment": {"resources": [{"urn": "a"}]}, "deployment": {"resources": []}}',
+     "has the key 'deployment' twice in one object"),  # json would keep the last, hiding the first's hosts
 ])
 def test_bad_state_is_one_sentence_and_exit_2(
     tmp_path: Path, lockfile: Path, capsys: pytest.CaptureFixture[str], content: str | bytes | None, words: str
