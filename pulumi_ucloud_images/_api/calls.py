@@ -2,7 +2,7 @@
 
 One request's life (send, bounded read, decode, retry, the words for each failure) reads best whole.
 
-The transport (``_http.HTTPTransport`` by default, or any object with its ``send``/``close``) only moves a
+The transport (``http.HTTPTransport`` by default, or any object with its ``send``/``close``) only moves a
 signed form to a URL and hands back status, headers and a readable body. Everything a server could abuse is
 judged here, above it, whatever the transport: the deadline on the policy's clock, redirects (never
 followed), the size of the body after decompression, the JSON and its RetCode, and which failures are
@@ -89,7 +89,7 @@ class Transport(Protocol):
     ``url`` and must not follow redirects; ``timeout`` is the seconds the whole exchange may take, body
     included. Failures are ``OSError`` s (``ConnectionRefusedError``, ``TimeoutError``, ...) or
     requests'/urllib3's exceptions; a caller's exception (a signal handler's) propagates, marked by
-    ``_http.raised_by_caller`` when it is an ``OSError``. ``close()`` cuts off what is in flight; the transport
+    ``http.raised_by_caller`` when it is an ``OSError``. ``close()`` cuts off what is in flight; the transport
     may be used again.
     """
 

@@ -1,4 +1,4 @@
-"""The DescribeImage client: listings read whole and consistent, memoised, shared; over ``_transport.py``.
+"""The DescribeImage client: listings read whole and consistent, memoised, shared; over ``calls.py``.
 
 Paging, consistency, the memo and what a forked child drops are one client's state.
 

@@ -1,7 +1,7 @@
 """How often and how long to retry: the backoff schedule, the time budget of a lookup, the retry budget.
 
 The policy is pure arithmetic on an injectable clock, so tests run the whole schedule without sleeping; the
-transport (``_transport.py``) applies it to each request.
+transport (``calls.py``) applies it to each request.
 """
 
 from __future__ import annotations

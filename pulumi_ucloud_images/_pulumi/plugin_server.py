@@ -29,7 +29,7 @@ __all__ = ["SCHEMA_FILE", "SERVER_OPTIONS", "SERVICE", "main", "plain_string_ans
 
 SERVICE = "pulumirpc.ResourceProvider"
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
-"""The schema the plugin serves: the package's copy of ``schema.json`` (``_schema.SERVED_SCHEMA_PATH``, which
+"""The schema the plugin serves: the package's copy of ``schema.json`` (``schema.SERVED_SCHEMA_PATH``, which
 ``scripts/codegen.py`` writes and checks); named here too so that serving it imports no model."""
 
 SERVER_OPTIONS: list[tuple[str, Any]] = [
