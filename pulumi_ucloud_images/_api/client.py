@@ -272,6 +272,9 @@ class Client:
             return cached[1]
         images = tuple(record.full() for record in records)
         with self._lock:
+            cached = self._full_memo.get(id(records))
+            if cached is not None and cached[0] is records:
+                return cached[1]  # another thread built them meanwhile: every caller gets the one tuple
             if len(self._full_memo) > 64:
                 self._full_memo.clear()
             self._full_memo[id(records)] = (records, images)

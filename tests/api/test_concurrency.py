@@ -196,3 +196,25 @@ def test_closing_a_client_mid_read_fails_that_lookup_with_a_transport_error() ->
         release.set()
         with pytest.raises(TransportError, match="the client was closed meanwhile"):
             reading.result(timeout=10)
+
+
+def test_threads_that_build_the_full_models_at_once_all_get_the_one_tuple(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiters of one read may each build the models while the first is still building: one tuple wins."""
+    from pulumi_ucloud_images._api import records
+
+    full = records.ImageRecord.full
+    gate = threading.Barrier(4)
+
+    def slow_full(self: records.ImageRecord) -> Any:
+        if self is first[0]:
+            gate.wait(timeout=10)  # every thread is building before any of them stores its tuple
+        return full(self)
+
+    params = {"Action": "DescribeImage", "Region": DEMO_REGION}
+    with Client(settings_for(emulator), retry=NO_SLEEP) as client:
+        first = client.list_records(params)
+        monkeypatch.setattr(records.ImageRecord, "full", slow_full)
+        results = run_threads(lambda index: client.describe_images(params), 4)
+    assert all(result is results[0] for result in results)

@@ -614,7 +614,7 @@ def test_the_registry_commands_change_nothing_they_cannot_report(tmp_path: Path)
     image_id = _command(tmp_path, ["find", "--lock", "legacy"], subprocess.PIPE).stdout
     assert image_id.startswith("uimage-"), image_id
     edits = [["promote", "legacy", "--to", "prod"], ["revoke", image_id.strip(), "--reason", "test"],
-             ["deprecate", image_id.strip(), "--replacement", "legacy@prod"]]
+             ["deprecate", image_id.strip(), "--replacement", "uimage-abc123"]]
     for argv in edits:
         before = lockfile.read_bytes()
         full = os.open("/dev/full", os.O_WRONLY)
