@@ -23,6 +23,7 @@ __all__ = [
     "IMAGE_ID_FORMS",
     "add_lockfile_flag",
     "check_image_id",
+    "check_movable",
     "edit_lockfile",
     "is_image_id",
     "lockfile_at",
@@ -79,6 +80,17 @@ def midnight(day: date) -> str:
     """``--at 2026-12-10``: from 00:00 UTC that day."""
     moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def check_movable(lockfile: Lockfile, name: str, channel: str, verb: str) -> None:
+    """A channel ``promote`` or ``rollback`` may move: a declared one (``latest`` moves only with ``lock``)."""
+    if channel == LATEST:
+        raise LockfileError(
+            f"Channel {LATEST!r} is the selection's own pin and moves only with 'ucloud-images lock --update "
+            f"{name}'; {verb} a declared channel."
+        )
+    if channel not in lockfile.selection(name).channels:
+        lockfile.channel(name, channel)  # raises the sentence naming the declared channels
 
 
 def edit_lockfile(

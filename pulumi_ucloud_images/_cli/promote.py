@@ -8,7 +8,7 @@ from typing import TextIO
 from .._errors import LockfileError
 from .._lockfile.lockfile import LATEST, Lockfile, now_iso
 from .common import EXIT_OK
-from .ledger import add_lockfile_flag, edit_lockfile, lockfile_at, ref_of
+from .ledger import add_lockfile_flag, check_movable, edit_lockfile, lockfile_at, ref_of
 
 __all__ = ["register", "run"]
 
@@ -33,13 +33,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     name, target, source = args.name, args.to, args.source
 
     def promote(lockfile: Lockfile) -> Lockfile:
-        if target == LATEST:
-            raise LockfileError(
-                f"Channel {LATEST!r} is the selection's own pin and moves only with 'ucloud-images lock --update "
-                f"{name}'; promote to a declared channel."
-            )
-        if target not in lockfile.selection(name).channels:
-            lockfile.channel(name, target)  # raises the sentence naming the declared channels
+        check_movable(lockfile, name, target, "promote to")
         images = lockfile.channel(name, source)
         for region, image in sorted(images.items()):
             revocation = lockfile.revocation(image.image_id)

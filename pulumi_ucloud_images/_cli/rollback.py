@@ -6,9 +6,9 @@ import argparse
 from typing import TextIO
 
 from .._errors import LockfileError
-from .._lockfile.lockfile import LATEST, Lockfile, now_iso
+from .._lockfile.lockfile import Lockfile, now_iso
 from .common import EXIT_OK
-from .ledger import add_lockfile_flag, edit_lockfile, lockfile_at, ref_of
+from .ledger import add_lockfile_flag, check_movable, edit_lockfile, lockfile_at, ref_of
 
 __all__ = ["register", "run"]
 
@@ -32,13 +32,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     ref = ref_of(name, channel)
 
     def rollback(lockfile: Lockfile) -> Lockfile:
-        if channel == LATEST:
-            raise LockfileError(
-                f"Channel {LATEST!r} is the selection's own pin and moves only with 'ucloud-images lock --update "
-                f"{name}'; roll back a declared channel."
-            )
-        if channel not in lockfile.selection(name).channels:
-            lockfile.channel(name, channel)  # raises the sentence naming the declared channels
+        check_movable(lockfile, name, channel, "roll back")
         previous = lockfile.previous(name, channel)
         if previous is None:
             raise LockfileError(
