@@ -124,6 +124,20 @@ def _logging(
     return logged
 
 
+def _logging_read(
+    read: Callable[[bytearray, str], _T | None], params: Mapping[str, Any], began: float, attempts: Callable[[], int]
+) -> Callable[[bytearray, str], _T | None]:
+    """``read``, logging the request when it read a successful answer (RetCode 0)."""
+
+    def logged(raw: bytearray, request_id: str) -> _T | None:
+        result = read(raw, request_id)
+        if result is not None:
+            _log_request(params, began, attempts(), 0, request_id)
+        return result
+
+    return logged
+
+
 def is_retried_ret_code(ret_code: int) -> bool:
     """Whether an answer with this RetCode is worth another attempt."""
     return ret_code in RETRIED_RET_CODES or ret_code >= 2000
@@ -231,9 +245,12 @@ class Sender:
         deadline: float | None,
         limit: int | None,
         use: Callable[[dict[str, Any], str], _T],
+        read: Callable[[bytearray, str], _T | None] | None = None,
     ) -> _T:
         """Send until an answer is usable, retrying what may change; ``use`` turns the envelope into the result
-        (under the parse lock, when ``limit`` says it is a page of at most that many images)."""
+        (under the parse lock, when ``limit`` says it is a page of at most that many images). ``read``, if
+        given, is tried first on the answer's bytes: it returns the result of a clean, successful answer in one
+        pass, or ``None`` to leave the answer to the general path (JSON, RetCode, ``use``)."""
         action = str(params.get("Action", ""))
         policy = self.retry
         closing = self._closing
@@ -247,6 +264,8 @@ class Sender:
         traced, began = REQUEST_LOG.isEnabledFor(logging.INFO), time.monotonic()
         if traced:
             use = _logging(use, params, began, lambda: attempts)
+            if read is not None:
+                read = _logging_read(read, params, began, lambda: attempts)
         while True:
             if closing.is_set():
                 raise self.closed_error(action)
@@ -258,7 +277,7 @@ class Sender:
             timeout = min(self.settings.timeout, remaining)
             try:
                 result = self._send_once(
-                    params, action, timeout, timeout < self.settings.timeout, limit, use, closing
+                    params, action, timeout, timeout < self.settings.timeout, limit, use, read, closing
                 )
             except _Retryable as retryable:
                 last = retryable.error
@@ -342,6 +361,7 @@ class Sender:
         capped: bool,
         limit: int | None,
         use: Callable[[dict[str, Any], str], _T],
+        read: Callable[[bytearray, str], _T | None] | None,
         closing: threading.Event,
     ) -> _T:
         settings = self.settings
@@ -371,7 +391,7 @@ class Sender:
             raise self.closed_error(action)
         if clock() > soft_deadline:
             raise self._late(action, timeout, capped, received[0])
-        return self._decode(response, raw, action, limit, use)
+        return self._decode(response, raw, action, limit, use, read)
 
     def _late(self, action: str, timeout: float, capped: bool, received: int) -> _Retryable:
         url = self.settings.base_url
@@ -484,6 +504,7 @@ class Sender:
         action: str,
         limit: int | None,
         use: Callable[[dict[str, Any], str], _T],
+        read: Callable[[bytearray, str], _T | None] | None = None,
     ) -> _T:
         status = response.status
         request_id = server_text(response.headers.get(REQUEST_ID_HEADER, ""), 100)  # the server's text
@@ -515,6 +536,10 @@ class Sender:
             if values > allowed:
                 raise malformed(f"{values:,} JSON values, more than a page of {limit:,} images can hold")
         with self._parse_lock:
+            if read is not None:
+                result = read(raw, request_id)
+                if result is not None:
+                    return result
             try:
                 body = from_json(raw)  # pydantic's JSON parser: ~40% faster than json.loads, interns repeated keys
             except ValueError as exc:

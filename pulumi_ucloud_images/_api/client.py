@@ -41,7 +41,7 @@ from .._settings.settings import Settings
 from .calls import DEFAULT_MAX_RESPONSE_BYTES, Sender, Transport
 from .http import HTTPTransport
 from .image import Image
-from .records import ImageRecord, RecordPage, parse_records
+from .records import ImageRecord, RecordPage, parse_records, records_from_json
 from .retry import RetryPolicy
 from .signing import flatten
 
@@ -181,6 +181,9 @@ class Client:
             {**params, "Offset": offset, "Limit": limit}, deadline, limit,
             lambda body, request_id: parse_records(
                 body, action=action, request_id=request_id, limit=limit, params=params
+            ),
+            lambda raw, request_id: records_from_json(
+                raw, action=action, request_id=request_id, limit=limit, params=params
             ),
         )
 

@@ -2,14 +2,16 @@
 
 A listing of 30,000 images held as validated :class:`Image` models costs ~3.3 KiB and ~8 µs of parsing per
 image; selection reads a dozen fields of each and returns a handful. So a page is read into
-:class:`ImageRecord` objects: the fields selection and its messages read (ID, name, zone, types, OS, state,
-time, features, vendor, EOL, GPU types, scene categories) in slots, checked as strictly as the model checks
-them, and the other fields kept as they came, unvalidated. :meth:`ImageRecord.full` validates the whole
-record into an :class:`Image` the first time it is asked for (selection does so for the matches only).
+:class:`ImageRecord` objects by one pydantic-core validator: the fields selection and its messages read (ID,
+name, zone, types, OS, state, time, features, vendor, EOL, GPU types, scene categories) checked strictly (a
+string is a JSON string, a time a JSON integer, an ImageId an ID), and the other fields kept as they came,
+unvalidated. A successful page is validated straight from its bytes, in one pass with the JSON parsing
+(:func:`records_from_json`). :meth:`ImageRecord.full` validates the whole record into an :class:`Image` the
+first time it is asked for (selection does so for the matches only).
 
-A page whose selection fields are not all plain, well-typed values (a ``null``, a number where a string
-belongs, an ImageId that is not an ID, an envelope of the wrong shape) is read by :func:`parse_page`
-instead, so every error and every lenient reading is the model's own.
+A page the strict validator refuses (a ``null``, a number where a string belongs, an ImageId that is not an
+ID, an envelope of the wrong shape) is read by :func:`parse_page` instead, so every error and every lenient
+reading is the model's own.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from collections.abc import Collection, Mapping
 from datetime import date
 from typing import Any, NamedTuple
 
+from pydantic_core import SchemaValidator, ValidationError, core_schema
+
 from .._display import shown
 from .._errors import ResponseFormatError
 from .._query import SEARCHED
 from .image import _IMAGE_ID, ARM64_FEATURE, Image, _validate_images, parse_eol, parse_page
 
-__all__ = ["ImageRecord", "RecordPage", "full_image", "parse_records"]
+__all__ = ["ImageRecord", "RecordPage", "full_image", "parse_records", "records_from_json"]
 
 _ARM64_KEY = ARM64_FEATURE.lower()
-# (attribute, API key) of the fields kept in slots, checked: strings, then string lists, then CreateTime.
+# (attribute, API key) of the fields kept checked: strings, then string lists, then CreateTime.
 _TEXT: tuple[tuple[str, str], ...] = (
     ("image_id", "ImageId"), ("image_name", "ImageName"), ("zone", "Zone"), ("os_type", "OsType"),
     ("os_name", "OsName"), ("image_type", "ImageType"), ("func_type", "FuncType"), ("vendor", "Vendor"),
@@ -41,26 +45,25 @@ _TEXT += _SEARCHED_TOO
 _LISTS = (("features", "Features"), ("supported_gpu_types", "SupportedGPUTypes"),
           ("scene_categories", "SceneCategories"))
 _KEPT = frozenset(key for _, key in (*_TEXT, *_LISTS, ("create_time", "CreateTime")))
-# Every other field of the model, kept raw in this order.
-_REST = tuple(
-    str(info.alias) for info in Image.model_fields.values() if info.alias is not None and info.alias not in _KEPT
+# (attribute, API key) of every other field of the model, kept raw for full().
+_RAW = tuple(
+    (f"_raw_{name}", str(info.alias)) for name, info in Image.model_fields.items()
+    if info.alias is not None and info.alias not in _KEPT
 )
 _ABSENT: Any = object()
-_DEFAULTS = (_ABSENT,) * len(_REST)
 _UNSET: Any = object()
-# An empty JSON list among the raw fields: kept as this marker, not as the decoded list, so a record's tuple of
-# raw fields usually holds no container and the cyclic collector stops tracking it (a listing of 30,000
-# images then leaves ~30,000 fewer tracked objects for each collection to walk).
-_EMPTY_LIST: Any = object()
 
 
 class ImageRecord:
-    """One listed image as selection reads it; :meth:`full` is the validated :class:`Image`."""
+    """One listed image as selection reads it; :meth:`full` is the validated :class:`Image`.
+
+    Built by the page validator (which sets every slot, the private ones to their defaults) or by :meth:`of`.
+    """
 
     __slots__ = (
-        "_arch", "_eol", "_full", "_rest", "create_time", "features", "func_type", "image_id", "image_name",
+        "_arch", "_eol", "_full", "create_time", "features", "func_type", "image_id", "image_name",
         "image_type", "maintain_eol", "os_name", "os_type", "scene_categories", "state", "supported_gpu_types",
-        "vendor", "zone", *(name for name, _ in _SEARCHED_TOO),
+        "vendor", "zone", *(name for name, _ in _SEARCHED_TOO), *(name for name, _ in _RAW),
     )
 
     image_id: str
@@ -77,20 +80,17 @@ class ImageRecord:
     features: tuple[str, ...]
     supported_gpu_types: tuple[str, ...]
     scene_categories: tuple[str, ...]
-
-    def __init__(self) -> None:
-        self._arch: str | None = None
-        self._eol: Any = _UNSET
-        self._full: Image | None = None
-        self._rest: tuple[Any, ...] = ()
+    _arch: str | None
+    _eol: Any
+    _full: Image | None
 
     @classmethod
     def of(cls, image: Image) -> ImageRecord:
         """The record of a validated image (it is its own :meth:`full`)."""
-        record = cls()
+        record = cls.__new__(cls)
         for name, _ in (*_TEXT, *_LISTS, ("create_time", "")):
             setattr(record, name, getattr(image, name))
-        record._full = image
+        record._arch, record._eol, record._full = None, _UNSET, image
         return record
 
     @property
@@ -120,10 +120,10 @@ class ImageRecord:
         if image is None:
             data: dict[str, Any] = {key: getattr(self, name) for name, key in (*_TEXT, *_LISTS)}
             data["CreateTime"] = self.create_time
-            data.update(
-                (key, [] if value is _EMPTY_LIST else value)
-                for key, value in zip(_REST, self._rest, strict=True) if value is not _ABSENT
-            )
+            for name, key in _RAW:
+                value = getattr(self, name)
+                if value is not _ABSENT:
+                    data[key] = value
             image = self._full = _validate_images([data])[0]
         return image
 
@@ -141,43 +141,63 @@ class RecordPage(NamedTuple):
     images: tuple[ImageRecord, ...]
 
 
-def _lean(raw: Any, shared: dict[tuple[str, ...], tuple[str, ...]]) -> ImageRecord | None:
-    """The record of one clean ImageSet entry, or ``None`` when the model has to judge it. ``shared`` holds the
-    page's distinct Features, GPU-type and scene tuples (they repeat across a page): a record adds no tuple of
-    its own, neither in memory nor for the cyclic collector to walk."""
-    if type(raw) is not dict:
+def _field(name: str, schema: core_schema.CoreSchema, default: Any, alias: str | None = None) -> Any:
+    return core_schema.dataclass_field(
+        name, core_schema.with_default_schema(schema, default=default), validation_alias=alias, init=alias is not None
+    )
+
+
+_STRING = core_schema.str_schema(strict=True)
+# The ImageId rule of the model (``_IMAGE_ID``, printable ASCII without spaces, 1-128 characters), anchored.
+_ID = core_schema.str_schema(strict=True, pattern=f"^{_IMAGE_ID.pattern}$")
+# A raw field as it came, but an array as a tuple: an empty one is then the shared empty tuple, which the cyclic
+# collector never tracks (as lists, a listing of 30,000 images left ~60,000 more objects for each collection to
+# walk). The model reads a tuple as it reads the list.
+_RAW_VALUE = core_schema.union_schema(
+    [core_schema.tuple_schema([core_schema.any_schema()], variadic_item_index=0), core_schema.any_schema()],
+    mode="left_to_right",
+)
+_RECORD = core_schema.dataclass_schema(
+    ImageRecord,
+    core_schema.dataclass_args_schema("ImageRecord", [
+        *(_field(name, _ID if name == "image_id" else _STRING, "", key) for name, key in _TEXT),
+        *(_field(name, core_schema.tuple_schema([_STRING], variadic_item_index=0), (), key) for name, key in _LISTS),
+        _field("create_time", core_schema.int_schema(strict=True), 0, "CreateTime"),
+        *(_field(name, _RAW_VALUE, _ABSENT, key) for name, key in _RAW),
+        _field("_arch", core_schema.none_schema(), None),  # not read from the answer (init=False): defaults
+        _field("_eol", core_schema.any_schema(), _UNSET),
+        _field("_full", core_schema.none_schema(), None),
+    ]),
+    list(ImageRecord.__slots__),
+    slots=True,
+)
+_RECORDS = SchemaValidator(core_schema.list_schema(_RECORD))
+# A successful page (RetCode 0) whose every record passes: the usual answer, read in one pass.
+_CLEAN_PAGE = SchemaValidator(core_schema.typed_dict_schema({
+    "RetCode": core_schema.typed_dict_field(core_schema.int_schema(strict=True, ge=0, le=0)),
+    "TotalCount": core_schema.typed_dict_field(core_schema.int_schema(strict=True, ge=0)),
+    "ImageSet": core_schema.typed_dict_field(core_schema.list_schema(_RECORD)),
+}))
+
+
+def records_from_json(
+    raw: bytes | bytearray, *, action: str = "DescribeImage", request_id: str = "", limit: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> RecordPage | None:
+    """The page of a clean, successful answer, read straight from its bytes; ``None`` for any other answer
+    (an error, an odd record, a page of the wrong size), which the general path (JSON, then
+    :func:`parse_records`) then judges and words. With ``params``, the answer is checked against the question
+    (:func:`check_answer`) as :func:`parse_records` checks it."""
+    try:
+        page = _CLEAN_PAGE.validate_json(raw)
+    except ValidationError:
         return None
-    record = ImageRecord()
-    get = raw.get
-    for name, key in _TEXT:
-        value = get(key, "")
-        if type(value) is not str:
-            return None
-        setattr(record, name, value)
-    for name, key in _LISTS:
-        items = get(key, ())
-        if type(items) is list:
-            for item in items:
-                if type(item) is not str:
-                    return None
-            if items:
-                items = tuple(items)
-                items = shared.setdefault(items, items)
-            else:
-                items = ()
-        elif items != ():
-            return None
-        setattr(record, name, items)
-    created = get("CreateTime", 0)
-    if type(created) is not int:
+    images, total = page["ImageSet"], page["TotalCount"]
+    if len(images) > total or (limit is not None and len(images) > limit):
         return None
-    record.create_time = created
-    if not _IMAGE_ID.fullmatch(record.image_id):
-        return None
-    record._rest = tuple([
-        _EMPTY_LIST if type(value) is list and not value else value for value in map(get, _REST, _DEFAULTS)
-    ])
-    return record
+    if params is not None:
+        check_answer(images, params, action, request_id)
+    return RecordPage(total, tuple(images))
 
 
 def parse_records(
@@ -201,11 +221,11 @@ def _parse(body: Any, action: str, request_id: str, limit: int | None) -> Record
             type(raw_images) is list and type(total) is int and len(raw_images) <= total
             and (limit is None or len(raw_images) <= limit)
         ):
-            shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # this page's only
-            records = [_lean(raw, shared) for raw in raw_images]
-            if None not in records:
-                return RecordPage(total, tuple(records))  # type: ignore[arg-type]
-    page = parse_page(body, action=action, request_id=request_id, limit=limit)  # judges what the lean read did not
+            try:
+                return RecordPage(total, tuple(_RECORDS.validate_python(raw_images)))
+            except ValidationError:
+                pass  # parse_page judges what the strict read refused
+    page = parse_page(body, action=action, request_id=request_id, limit=limit)
     return RecordPage(page.total_count, tuple(ImageRecord.of(image) for image in page.images))
 
 

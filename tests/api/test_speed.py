@@ -4,6 +4,7 @@ what requests users configure (proxies, CA bundles, their own session). Timings 
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import socketserver
 from datetime import date
@@ -17,8 +18,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from pulumi_ucloud_images import Client, ResponseFormatError, Settings, lookup_images
+from pulumi_ucloud_images._api import calls
 from pulumi_ucloud_images._api.image import parse_page
-from pulumi_ucloud_images._api.records import ImageRecord, parse_records
+from pulumi_ucloud_images._api.records import ImageRecord, parse_records, records_from_json
 from pulumi_ucloud_images._api.signing import sign
 from pulumi_ucloud_images._emulator.catalog import synthetic_catalog
 from pulumi_ucloud_images._emulator.server import STRICT_BACKLOG
@@ -147,9 +149,11 @@ def test_a_lean_page_selects_as_the_full_page_does(
     records: list[dict[str, Any]], query: dict[str, Any], extra_total: int
 ) -> None:
     body = {"RetCode": 0, "TotalCount": len(records) + extra_total, "ImageSet": records}
+    from_bytes = records_from_json(json.dumps(body).encode(), limit=10)  # None: left to the general path
     try:
         full = parse_page(body, limit=10)
     except ResponseFormatError as error:
+        assert from_bytes is None  # the one-pass read never accepts what the model refuses
         with pytest.raises(ResponseFormatError) as lean_error:
             parse_records(body, limit=10)
         assert str(lean_error.value) == str(error)
@@ -157,6 +161,12 @@ def test_a_lean_page_selects_as_the_full_page_does(
     lean = parse_records(body, limit=10)
     assert lean.total_count == full.total_count
     assert [record.full() for record in lean.images] == list(full.images)
+    if from_bytes is not None:
+        assert from_bytes.total_count == full.total_count
+        assert [record.full() for record in from_bytes.images] == list(full.images)
+        assert [(r.architecture, r.eol_date, r.features) for r in from_bytes.images] == [
+            (r.architecture, r.eol_date, r.features) for r in lean.images
+        ]
     parsed = parse_query({"region": REGION, **query})
     today = date(2026, 1, 1)
     # filter_images is typed for Image; that lean records stand in for them is what this checks.
@@ -164,6 +174,46 @@ def test_a_lean_page_selects_as_the_full_page_does(
     assert lean_matches == filter_images(full.images, parsed, today=today)
     for record, image in zip(lean.images, full.images, strict=True):
         assert (record.architecture, record.eol_date) == (image.architecture, image.eol_date)
+
+
+@pytest.mark.parametrize("odd", [
+    {"ImageId": 12345}, {"ImageId": 1e2}, {"ImageId": "uimage a"}, {"ImageId": ""}, {"ImageName": None},
+    {"OsName": 7}, {"CreateTime": 1.0}, {"CreateTime": True}, {"CreateTime": "1"}, {"Features": "CloudInit"},
+    {"Features": [1]}, {"Zone": None},
+])
+def test_a_page_with_an_odd_record_is_left_to_the_model(odd: dict[str, Any]) -> None:
+    records = synthetic_catalog(REGION, 3)
+    records[1] = {**records[1], **odd}
+    assert records_from_json(json.dumps({"RetCode": 0, "TotalCount": 3, "ImageSet": records}).encode()) is None
+
+
+@pytest.mark.parametrize("envelope", [
+    {"RetCode": 8039, "Message": "no"}, {"RetCode": False, "TotalCount": 1}, {"RetCode": 0, "TotalCount": 0},
+    {"RetCode": 0, "TotalCount": -1}, {"RetCode": 0, "TotalCount": 1.0}, {"RetCode": 0, "ImageSet": None},
+])
+def test_an_answer_other_than_a_clean_page_is_left_to_the_general_path(envelope: dict[str, Any]) -> None:
+    body = {"TotalCount": 1, "ImageSet": synthetic_catalog(REGION, 1), **envelope}
+    assert records_from_json(json.dumps(body).encode()) is None
+    assert records_from_json(json.dumps({**body, "RetCode": 0, "TotalCount": 1}).encode(), limit=0) is None
+
+
+def test_a_clean_listing_is_read_in_one_pass_without_decoding_its_pages_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every page but the first (whose TotalCount is read before it is validated) skips the general path."""
+    decoded: list[int] = []
+    original = calls.from_json  # type: ignore[attr-defined]  # the JSON parser calls.py imports
+
+    def counting(raw: Any) -> Any:
+        decoded.append(len(raw))
+        return original(raw)
+
+    monkeypatch.setattr(calls, "from_json", counting)
+    with Emulator(synthetic_catalog(REGION, 1000), max_limit=100) as emulator:
+        with Client(demo_settings(emulator.base_url)) as client:
+            images = client.list_records({"Action": "DescribeImage", "Region": REGION})
+        assert len(images) == 1000 and emulator.request_count == 10
+    assert len(decoded) == 1
 
 
 def test_a_lookup_builds_full_models_for_the_matches_only(monkeypatch: pytest.MonkeyPatch) -> None:
