@@ -185,3 +185,34 @@ def test_sigint_stops_the_plugin_cleanly(calls: tuple[str, ...]) -> None:
     finally:
         code, stderr = _stopped_as_the_engine_stops_it(process)
     assert (code, stderr) == (0, "")
+
+
+def test_the_provider_loads_with_the_collector_paused_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load pauses the cyclic garbage collector and gives it back as it was, also when the import fails."""
+    import gc
+
+    seen: list[bool] = []
+    real = grpc.unary_unary_rpc_method_handler
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # called by the generated servicer code inside the load
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grpc, "unary_unary_rpc_method_handler", spy)
+    assert gc.isenabled()
+    loaded = _plugin_server._load_provider("127.0.0.1:1")
+    assert loaded.service(Details(f"/{SERVICE}/Configure")) is not None
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+    monkeypatch.setitem(sys.modules, "pulumi_ucloud_images._pulumi.provider", None)
+    with pytest.raises(ImportError):
+        _plugin_server._load_provider("127.0.0.1:1")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(ImportError):
+            _plugin_server._load_provider("127.0.0.1:1")
+        assert not gc.isenabled()  # a collector the process had turned off stays off
+    finally:
+        gc.enable()
