@@ -156,7 +156,7 @@ def _exit_now() -> None:
 
     The engine stops a plugin with SIGINT and waits for it to exit (``cmdutil.TerminateProcessGroup`` in the
     Pulumi Go SDK, one second before it kills it), at the end of every preview. Tearing down the interpreter
-    after the provider is loaded (700 modules: the Pulumi SDK, pydantic, requests) takes 70 to 90 ms, all of
+    after the provider is loaded (700 modules: the Pulumi SDK, pydantic, requests) takes 70 to 110 ms, all of
     it added to the preview; the server is stopped and nothing is left to write but the standard streams.
     """
     for stream in (sys.stdout, sys.stderr):
