@@ -174,7 +174,7 @@ def value_text(value: Any) -> str:
 class FileModel(BaseModel):
     """A table of a file: exact types, and an unknown key reported before any field (as people read it)."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", defer_build=True)
     # What a value in this place must be, for "expected ..., found ..." (the fields say it in ``description``).
     EXPECTED: ClassVar[str] = "an object"
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from pydantic import ValidationError
 
@@ -39,7 +39,6 @@ from .._errors import (
     SettingsNotKnownError,
     UCloudImagesError,
 )
-from .._lockfile.pins import Pin, check_locked_query, fetch_pinned, read_locked, require_usable
 from .._lookup import fetch_listing, lookup_images
 from .._naming import Naming
 from .._query import ImageQuery, invalid_query_errors
@@ -47,6 +46,9 @@ from .._select import eol_warning, filter_images
 from .._settings.scope import settings_for
 from .._settings.settings import PYTHON_FACE, SETTINGS, ConfigSource, Face, Settings, resolve_region
 from .sdk import UNKNOWN, stack_config
+
+if TYPE_CHECKING:  # the lockfile's models are imported where a pin from the lockfile or a refresh needs them
+    from .._lockfile.pins import Pin
 
 __all__ = [
     "EOL_WARNING",
@@ -260,6 +262,8 @@ class PinService:
         if not all(isinstance(value, (str, type(None))) for value in (ref, path, region)):
             return InputProblem(LOCK, f"{self._name(LOCK)} must be NAME or NAME@CHANNEL, and {self._name(LOCKFILE)} a "
                                  "path.")
+        from .._lockfile.pins import read_locked
+
         try:
             read = read_locked(ref, path, region, configured=self._configured_region)
         except UCloudImagesError as exc:
@@ -278,6 +282,8 @@ class PinService:
                 f"'ucloud-images lock --update {str(locked['name']).partition('@')[0]}'."
             ))])
         if given is not None and given != ImageQuery(region=given.region) and not is_unknown(_filters(inputs)):
+            from .._lockfile.pins import check_locked_query
+
             try:
                 check_locked_query(str(locked["name"]), pin, given, Path(locked["lockfile"]))
             except UCloudImagesError as exc:
@@ -366,6 +372,8 @@ class PinService:
 
     def _create_locked(self, props: Mapping[str, Any], query: ImageQuery, locked: Mapping[str, Any]) -> dict[str, Any]:
         """The lockfile's pin, confirmed (it exists in one of the query's states) with the newest match beside it."""
+        from .._lockfile.pins import fetch_pinned, require_usable
+
         pin = _pin_of(locked)
         settings = self.settings(query)
         with Client(settings) as client:
@@ -400,6 +408,8 @@ class PinService:
         pinned = str(props.get("image_id") or id_)
         settings = self.settings(query)
         region = str(settings.region)  # the query's own region, else the configured one (settings require one)
+        from .._lockfile.pins import fetch_pinned
+
         with Client(settings) as client:  # not the shared, memoised one: a refresh must see the cloud as it is now
             found = fetch_pinned(pinned, region, query, client)
             latest = self._matches(query, client)
@@ -436,6 +446,8 @@ class PinService:
 
 def _pin_of(locked: Mapping[str, Any]) -> Pin:
     """The lockfile pin carried in a ``locked`` input (as :class:`PinnedImage` read it from the lockfile)."""
+    from .._lockfile.pins import Pin
+
     return Pin(
         query=ImageQuery.model_validate(locked["query"]),
         region=str(locked["region"]),

@@ -54,7 +54,6 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
 from pydantic import SecretStr
 
 from .._errors import InvalidQueryError, ProviderError, SettingsNotKnownError, UCloudImagesError
-from .._lockfile.pins import locked_lookup
 from .._lookup import lookup_images
 from .._naming import GET_IMAGES_TOKEN, PACKAGE_NAME, PINNED_IMAGE_TOKEN, camel
 from .._query import ImageQuery
@@ -257,6 +256,8 @@ class UCloudImagesProvider(Provider):
                 LOCK if not isinstance(ref, str) else LOCKFILE,
                 "lock must be NAME or NAME@CHANNEL (a string), and lockfile a path; lockfile works only with lock.",
             )])
+        from .._lockfile.pins import locked_lookup
+
         given = None if query == ImageQuery() else query
 
         def configured() -> str | None:

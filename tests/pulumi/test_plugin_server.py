@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import signal
 import subprocess
 import sys
 from typing import Any, NamedTuple
@@ -11,7 +12,7 @@ from typing import Any, NamedTuple
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-from pulumi.runtime.proto import plugin_pb2, provider_pb2
+from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from pulumi_ucloud_images._pulumi import plugin_server as _plugin_server
 from pulumi_ucloud_images._pulumi import schema as _schema
@@ -143,3 +144,75 @@ def test_starting_the_plugin_imports_no_model_and_no_pulumi() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pydantic', 'requests', 'regex')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert ast.literal_eval(done.stdout.strip()) == []
+
+
+def _started_plugin() -> tuple[subprocess.Popen[bytes], int]:
+    """The plugin as the engine starts it (its console script's code), with its port read from stdout."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from pulumi_ucloud_images._pulumi.plugin_server import main; main()", "127.0.0.1:1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.strip().isdigit():
+        process.kill()
+        raise AssertionError(f"no port: {line!r}; stderr: {process.communicate()[1].decode()}")
+    return process, int(line)
+
+
+def _stopped_as_the_engine_stops_it(process: subprocess.Popen[bytes]) -> tuple[int, str]:
+    """SIGINT, as ``cmdutil.TerminateProcessGroup`` sends before its one-second wait and SIGKILL."""
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    return process.returncode, stderr.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("calls", [("GetSchema",), ("GetSchema", "Configure")], ids=["schema-only", "loaded"])
+def test_sigint_stops_the_plugin_cleanly(calls: tuple[str, ...]) -> None:
+    """The engine ends every plugin with SIGINT: the plugin stops its server and exits 0 with nothing on stderr
+    (a server left to the interpreter's teardown wrote 'Exception ignored in: Server.__del__ ... Event loop is
+    closed'), whether it only served its schema or loaded the provider."""
+    process, port = _started_plugin()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = provider_pb2_grpc.ResourceProviderStub(channel)
+            for call in calls:
+                if call == "GetSchema":
+                    assert stub.GetSchema(provider_pb2.GetSchemaRequest(), timeout=60).schema == _schema.render()
+                else:
+                    stub.Configure(provider_pb2.ConfigureRequest(acceptSecrets=True), timeout=60)
+    finally:
+        code, stderr = _stopped_as_the_engine_stops_it(process)
+    assert (code, stderr) == (0, "")
+
+
+def test_the_provider_loads_with_the_collector_paused_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load pauses the cyclic garbage collector and gives it back as it was, also when the import fails."""
+    import gc
+
+    seen: list[bool] = []
+    real = grpc.unary_unary_rpc_method_handler
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # called by the generated servicer code inside the load
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grpc, "unary_unary_rpc_method_handler", spy)
+    assert gc.isenabled()
+    loaded = _plugin_server._load_provider("127.0.0.1:1")
+    assert loaded.service(Details(f"/{SERVICE}/Configure")) is not None
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+    monkeypatch.setitem(sys.modules, "pulumi_ucloud_images._pulumi.provider", None)
+    with pytest.raises(ImportError):
+        _plugin_server._load_provider("127.0.0.1:1")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(ImportError):
+            _plugin_server._load_provider("127.0.0.1:1")
+        assert not gc.isenabled()  # a collector the process had turned off stays off
+    finally:
+        gc.enable()
