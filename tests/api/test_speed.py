@@ -197,6 +197,31 @@ def test_an_answer_other_than_a_clean_page_is_left_to_the_general_path(envelope:
     assert records_from_json(json.dumps({**body, "RetCode": 0, "TotalCount": 1}).encode(), limit=0) is None
 
 
+_IMAGE = '"ImageId":"uimage-aaaaaa"'
+
+
+@pytest.mark.parametrize("raw", [
+    '{"RetCode":0,"TotalCount":1,"ImageSet":[{"ImageId":"uimage-aaaaaa","ImageId":5}]}',
+    '{"RetCode":0,"TotalCount":1,"ImageSet":[{"ImageId":5,"ImageId":"uimage-bbbbbb"}]}',
+    '{"RetCode":5,"RetCode":0,"TotalCount":1,"ImageSet":[{' + _IMAGE + '}]}',
+    '{"RetCode":0,"RetCode":5,"TotalCount":1,"ImageSet":[{' + _IMAGE + '}]}',
+    '{"RetCode":0,"TotalCount":1,"ImageSet":[{' + _IMAGE + ',"Tag":' + "[" * 3000 + "]" * 3000 + "}]}",
+    '{"RetCode":0,"TotalCount":1,"ImageSet":[{"ImageId":"\\ud800"}]}',
+    '{"RetCode":0,"TotalCount":1e400,"ImageSet":[]}',
+    '{"RetCode":0,"TotalCount":99999999999999999999999,"ImageSet":[{' + _IMAGE + '}]}',
+    '{"RetCode":0,"TotalCount":1,"ImageSet":[{' + _IMAGE + ',"ImageSize":1e999,"Links":NaN}]}',
+])
+def test_the_one_pass_read_of_odd_json_is_the_general_reads(raw: str) -> None:
+    """Repeated keys (the last wins), deep nesting, lone surrogates, infinities: the one-pass read either leaves
+    the answer to the general path or reads exactly what it reads."""
+    fast = records_from_json(raw.encode())
+    if fast is None:
+        return
+    general = parse_records(calls.from_json(raw.encode()))  # type: ignore[attr-defined]
+    assert fast.total_count == general.total_count
+    assert [record.full() for record in fast.images] == [record.full() for record in general.images]
+
+
 def test_a_clean_listing_is_read_in_one_pass_without_decoding_its_pages_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
