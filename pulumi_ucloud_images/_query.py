@@ -499,7 +499,7 @@ class ImageQuery(BaseModel):
                 and (func_type is None or image.func_type.lower() == func_type)
                 and (image_id is None or image.image_id == image_id)
                 and (not ids or image.image_id in ids)
-                and (not features or _has_features(image, features))
+                and _has_features(image, features)
                 and (architecture is None or image.architecture == architecture)
                 and (marketplace or image.image_type.lower() != "business")
                 and (not gpu_types or gpu_types <= {gpu.lower() for gpu in image.supported_gpu_types})

@@ -180,6 +180,12 @@ _CLEAN_PAGE = SchemaValidator(core_schema.typed_dict_schema({
 }))
 
 
+def _fits(count: int, total: int, limit: int | None) -> bool:
+    """A page holds no more images than its TotalCount and than the Limit it was asked for (``parse_page`` words
+    the error otherwise)."""
+    return count <= total and (limit is None or count <= limit)
+
+
 def records_from_json(
     raw: bytes | bytearray, *, action: str = "DescribeImage", request_id: str = "", limit: int | None = None,
     params: Mapping[str, Any] | None = None,
@@ -193,7 +199,7 @@ def records_from_json(
     except ValidationError:
         return None
     images, total = page["ImageSet"], page["TotalCount"]
-    if len(images) > total or (limit is not None and len(images) > limit):
+    if not _fits(len(images), total, limit):
         return None
     if params is not None:
         check_answer(images, params, action, request_id)
@@ -217,10 +223,7 @@ def parse_records(
 def _parse(body: Any, action: str, request_id: str, limit: int | None) -> RecordPage:
     if isinstance(body, Mapping):
         raw_images, total = body.get("ImageSet"), body.get("TotalCount")
-        if (
-            type(raw_images) is list and type(total) is int and len(raw_images) <= total
-            and (limit is None or len(raw_images) <= limit)
-        ):
+        if type(raw_images) is list and type(total) is int and _fits(len(raw_images), total, limit):
             try:
                 return RecordPage(total, tuple(_RECORDS.validate_python(raw_images)))
             except ValidationError:
