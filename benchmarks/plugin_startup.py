@@ -362,9 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             extra = statistics.median(yaml_times["with"]) - statistics.median(yaml_times["without"])
             targets.append(f"- YAML preview with one getImages {extra:.2f} s over the same program without it "
                            f"(target {YAML_TARGET_S:g} s): {_verdict(extra <= YAML_TARGET_S)}")
-            ratio = statistics.median(python_times["lookups"]) / statistics.median(python_times["constants"])
             constants = statistics.median(python_times["constants"])
-            imports, floor = (statistics.median(python_times[name]) / constants for name in ("imports", "floor"))
+            ratio, imports, floor = (statistics.median(python_times[name]) / constants
+                                     for name in ("lookups", "imports", "floor"))
             targets.append(f"- Python preview with {LOOKUPS} lookups {ratio:.2f}x the one with IDs written out "
                            f"(target {PYTHON_TARGET_RATIO:g}x): {_verdict(ratio <= PYTHON_TARGET_RATIO)}; "
                            f"`import requests, pydantic` alone is {imports:.2f}x, the core's dependencies loaded "
