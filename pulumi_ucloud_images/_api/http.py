@@ -4,8 +4,9 @@ The deadline's classes, the words for every failure requests and urllib3 raise, 
 transport that uses both read best together.
 
 Everything HTTP is requests' and urllib3's, through their public API: framing, content decoding, keep-alive,
-proxies and TLS trust (decided by ``Session.post`` exactly as ``requests.post`` decides it, environment
-included). This module adds, each through a public seam:
+proxies and TLS trust (decided by requests' own steps exactly as ``requests.post`` decides them, environment
+included; each request is then urllib3's ``urlopen`` of the pool requests chose). This module adds, each
+through a public seam:
 
 - one deadline per request, from connect to the last body byte, without a thread: the connect timeout is the
   time left, and every read of the answer (status line, headers, body) waits at most the time left then,
