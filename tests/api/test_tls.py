@@ -10,7 +10,9 @@ the variable, not retried; and a trickling TLS server is cut off at the request'
 from __future__ import annotations
 
 import json
+import select
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -287,3 +289,68 @@ def test_a_changed_environment_changes_the_route_of_a_client_in_use(
         with pytest.raises(ConnectionFailedError, match="connection refused"):
             lookup_images(client=client, image_id="uimage-f1chxn")
     assert len(proxy.lines) == 1
+
+
+class Tunnel:
+    """An HTTP proxy on loopback that only tunnels (``CONNECT``), recording the request lines and the
+    ``Proxy-Authorization`` each came with."""
+
+    def __init__(self) -> None:
+        tunnel = self
+        self.lines: list[tuple[str, str | None]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_CONNECT(self) -> None:
+                tunnel.lines.append((self.requestline, self.headers.get("Proxy-Authorization")))
+                host, _, port = self.path.rpartition(":")
+                upstream = socket.create_connection((host, int(port)), timeout=5)
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.wfile.flush()
+                ends = [self.connection, upstream]
+                try:
+                    while True:
+                        ready, _, _ = select.select(ends, [], [], 5)
+                        if not ready:
+                            return
+                        for end in ready:
+                            data = end.recv(65536)
+                            if not data:
+                                return
+                            (upstream if end is self.connection else self.connection).sendall(data)
+                finally:
+                    upstream.close()
+                    self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_https_through_a_proxy_tunnels_with_its_credentials_as_requests_post_does(
+    tls_server: str, certificate: tuple[Path, Path], clean_environment: pytest.MonkeyPatch
+) -> None:
+    """HTTPS_PROXY with credentials: the request is tunnelled (CONNECT, Proxy-Authorization from the URL's
+    user and password), and the server's certificate is checked against the CA bundle at the far end."""
+    tunnel = Tunnel()
+    try:
+        clean_environment.setenv("HTTPS_PROXY", f"http://user:secret@{tunnel.address}")
+        clean_environment.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+        requests.post(tls_server, data={"Action": "DescribeImage"}, timeout=5).raise_for_status()
+        theirs = list(tunnel.lines)
+        assert our_lookup(tls_server) == "uimage-f1chxn"
+        host = tls_server.removeprefix("https://")
+        assert theirs == [(f"CONNECT {host} HTTP/1.0", "Basic dXNlcjpzZWNyZXQ=")]
+        assert tunnel.lines[1:] == theirs
+    finally:
+        tunnel.close()
