@@ -531,8 +531,9 @@ class Sender:
         if limit is not None:
             # Every JSON value after the first of its array or object follows a comma; nesting alone is cut at
             # 200 levels by the parser. So commas bound what parsing could build, before it builds anything.
-            values = raw.count(b",")
+            # A body no longer than the bound cannot hold more commas than it: only a longer one is counted.
             allowed = limit * _VALUES_PER_IMAGE + 4096
+            values = raw.count(b",") if len(raw) > allowed else 0
             if values > allowed:
                 raise malformed(f"{values:,} JSON values, more than a page of {limit:,} images can hold")
         with self._parse_lock:

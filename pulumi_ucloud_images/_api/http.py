@@ -530,7 +530,8 @@ class HTTPTransport:
         if not isinstance(adapter, _Adapter):  # only a session this transport made comes here
             raise TypeError("the transport's own session lost its adapter")
         pool, target = adapter.route(request, settings)
-        route = _Route(environment, pool, target, dict(request.headers))
+        headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
+        route = _Route(environment, pool, target, headers)  # each request adds its body's length
         with self._lock:
             if len(self._routes) >= _ROUTES:
                 self._routes = {}

@@ -26,7 +26,7 @@ from pydantic_core import SchemaValidator, ValidationError, core_schema
 from .._display import shown
 from .._errors import ResponseFormatError
 from .._query import SEARCHED
-from .image import _IMAGE_ID, ARM64_FEATURE, Image, _validate_images, parse_eol, parse_page
+from .image import _IMAGE_ID, ARM64_FEATURE, Image, parse_eol, parse_page, validate_image
 
 __all__ = ["ImageRecord", "RecordPage", "full_image", "parse_records", "records_from_json"]
 
@@ -125,7 +125,7 @@ class ImageRecord:
                 value = getattr(self, name)
                 if value is not _ABSENT:
                     data[key] = value
-            image = self._full = _validate_images([data])[0]
+            image = self._full = validate_image(data)
         return image
 
     def __repr__(self) -> str:

@@ -609,3 +609,25 @@ def test_a_numeric_image_id_is_refused_like_any_malformed_record(offline: Settin
         ResponseFormatError, match=r"ImageSet\[1\]\.ImageId that is not a string"
     ):
         client.describe_images(LISTING)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_a_page_with_more_json_values_than_its_limit_allows_is_refused_before_parsing(
+    offline: Settings, padding: int
+) -> None:
+    """Commas bound what parsing could build: a page asked for 1 image may hold 1,024 values per image plus
+    4,096. One comma more is refused unparsed, not retried. (A body no longer than the bound is not counted:
+    it cannot hold more commas than bytes.)"""
+    from pulumi_ucloud_images._api.calls import _VALUES_PER_IMAGE
+
+    allowed = _VALUES_PER_IMAGE + 4096
+    head, tail = b'{"RetCode": 0, "TotalCount": 0, "ImageSet": [], "Junk": [', b"0]}"
+    body = head + b"0," * (allowed - 3 + padding) + tail  # the head holds 3 commas
+    assert body.count(b",") == allowed + padding and len(body) > allowed
+    with Client(offline, session=ScriptedSession(response(body=body)), retry=NO_SLEEP, page_size=1) as client:
+        if padding:
+            with pytest.raises(ResponseFormatError, match=f"{allowed + 1:,} JSON values, more than a page of 1 "):
+                client.describe_images(LISTING)
+            assert client.requests_sent == 1
+        else:
+            assert client.describe_images(LISTING) == ()

@@ -377,7 +377,7 @@ def test_threads_asking_a_shared_record_for_its_model_at_once_each_get_it(monkey
     (record,) = parse_records({"RetCode": 0, "TotalCount": 1, "ImageSet": synthetic_catalog(REGION, 1)},
                               limit=10).images
     building, release = threading.Event(), threading.Event()
-    from pulumi_ucloud_images._api.image import _validate_images as validate
+    from pulumi_ucloud_images._api.image import validate_image as validate
 
     def slow_first(data: Any) -> Any:
         if not building.is_set():
@@ -385,7 +385,7 @@ def test_threads_asking_a_shared_record_for_its_model_at_once_each_get_it(monkey
             release.wait(5)  # the first build is under way while another thread builds and finishes
         return validate(data)
 
-    monkeypatch.setattr(_lean, "_validate_images", slow_first)
+    monkeypatch.setattr(_lean, "validate_image", slow_first)
     results: list[Any] = []
     first = threading.Thread(target=lambda: results.append(record.full()))
     first.start()
@@ -397,3 +397,20 @@ def test_threads_asking_a_shared_record_for_its_model_at_once_each_get_it(monkey
     release.set()
     first.join(5)
     assert len(results) == 2 and results[0] == results[1] == record.full()
+
+
+def test_a_records_full_model_reads_odd_descriptive_fields_as_a_page_does(caplog: pytest.LogCaptureFixture) -> None:
+    """Raw fields pass the one-pass read unvalidated; ``full()`` then ignores one of an odd type with the same
+    warning as a page read by the model, rather than fail."""
+    import logging
+
+    record = {"ImageId": "uimage-odd", "ImageName": "CentOS 7.9 64位", "State": "Available",
+              "ImageSize": 20.5, "MinimalCPU": [], "PriceSet": [{"Price": "free"}], "Tag": "Default"}
+    (lean,) = parse_records({"RetCode": 0, "TotalCount": 1, "ImageSet": [record]}, limit=10).images
+    assert isinstance(lean, ImageRecord)
+    with caplog.at_level(logging.WARNING, logger="pulumi_ucloud_images"):
+        image = lean.full()
+    assert (image.image_id, image.image_size, image.minimal_cpu, image.price_set, image.tag) == (
+        "uimage-odd", 0, "", (), "Default"
+    )
+    assert "(uimage-odd): ignored ImageSize, MinimalCPU, PriceSet of an unexpected type" in caplog.text
