@@ -266,11 +266,14 @@ class Sender:
             use = _logging(use, params, began, lambda: attempts)
             if read is not None:
                 read = _logging_read(read, params, began, lambda: attempts)
+        # Time too short for an answer: a retry is not started in it, so the error stays the last real one
+        # (a RetCode, a refused connection), not a timeout of a few microseconds.
+        sliver = max(0.05, 0.01 * policy.total_seconds)
         while True:
             if closing.is_set():
                 raise self.closed_error(action)
             remaining = deadline - policy.clock()
-            if remaining <= 0:
+            if remaining <= 0 or (last is not None and remaining < sliver):
                 why = f": the lookup's time budget of {policy.total_seconds:g} s is spent"
                 break
             attempts += 1
@@ -311,7 +314,7 @@ class Sender:
                     break
                 pause = max(pause, failure.retry_after)
             if pause >= left:
-                spent = left <= max(0.05, 0.01 * policy.total_seconds)
+                spent = left <= sliver
                 why = f": the lookup's time budget of {policy.total_seconds:g} s is spent" if spent else (
                     f": the next pause ({pause:.1f} s) would outlast the lookup's time budget of "
                     f"{policy.total_seconds:g} s")

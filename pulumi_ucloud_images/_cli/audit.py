@@ -14,24 +14,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._display import json_for_people, shown
+from .._errors import PolicyConfigError
 from .._files import FileProblem, read_small_file
-from .._lockfile.lockfile import DEFAULT_LOCKFILE, Lockfile
-from .._policy.rules import (
-    LEVELS,
-    RULES,
-    Finding,
-    LockfileCache,
-    PolicyConfigError,
-    PolicySettings,
-    Verdict,
-    check,
-    read_config_file,
-)
+from .._lockfile.defaults import DEFAULT_LOCKFILE
+from .._policy.config import LEVELS, RULES, PolicySettings, read_config_file
 from .._version import __version__
 from .common import EXIT_OK
+
+if TYPE_CHECKING:
+    from .._lockfile.lockfile import Lockfile
+    from .._policy.rules import Finding, LockfileCache, Verdict
 
 __all__ = ["EXIT_MANDATORY", "register", "run"]
 
@@ -134,6 +129,7 @@ def audit(
     resources: Sequence[Mapping[str, Any]], settings: PolicySettings, now: datetime | None = None,
 ) -> list[CheckedResource]:
     """Every host of the state that some enabled rule checks, with its verdict (the pack's own ``check``)."""
+    from .._policy.rules import LockfileCache, Verdict, check
     now = now or datetime.now(timezone.utc)
     cache = LockfileCache()
     wanted = settings.resources()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .._display import shown as server_text
 from .._errors import LockfileError
-from .._lockfile.lockfile import Lockfile, parse_lock_ref
 from .common import EXIT_OK
 from .ledger import IMAGE_ID_FORMS, add_lockfile_flag, check_image_id, edit_lockfile, is_image_id, lockfile_at
+
+if TYPE_CHECKING:
+    from .._lockfile.lockfile import Lockfile
 
 __all__ = ["register", "run"]
 
@@ -29,6 +31,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .._lockfile.lockfile import parse_lock_ref
     image_id = check_image_id(args.image_id, "IMAGE_ID")
     replacement = str(args.replacement)
 

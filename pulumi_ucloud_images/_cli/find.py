@@ -7,8 +7,6 @@ from typing import TextIO
 
 from .._display import json_for_people
 from .._errors import InvalidQueryError
-from .._lockfile.pins import read_locked
-from .._lookup import lookup_images
 from .._settings.settings import CLI_FACE, LOOKUP_ARGUMENTS, resolve_region
 from .common import (
     EXIT_OK,
@@ -39,6 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .._lookup import lookup_images
     if args.lock is not None:
         return _locked(args, out)
     if args.lockfile is not None:
@@ -57,6 +56,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _locked(args: argparse.Namespace, out: TextIO) -> int:
     """``find --lock web@prod``: the pinned image, read from the lockfile; no API call, no keys."""
+    from .._lockfile.pins import read_locked
     query = query_from(args)
     given = [flag for name, flag in flag_names().items() if name != "region" and name in query.model_fields_set]
     given += [f"--{name.replace('_', '-')}" for name in LOOKUP_ARGUMENTS if getattr(args, name, None) is not None]

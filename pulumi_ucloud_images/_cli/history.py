@@ -7,7 +7,6 @@ from typing import TextIO
 
 from .._display import json_for_people
 from .._display import shown as server_text
-from .._lockfile.lockfile import Lockfile
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, lockfile_at, ref_of
 
@@ -30,6 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .._lockfile.lockfile import Lockfile
     lockfile = Lockfile.load(lockfile_at(args))
     entries = list(reversed(lockfile.history))
     if args.name is not None:

@@ -11,13 +11,15 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .._display import shown as server_text
 from .._errors import LockfileError
-from .._lockfile.lockfile import DEFAULT_LOCKFILE, LATEST, Lockfile, find_lockfile
-from .._lockfile.writer import exclusive, write_lockfile
+from .._lockfile.defaults import DEFAULT_LOCKFILE, LATEST
 from .common import OutputError
+
+if TYPE_CHECKING:
+    from .._lockfile.lockfile import Lockfile
 
 __all__ = [
     "IMAGE_ID_FORMS",
@@ -45,6 +47,7 @@ def add_lockfile_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def lockfile_at(args: argparse.Namespace) -> Path:
+    from .._lockfile.lockfile import find_lockfile
     return Path(args.lockfile) if args.lockfile else find_lockfile()
 
 
@@ -102,6 +105,8 @@ def edit_lockfile(
     ``report(before, after)`` is the text the command prints. It is written before the new file replaces the
     old one, so a report that cannot be written (a full disk) leaves the lockfile as it was.
     """
+    from .._lockfile.lockfile import Lockfile
+    from .._lockfile.writer import exclusive, write_lockfile
     with exclusive(path, notice=sys.stderr):
         before = Lockfile.load(path)
         after = change(before)

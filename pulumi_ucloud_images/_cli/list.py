@@ -11,15 +11,15 @@ import shutil
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .._api.image import Image, ImagePrice
 from .._display import ELLIPSIS, json_for_people, shown
 from .._errors import InvalidQueryError
-from .._lookup import fetch_listing
 from .._query import ImageQuery
-from .._select import filter_images, no_match_error
 from .common import EXIT_OK, add_query_flags, add_settings_flags, flag_names, query_from, settings_args, settings_for
+
+if TYPE_CHECKING:
+    from .._api.image import Image, ImagePrice
 
 __all__ = ["TABLE_WIDTH", "TSV_COLUMNS", "register", "run"]
 
@@ -39,6 +39,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .._lookup import fetch_listing
+    from .._select import filter_images, no_match_error
     if args.most_recent:
         raise InvalidQueryError(
             "--most-recent chooses one image, and list shows every match (newest first), so it would do nothing "

@@ -13,42 +13,21 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import _query
-from .._api.client import Client, shared_client
-from .._api.image import Image
 from .._display import shown as server_text
 from .._errors import LockfileError
-from .._lockfile.lockfile import (
-    DEFAULT_LOCKFILE,
-    DEFAULT_SELECTION_FILE,
-    LATEST,
-    LOCKFILE_VERSION,
-    Action,
-    Lockfile,
-    Pin,
-)
-from .._lockfile.resolver import (
-    Change,
-    Place,
-    changes,
-    keep_unchanged,
-    label,
-    latest_pins,
-    pinned_images,
-    places_of,
-    query_note,
-    resolve_pins,
-    selection_regions,
-    stale,
-    verified_images,
-)
-from .._lockfile.selections import SelectionFile, read_selections
-from .._lockfile.writer import exclusive, write_lockfile
-from .._select import eol_warning
+from .._lockfile.defaults import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, LATEST, LOCKFILE_VERSION
 from .._settings.settings import CLI_FACE, ConfigSource, resolve_region, resolve_settings
 from .common import EXIT_OK, OutputError, add_settings_flags, settings_args, warn
+
+if TYPE_CHECKING:
+    from .._api.client import Client
+    from .._api.image import Image
+    from .._lockfile.lockfile import Action, Lockfile, Pin
+    from .._lockfile.resolver import Change, Place
+    from .._lockfile.selections import SelectionFile
 
 __all__ = ["EXIT_OUT_OF_DATE", "register", "run"]
 
@@ -95,6 +74,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .._lockfile.lockfile import Lockfile
+    from .._lockfile.resolver import changes, keep_unchanged, latest_pins, pinned_images, places_of, resolve_pins, stale
+    from .._lockfile.selections import read_selections
+    from .._lockfile.writer import exclusive, write_lockfile
     declared = read_selections(args.file)
     lock_path = lockfile_path(args, declared)
     for name in args.update or ():
@@ -164,6 +147,8 @@ def _with_latest(before: Lockfile, declared: SelectionFile, new: Mapping[Place, 
 
 def _check(args: argparse.Namespace, declared: SelectionFile, lock_path: Path, out: TextIO) -> int:
     """``--check`` and ``--verify``: they only read, and a write never shows a half-written file, so no lock."""
+    from .._lockfile.lockfile import Lockfile
+    from .._lockfile.resolver import changes, latest_pins, pinned_images, places_of, resolve_pins
     lockfile = Lockfile.load(lock_path)
     old = latest_pins(lockfile)
     with _session(args, declared) as (client, regions):
@@ -228,6 +213,8 @@ def _session(
     args: argparse.Namespace, declared: SelectionFile
 ) -> Iterator[tuple[Client, dict[str, tuple[str, ...]]]]:
     """The client selections resolve through, and each selection's regions (a missing one said before keys)."""
+    from .._api.client import shared_client
+    from .._lockfile.resolver import selection_regions
     with settings_args(args) as given:
         arguments = _settings_arguments(declared, given)
         regions = selection_regions(declared, _configured_region(arguments))
@@ -276,6 +263,7 @@ def _verify(
     out: TextIO,
 ) -> int:
     """Without re-resolving: does the lockfile answer the file, and is every pinned image still usable?"""
+    from .._lockfile.resolver import label, query_note, verified_images
     problems: list[str] = []
     for name, query in declared.queries.items():
         for region in regions[name]:
@@ -309,6 +297,8 @@ def _past_eol(
     found: Mapping[Place, Image | str], pins: Mapping[Place, Pin], declared: SelectionFile
 ) -> list[str]:
     """One report line per pin whose image is past its end of life (today, UTC)."""
+    from .._api.image import Image
+    from .._lockfile.resolver import label
     today = _query.utc_today()
     lines = []
     for place, image in found.items():
@@ -322,6 +312,9 @@ def _past_eol(
 
 def _warn_past_eol(found: Mapping[Place, Image | str], pins: Mapping[Place, Pin], declared: SelectionFile) -> None:
     """``lock``: a warning on stderr for each pin just made on an image past its end of life."""
+    from .._api.image import Image
+    from .._lockfile.resolver import label
+    from .._select import eol_warning
     today = _query.utc_today()
     for place, image in found.items():
         query, region = declared.queries[place[0]], pins[place].region

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .._errors import LockfileError
-from .._lockfile.lockfile import LATEST, Lockfile, now_iso
+from .._lockfile.defaults import LATEST
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, check_movable, edit_lockfile, lockfile_at, ref_of
+
+if TYPE_CHECKING:
+    from .._lockfile.lockfile import Lockfile
 
 __all__ = ["register", "run"]
 
@@ -30,6 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .._lockfile.lockfile import now_iso
     name, target, source = args.name, args.to, args.source
 
     def promote(lockfile: Lockfile) -> Lockfile:

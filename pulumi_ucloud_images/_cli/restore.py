@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .._errors import LockfileError
-from .._lockfile.lockfile import Lockfile
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, check_image_id, edit_lockfile, lockfile_at
+
+if TYPE_CHECKING:
+    from .._lockfile.lockfile import Lockfile
 
 __all__ = ["register", "run"]
 

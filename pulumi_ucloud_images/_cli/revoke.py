@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .._errors import LockfileError
-from .._lockfile.lockfile import Lockfile, now_iso
 from .common import EXIT_OK
 from .ledger import add_lockfile_flag, check_image_id, edit_lockfile, lockfile_at, midnight, revocation_day
+
+if TYPE_CHECKING:
+    from .._lockfile.lockfile import Lockfile
 
 __all__ = ["register", "run"]
 
@@ -31,6 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .._lockfile.lockfile import now_iso
     image_id = check_image_id(args.image_id, "IMAGE_ID")
     reason = str(args.reason).strip()
     if not reason:

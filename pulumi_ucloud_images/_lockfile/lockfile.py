@@ -45,6 +45,7 @@ from .._errors import LockfileError
 from .._files import FileProblem, read_small_file
 from .._query import ImageQuery, invalid_query_error
 from .._select import LookupResult
+from .defaults import DEFAULT_LOCKFILE, DEFAULT_SELECTION_FILE, LATEST, LOCKFILE_VERSION
 
 __all__ = [
     "DEFAULT_LOCKFILE",
@@ -80,9 +81,6 @@ __all__ = [
     "value_text",
 ]
 
-DEFAULT_SELECTION_FILE = "ucloud-images.toml"
-DEFAULT_LOCKFILE = "ucloud-images.lock.json"
-LOCKFILE_VERSION = 2
 # Far beyond any real file (a pin is a few hundred bytes), and small enough to read and parse at once.
 FILE_LIMIT = 4 * 1024 * 1024
 NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit"
@@ -322,7 +320,6 @@ def _shown(query: ImageQuery) -> dict[str, Any]:
 
 # -- format 2: channels, regions, revocations, deprecations, history ---------------------------------------
 
-LATEST = "latest"
 ACTIONS = ("lock", "update", "promote", "rollback", "revoke", "restore", "deprecate", "migrate")
 # What every action of `history` records: a pin or channel that moved, or an image revoked, restored, deprecated.
 Action = Literal["lock", "update", "promote", "rollback", "revoke", "restore", "deprecate", "migrate"]

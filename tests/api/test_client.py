@@ -468,6 +468,19 @@ def test_no_attempt_or_pause_starts_after_the_total_time(offline: Settings) -> N
     assert timeouts[-1][1] < offline.timeout
 
 
+def test_no_retry_starts_in_a_sliver_of_the_time_budget(offline: Settings) -> None:
+    """After the pauses of 1, 2 and 4 s, 0.03 s of the 10 s are left: too little for an answer, so no fourth
+    request is sent and the error is the server's (RetCode 153), not a timeout of 0.03 s."""
+    clock = FakeClock()
+    policy = RetryPolicy(attempts=5, total_seconds=10, sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+    limited = {"RetCode": 153, "Message": "rate limited"}
+    with scripted(offline, limited, retry=policy, clock=clock, took=0.99) as client:
+        with pytest.raises(APIError, match="RetCode 153") as caught:
+            client.call(LISTING)
+        assert client.requests_sent == 3 and clock.sleeps == pytest.approx([1.0, 2.0, 4.0])
+    assert "Gave up after 3 attempt(s) in 10.0 s: the lookup's time budget of 10 s is spent" in str(caught.value)
+
+
 def test_every_page_of_a_lookup_shares_one_time_budget(offline: Settings) -> None:
     clock = FakeClock()
     started = clock.now

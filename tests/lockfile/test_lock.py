@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from pulumi_ucloud_images._api.client import reset_shared_clients
-from pulumi_ucloud_images._cli import lock as lock_command
 from pulumi_ucloud_images._cli import main
 from pulumi_ucloud_images._cli.common import exit_code_for
 from pulumi_ucloud_images._cli.lock import EXIT_OUT_OF_DATE
@@ -202,7 +201,7 @@ def test_lock_with_nothing_changed_does_not_rewrite_the_file(
     def refuse(*args: Any) -> None:
         raise AssertionError("an unchanged lockfile was rewritten")
 
-    monkeypatch.setattr(lock_command, "write_lockfile", refuse)
+    monkeypatch.setattr(_lockfile_write, "write_lockfile", refuse)  # the command imports it when it runs
     code, out, _ = run()
     assert code == 0
     assert "up to date" in out
@@ -678,7 +677,7 @@ def test_concurrent_updates_take_turns_and_keep_every_pin(
     _stale_pins(project, "web", "legacy")
     inside: list[str] = []
     overlaps: list[tuple[str, ...]] = []
-    real_resolve = lock_command.resolve_pins  # type: ignore[attr-defined]  # the name the command calls
+    real_resolve = _pins_resolve.resolve_pins  # the command imports it when it runs
 
     def slow_resolve(names: Any, selections: Any, client: Any, revoked: Any) -> Any:
         inside.append(threading.current_thread().name)
@@ -690,7 +689,7 @@ def test_concurrent_updates_take_turns_and_keep_every_pin(
         finally:
             inside.remove(threading.current_thread().name)
 
-    monkeypatch.setattr(lock_command, "resolve_pins", slow_resolve)
+    monkeypatch.setattr(_pins_resolve, "resolve_pins", slow_resolve)
     codes: dict[str, int] = {}
 
     def update(name: str) -> None:
