@@ -499,6 +499,20 @@ def test_verbose_prints_one_line_per_request(capsys: pytest.CaptureFixture[str])
     assert by_offset[0].group(5) == "1" and all(m.group(2) == "0" for m in parsed if m)
 
 
+def test_verbose_logs_a_page_refused_after_retcode_0_once_as_the_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    """A later page whose RetCode is 0 but whose ImageSet is not a list is refused by the model: that request
+    is one line, the failure, not a line of success followed by one of failure."""
+    with Emulator(max_limit=100) as server:
+        server.inject("bad_shape", times=1, after=1)  # the first page is read; the next request is refused
+        settings = ["--base-url", server.base_url, "--public-key", DEMO_PUBLIC_KEY, "--private-key", DEMO_PRIVATE_KEY]
+        code, _, err = run(capsys, "list", "--region", "cn-bj2", *settings, "--verbose", "--output", "ids")
+        refused = [r.request_id for r in server.requests if r.fault == "bad_shape"]
+    lines = [line for line in err.splitlines() if line.startswith("ucloud-images: request: ")]
+    assert code == 5 and len(refused) == 1
+    about_refused = [line for line in lines if f"request-id={refused[0]} " in line]
+    assert len(about_refused) == 1 and about_refused[0].endswith("failed: ResponseFormatError"), lines
+
+
 def test_the_readme_counts_the_catalogue_images_past_their_end_of_life() -> None:
     from pathlib import Path
 

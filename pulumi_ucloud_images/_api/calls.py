@@ -52,6 +52,8 @@ _READ_SIZE = 256 * 1024
 _MIB = 1024 * 1024
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 # One INFO line per request (its retries included) when enabled, as `ucloud-images --verbose` does.
 REQUEST_LOG = logging.getLogger("pulumi_ucloud_images.requests")
 
@@ -113,24 +115,14 @@ def _log_request(
 
 
 def _logging(
-    use: Callable[[dict[str, Any], str], _T], params: Mapping[str, Any], began: float, attempts: Callable[[], int]
-) -> Callable[[dict[str, Any], str], _T]:
-    """``use``, logging the request that succeeded first (its RetCode is 0: others never reach ``use``)."""
+    step: Callable[[_A, str], _R], params: Mapping[str, Any], began: float, attempts: Callable[[], int]
+) -> Callable[[_A, str], _R]:
+    """``step`` (``use`` or ``read``), logging the request once it made a result of a successful answer (only
+    RetCode 0 reaches either; ``read`` returns ``None`` to leave the answer to ``use``). A step that raises
+    leaves the line to the failure, so a request is never logged twice."""
 
-    def logged(body: dict[str, Any], request_id: str) -> _T:
-        _log_request(params, began, attempts(), body.get("RetCode"), request_id)
-        return use(body, request_id)
-
-    return logged
-
-
-def _logging_read(
-    read: Callable[[bytearray, str], _T | None], params: Mapping[str, Any], began: float, attempts: Callable[[], int]
-) -> Callable[[bytearray, str], _T | None]:
-    """``read``, logging the request when it read a successful answer (RetCode 0)."""
-
-    def logged(raw: bytearray, request_id: str) -> _T | None:
-        result = read(raw, request_id)
+    def logged(answer: _A, request_id: str) -> _R:
+        result = step(answer, request_id)
         if result is not None:
             _log_request(params, began, attempts(), 0, request_id)
         return result
@@ -265,7 +257,7 @@ class Sender:
         if traced:
             use = _logging(use, params, began, lambda: attempts)
             if read is not None:
-                read = _logging_read(read, params, began, lambda: attempts)
+                read = _logging(read, params, began, lambda: attempts)
         # Time too short for an answer: a retry is not started in it, so the error stays the last real one
         # (a RetCode, a refused connection), not a timeout of a few microseconds.
         sliver = max(0.05, 0.01 * policy.total_seconds)
