@@ -206,7 +206,21 @@ def test_a_socks_proxy_without_pysocks_is_one_sentence_naming_the_variable(
     )
 
 
-class Proxy:
+class LoopbackServer:
+    """A threading HTTP server on loopback, serving ``handler`` until ``close()``."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Proxy(LoopbackServer):
     """An HTTP proxy on loopback that answers every request itself, recording the request lines."""
 
     def __init__(self) -> None:
@@ -228,14 +242,8 @@ class Proxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"http://{self.address}"
 
 
 @pytest.fixture
@@ -291,7 +299,7 @@ def test_a_changed_environment_changes_the_route_of_a_client_in_use(
     assert len(proxy.lines) == 1
 
 
-class Tunnel:
+class Tunnel(LoopbackServer):
     """An HTTP proxy on loopback that only tunnels (``CONNECT``), recording the request lines and the
     ``Proxy-Authorization`` each came with."""
 
@@ -327,14 +335,7 @@ class Tunnel:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_https_through_a_proxy_tunnels_with_its_credentials_as_requests_post_does(
